@@ -1,0 +1,211 @@
+"""Account use cases: sign-up, email verification, profile, password change and reset."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from services.identity import passwords
+from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredentials, TokenExpired, TokenInvalid
+from services.identity.models import Account, OneTimeToken
+from services.identity.settings import Settings
+from shared import opaque_tokens
+from shared.errors import RateLimited
+from shared.events import Event
+from shared.throttle import Throttle
+
+EMAIL_VERIFICATION = "email_verification"
+PASSWORD_RESET = "password_reset"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def email_key(prefix: str, email: str) -> str:
+    """Throttle key for an address, without storing the address itself."""
+    return f"{prefix}:{hashlib.sha256(normalise_email(email).encode()).hexdigest()[:40]}"
+
+
+def _issue_token(uow, account: Account, purpose: str, ttl: int, now: datetime) -> tuple[str, datetime]:
+    uow.tokens.expire_unused(account.id, purpose, now)
+    token, token_hash = opaque_tokens.generate()
+    expires_at = now + timedelta(seconds=ttl)
+    uow.tokens.add(OneTimeToken(token_hash=token_hash, purpose=purpose, account_id=account.id, created_at=now,
+                                expires_at=expires_at))
+    return token, expires_at
+
+
+def _record_verification_mail(uow, account: Account, settings: Settings, now: datetime) -> None:
+    token, expires_at = _issue_token(uow, account, EMAIL_VERIFICATION, settings.email_verification_ttl, now)
+    uow.record(Event("identity.email_verification.requested", {
+        "account_id": account.id,
+        "email": account.email,
+        "first_name": account.first_name,
+        "verification_url": f"{settings.public_url}/verify-email?token={token}",
+        "expires_at": expires_at.isoformat(),
+    }))
+
+
+def register(uow, settings: Settings, email: str, password: str, first_name: str, last_name: str,
+             now: datetime) -> dict:
+    """Create an unverified account and, in the same transaction, the verification mail event."""
+    email = normalise_email(email)
+    passwords.check_policy(password, email, settings.password_min_length)
+    password_hash = passwords.hash_password(password)
+    with uow:
+        if uow.accounts.by_email(email) is not None:
+            raise EmailTaken()
+        account = Account(email=email, password_hash=password_hash, first_name=first_name, last_name=last_name,
+                          email_verified=False, mfa_enabled=False, created_at=now, updated_at=now)
+        uow.accounts.add(account)
+        uow.record(Event("identity.account.registered", {
+            "account_id": account.id, "email": email, "first_name": first_name, "last_name": last_name,
+        }))
+        _record_verification_mail(uow, account, settings, now)
+        uow.commit()
+        return account.public()
+
+
+def _address_allowance(throttle: Throttle, prefix: str, email: str, settings: Settings) -> bool:
+    """Per-address cooldown and hourly cap for mails we send on request; False means skip quietly."""
+    try:
+        throttle.hit(email_key(prefix + "-cooldown", email), 1, max(settings.resend_cooldown, 1))
+        throttle.hit(email_key(prefix + "-hourly", email), settings.resend_hourly_cap, 3600)
+    except RateLimited:
+        return False
+    return True
+
+
+def resend_verification(uow, throttle: Throttle, settings: Settings, email: str, now: datetime) -> None:
+    """Send the verification mail again if the address has an unverified account. Silent either way."""
+    if not _address_allowance(throttle, "verify", email, settings):
+        return
+    with uow:
+        account = uow.accounts.by_email(normalise_email(email))
+        if account is None or account.email_verified:
+            return
+        _record_verification_mail(uow, account, settings, now)
+        uow.commit()
+
+
+def _take_token(uow, token: str, purpose: str, now: datetime) -> tuple[OneTimeToken, bool]:
+    """Find a live token of `purpose`; returns it and whether it was already used."""
+    row = uow.tokens.get(opaque_tokens.digest(token))
+    if row is None or row.purpose != purpose:
+        raise TokenInvalid()
+    if row.used_at is not None:
+        return row, True
+    if row.expires_at <= now:
+        raise TokenExpired()
+    return row, not uow.tokens.use(row, now)
+
+
+def confirm_email(uow, token: str, now: datetime) -> dict:
+    """Verify the address. Confirming again with the same token is harmless (mail scanners pre-click)."""
+    with uow:
+        row, already_used = _take_token(uow, token, EMAIL_VERIFICATION, now)
+        account = uow.accounts.get(row.account_id)
+        if account is None:
+            raise TokenInvalid()
+        if already_used:
+            if account.email_verified:
+                return account.public()
+            raise TokenInvalid()
+        if not account.email_verified:
+            account.email_verified = True
+            account.updated_at = now
+            uow.record(Event("identity.account.verified", {"account_id": account.id, "email": account.email}))
+        uow.commit()
+        return account.public()
+
+
+def get_account(uow, account_id: str) -> dict:
+    with uow:
+        account = uow.accounts.get(account_id)
+        if account is None:
+            raise AccountNotFound()
+        return account.public()
+
+
+def update_profile(uow, account_id: str, changes: dict, now: datetime) -> dict:
+    with uow:
+        account = uow.accounts.get(account_id)
+        if account is None:
+            raise AccountNotFound()
+        for name in ("first_name", "last_name"):
+            if name in changes:
+                setattr(account, name, changes[name])
+        account.updated_at = now
+        uow.commit()
+        return account.public()
+
+
+def change_password(uow, throttle: Throttle, settings: Settings, account_id: str, session_id: str,
+                    current_password: str, new_password: str, now: datetime) -> None:
+    """Change the password after checking the current one; every other session is signed out."""
+    with uow:
+        account = uow.accounts.get(account_id)
+        if account is None:
+            raise AccountNotFound()
+        email, password_hash = account.email, account.password_hash
+    key = email_key("sign-in", email)
+    throttle.check_blocked(key)
+    if not passwords.verify(password_hash, current_password):
+        throttle.record_failure(key, settings.sign_in_free_failures, settings.sign_in_base_delay,
+                                settings.sign_in_max_delay, forget_after=settings.sign_in_max_delay * 4)
+        raise InvalidCredentials("The current password is wrong.")
+    passwords.check_policy(new_password, email, settings.password_min_length, field="new_password")
+    new_hash = passwords.hash_password(new_password)
+    with uow:
+        account = uow.accounts.get(account_id)
+        account.password_hash = new_hash
+        account.updated_at = now
+        uow.sessions.revoke_all(account_id, now, keep=session_id)
+        uow.commit()
+
+
+def request_password_reset(uow, throttle: Throttle, settings: Settings, email: str, now: datetime) -> None:
+    """Mail a reset link if the account exists. The answer is the same either way."""
+    if not _address_allowance(throttle, "reset", email, settings):
+        return
+    with uow:
+        account = uow.accounts.by_email(normalise_email(email))
+        if account is None:
+            return
+        token, expires_at = _issue_token(uow, account, PASSWORD_RESET, settings.password_reset_ttl, now)
+        uow.record(Event("identity.password_reset.requested", {
+            "account_id": account.id,
+            "email": account.email,
+            "first_name": account.first_name,
+            "reset_url": f"{settings.public_url}/reset-password?token={token}",
+            "expires_at": expires_at.isoformat(),
+        }))
+        uow.commit()
+
+
+def reset_password(uow, throttle: Throttle, settings: Settings, token: str, new_password: str, now: datetime) -> None:
+    """Set a new password with a reset token; every session is signed out. 2FA stays on."""
+    with uow:
+        row = uow.tokens.get(opaque_tokens.digest(token))
+        if row is None or row.purpose != PASSWORD_RESET or row.used_at is not None:
+            raise TokenInvalid()
+        if row.expires_at <= now:
+            raise TokenExpired()
+        account = uow.accounts.get(row.account_id)
+        email = account.email
+    passwords.check_policy(new_password, email, settings.password_min_length, field="new_password")
+    new_hash = passwords.hash_password(new_password)
+    with uow:
+        _row, already_used = _take_token(uow, token, PASSWORD_RESET, now)
+        if already_used:
+            raise TokenInvalid()
+        account = uow.accounts.get(_row.account_id)
+        account.password_hash = new_hash
+        account.updated_at = now
+        if not account.email_verified:
+            # Following the link proved the address, as a verification link would have.
+            account.email_verified = True
+            uow.record(Event("identity.account.verified", {"account_id": account.id, "email": account.email}))
+        uow.sessions.revoke_all(account.id, now)
+        uow.commit()
+    throttle.clear(email_key("sign-in", email))

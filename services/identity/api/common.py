@@ -1,0 +1,76 @@
+"""Pieces the identity resources share: field rules, the per-IP limit and the domain-error map."""
+from __future__ import annotations
+
+import re
+
+from flask import request
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.identity import errors, passwords
+from services.identity.runtime import runtime
+from shared.auth import InsufficientScope
+from shared.errors import ErrorMap
+from shared.jwt import TokenRejected
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+ERROR_MAP = ErrorMap({
+    errors.EmailTaken: 409,
+    errors.InvalidCredentials: 401,
+    errors.EmailNotVerified: 403,
+    errors.OneTimeTokenError: 400,
+    errors.RefreshTokenError: 401,
+    errors.AccountNotFound: 404,
+    passwords.PasswordRejected: 422,
+    TokenRejected: 401,
+    InsufficientScope: 403,
+})
+
+
+def no_control_characters(value: str) -> None:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError("Must not contain control characters or line breaks.")
+
+
+def email_field(**kwargs) -> fields.Email:
+    return fields.Email(validate=[validate.Length(max=254), no_control_characters], **kwargs)
+
+
+def name_field(**kwargs) -> fields.String:
+    return fields.String(validate=[validate.Length(min=1, max=100), no_control_characters], **kwargs)
+
+
+def password_field(**kwargs) -> fields.String:
+    # Length rules live in the password policy (configurable); this only bounds the request size.
+    return fields.String(validate=validate.Length(min=1, max=1024), load_only=True, **kwargs)
+
+
+def token_field(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=512), **kwargs)
+
+
+class EmailSchema(Schema):
+    email = email_field(required=True)
+
+
+class AccountSchema(Schema):
+    id = fields.String()
+    email = fields.String()
+    first_name = fields.String()
+    last_name = fields.String()
+    email_verified = fields.Boolean()
+    mfa_enabled = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    refresh_token = fields.String()
+
+
+def limit_per_ip(scope: str) -> None:
+    """Per-client-address limit on the routes that cost us (hashing, mail); 429 past it."""
+    rt = runtime()
+    rt.throttle.hit(f"ip:{scope}:{request.remote_addr}", rt.settings.ip_rate_limit, 60)

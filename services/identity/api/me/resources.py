@@ -1,0 +1,51 @@
+"""The signed-in account."""
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.identity import accounts
+from services.identity.api.common import AccountSchema
+from services.identity.api.me.schemas import PasswordChangeSchema, ProfileUpdateSchema
+from services.identity.runtime import runtime
+from shared.auth import bearer_required
+
+blp = Blueprint("me", __name__, url_prefix="/v1", description="The signed-in account")
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @bearer_required()
+    @blp.response(200, AccountSchema)
+    @blp.alt_response(401, description="invalid_token")
+    def get(self):
+        """The signed-in account"""
+        rt = runtime()
+        return accounts.get_account(rt.uow(), g.claims["sub"])
+
+    @bearer_required()
+    @blp.arguments(ProfileUpdateSchema)
+    @blp.response(200, AccountSchema)
+    @blp.alt_response(401, description="invalid_token")
+    def patch(self, body):
+        """Change first or last name"""
+        rt = runtime()
+        return accounts.update_profile(rt.uow(), g.claims["sub"], body, rt.clock())
+
+
+@blp.route("/me/password")
+class MyPassword(MethodView):
+    @bearer_required()
+    @blp.arguments(PasswordChangeSchema)
+    @blp.response(204)
+    @blp.alt_response(401, description="invalid_token, or invalid_credentials for a wrong current password")
+    @blp.alt_response(422, description="validation_failed")
+    def post(self, body):
+        """Change the password
+
+        Needs the current password; signs out every other session.
+        """
+        rt = runtime()
+        accounts.change_password(rt.uow(), rt.throttle, rt.settings, g.claims["sub"], g.claims["sid"],
+                                 body["current_password"], body["new_password"], rt.clock())

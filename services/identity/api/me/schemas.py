@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from marshmallow import Schema
+
+from services.identity.api.common import name_field, password_field
+
+
+class ProfileUpdateSchema(Schema):
+    first_name = name_field()
+    last_name = name_field()
+
+
+class PasswordChangeSchema(Schema):
+    current_password = password_field(required=True)
+    new_password = password_field(required=True)

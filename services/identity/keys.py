@@ -1,0 +1,143 @@
+"""Access-token signing keys: generation, rotation and the published key set.
+
+Keys live in the identity database (every replica sees the same set), private halves encrypted with
+SECRET_KEY. Each process loads them once at start and re-reads the set every
+`reload_interval` seconds, so a rotation reaches every worker without a restart. A rotated-in key is
+published at once but signs only from `activates_at` on, by which time every worker and every
+consumer's JWKS cache has seen it; the previous key stays published until the last token it signed
+has expired.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jose.backends.base import Key
+
+from services.identity.models import SigningKey
+from shared import jwt
+from shared.database import utcnow
+
+ALGORITHM = "ES256"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _public_jwk(private_key: ec.EllipticCurvePrivateKey) -> dict:
+    numbers = private_key.public_key().public_numbers()
+    x, y = _b64(numbers.x.to_bytes(32, "big")), _b64(numbers.y.to_bytes(32, "big"))
+    thumbprint = hashlib.sha256(json.dumps({"crv": "P-256", "kty": "EC", "x": x, "y": y}, separators=(",", ":"),
+                                           sort_keys=True).encode()).digest()
+    return {"kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": ALGORITHM, "kid": _b64(thumbprint)}
+
+
+def generate(secret_key: str, activates_at: datetime) -> SigningKey:
+    """A new P-256 key (RFC 7638 thumbprint as kid), its private half encrypted with `secret_key`."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    public = _public_jwk(private_key)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(secret_key.encode()),
+    )
+    return SigningKey(kid=public["kid"], algorithm=ALGORITHM, private_pem=pem.decode(), public_jwk=json.dumps(public),
+                      activates_at=activates_at)
+
+
+def rotate(uow, secret_key: str, activation_delay: int) -> SigningKey:
+    """Add a key; the first key signs at once, later ones after `activation_delay` seconds."""
+    with uow:
+        now = utcnow()
+        first = not uow.signing_keys.all()
+        key = generate(secret_key, now if first else now + timedelta(seconds=activation_delay))
+        uow.signing_keys.add(key)
+        uow.commit()
+    return key
+
+
+@dataclass(frozen=True)
+class LoadedKey:
+    kid: str
+    activates_at: datetime
+    public_jwk: dict
+    verifying: Key
+    signing: Key
+
+
+class NoSigningKey(RuntimeError):
+    """The identity database holds no signing key yet (run the migrate command)."""
+
+
+class KeyStore:
+    """The loaded key set of one process."""
+
+    def __init__(self, uow_factory, secret_key: str, access_token_ttl: int, reload_interval: int, clock=utcnow):
+        self.uow_factory = uow_factory
+        self.secret_key = secret_key
+        self.access_token_ttl = access_token_ttl
+        self.reload_interval = reload_interval
+        self.clock = clock
+        self._keys: list[LoadedKey] = []
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self.uow_factory() as uow:
+            rows = uow.signing_keys.all()
+        known = {key.kid: key for key in self._keys}
+        keys = [known.get(row.kid) or self._decode(row) for row in rows]
+        if not keys:
+            raise NoSigningKey("no signing key in the identity database: run `python -m services.identity migrate`")
+        self._keys = keys
+        self._loaded_at = time.monotonic()
+
+    def _decode(self, row: SigningKey) -> LoadedKey:
+        private_key = serialization.load_pem_private_key(row.private_pem.encode(), self.secret_key.encode())
+        pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+        public = json.loads(row.public_jwk)
+        return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public), jwt.load_private_key(pem, row.algorithm))
+
+    def _current(self) -> list[LoadedKey]:
+        if time.monotonic() - self._loaded_at > self.reload_interval:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self.reload_interval:
+                    self.load()
+        return self._keys
+
+    def signing_key(self) -> LoadedKey:
+        now = self.clock()
+        active = [key for key in self._current() if key.activates_at <= now]
+        return active[-1] if active else self._current()[0]
+
+    def published(self) -> list[LoadedKey]:
+        """Keys that may still verify a live token: the active one, those waiting to activate, and
+        retired ones until every token they signed has expired."""
+        now = self.clock()
+        keys = self._current()
+        grace = timedelta(seconds=self.access_token_ttl + jwt.MAX_LEEWAY)
+        active = self.signing_key()
+        result = []
+        for index, key in enumerate(keys):
+            successor = keys[index + 1] if index + 1 < len(keys) else None
+            retired_at = successor.activates_at if successor is not None and successor.activates_at <= now else None
+            if key is active or retired_at is None or retired_at + grace > now:
+                result.append(key)
+        return result
+
+    def jwks(self) -> dict:
+        return {"keys": [key.public_jwk for key in self.published()]}
+
+    def verifying_key(self, kid: str) -> tuple[str, Key] | None:
+        for key in self.published():
+            if key.kid == kid:
+                return ALGORITHM, key.verifying
+        return None

@@ -1,0 +1,34 @@
+"""What identity's request handlers share for the life of the process (built once in the app factory)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from services.identity.keys import KeyStore
+from services.identity.settings import Settings
+from services.identity.unit_of_work import IdentityUnitOfWork
+from shared.throttle import Throttle
+
+EXTENSION = "threshold.identity"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker
+    keys: KeyStore
+    throttle: Throttle
+    clock: Callable[[], datetime]
+
+    def uow(self) -> IdentityUnitOfWork:
+        return IdentityUnitOfWork(self.session_factory)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions[EXTENSION]

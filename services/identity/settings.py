@@ -1,0 +1,68 @@
+"""Identity's configuration, read once from the environment into a frozen object."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared import config
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    database_url: str
+    broker_url: str
+    var_dir: Path
+    public_url: str
+    issuer: str
+    audience: str
+    secret_key: str
+    access_token_ttl: int
+    refresh_token_ttl: int
+    password_min_length: int
+    email_verification_ttl: int
+    password_reset_ttl: int
+    resend_cooldown: int
+    resend_hourly_cap: int
+    sign_in_free_failures: int
+    sign_in_base_delay: int
+    sign_in_max_delay: int
+    ip_rate_limit: int
+    proxy_hops: int
+    key_reload_interval: int
+    key_activation_delay: int
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        app_env = config.app_env(env)
+        production = app_env == "production"
+        public_url = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
+        return cls(
+            app_env=app_env,
+            database_url=config.database_url(env, "IDENTITY_DATABASE_URL", "identity"),
+            broker_url=config.broker_url(env),
+            var_dir=config.var_dir(env),
+            public_url=public_url,
+            issuer=config.url(env, "IDENTITY_ISSUER", public_url, ("http", "https")),
+            audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),
+            secret_key=config.secret(env, "SECRET_KEY", production),
+            access_token_ttl=config.integer(env, "ACCESS_TOKEN_TTL", 900, minimum=60, maximum=86400),
+            refresh_token_ttl=config.integer(env, "REFRESH_TOKEN_TTL", 30 * 86400, minimum=300),
+            password_min_length=config.integer(env, "PASSWORD_MIN_LENGTH", 6, minimum=1, maximum=128),
+            email_verification_ttl=config.integer(env, "EMAIL_VERIFICATION_TTL", 86400, minimum=300),
+            password_reset_ttl=config.integer(env, "PASSWORD_RESET_TTL", 3600, minimum=300),
+            resend_cooldown=config.integer(env, "EMAIL_RESEND_COOLDOWN", 60),
+            resend_hourly_cap=config.integer(env, "EMAIL_RESEND_HOURLY_CAP", 5, minimum=1),
+            sign_in_free_failures=config.integer(env, "SIGN_IN_FREE_FAILURES", 5, minimum=1),
+            sign_in_base_delay=config.integer(env, "SIGN_IN_BASE_DELAY", 30, minimum=1),
+            sign_in_max_delay=config.integer(env, "SIGN_IN_MAX_DELAY", 900, minimum=1),
+            ip_rate_limit=config.integer(env, "IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1),
+            proxy_hops=config.integer(env, "PROXY_HOPS", 0, maximum=5),
+            key_reload_interval=config.integer(env, "SIGNING_KEY_RELOAD_INTERVAL", 60, minimum=1),
+            key_activation_delay=config.integer(env, "SIGNING_KEY_ACTIVATION_DELAY", 180),
+        )

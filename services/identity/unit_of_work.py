@@ -1,0 +1,28 @@
+"""Identity's unit of work: one transaction with its repositories and its outbox."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.identity import repository
+from services.identity.models import outbox
+from shared.unit_of_work import UnitOfWork
+
+SOURCE = "/threshold/identity"
+
+
+class IdentityUnitOfWork(UnitOfWork):
+    accounts: repository.Accounts
+    tokens: repository.OneTimeTokens
+    sessions: repository.Sessions
+    refresh_tokens: repository.RefreshTokens
+    signing_keys: repository.SigningKeys
+
+    def __init__(self, session_factory: sessionmaker):
+        super().__init__(session_factory, outbox, SOURCE)
+
+    def open_repositories(self, session: Session) -> None:
+        self.accounts = repository.Accounts(session)
+        self.tokens = repository.OneTimeTokens(session)
+        self.sessions = repository.Sessions(session)
+        self.refresh_tokens = repository.RefreshTokens(session)
+        self.signing_keys = repository.SigningKeys(session)

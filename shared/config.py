@@ -1,0 +1,120 @@
+"""Reading configuration from the environment.
+
+Each service turns env vars into one frozen settings object in its app factory; these helpers do
+the parsing and raise `ConfigError` naming the variable, which entry points turn into a one-line
+message and exit code 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+EXIT_BAD_CONFIG = 2
+DEVELOPMENT_SECRET = "development-only-secret-do-not-use-in-production"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; `variable` names it."""
+
+    def __init__(self, variable: str, message: str):
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+def text(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if default is None:
+        raise ConfigError(name, "is required")
+    return default
+
+
+def integer(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(name, f"must be {bound}, got {value}")
+    return value
+
+
+def choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = text(env, name, default)
+    if value not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = text(env, name, default)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ConfigError(name, f"scheme must be one of {', '.join(schemes)}, got {value.split(':', 1)[0]!r}")
+    if parts.scheme.startswith("http") and not parts.netloc:
+        raise ConfigError(name, "needs a host")
+    return value.rstrip("/") if parts.scheme.startswith("http") else value
+
+
+def json_object(env: Mapping[str, str], name: str) -> dict:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(name, f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(name, "must be a JSON object")
+    return value
+
+
+def var_dir(env: Mapping[str, str]) -> Path:
+    """Where the embedded default keeps its files (SQLite databases, bus, mail)."""
+    return Path(env.get("VAR_DIR", "").strip() or "var").resolve()
+
+
+def database_url(env: Mapping[str, str], name: str, service: str) -> str:
+    default = f"sqlite:///{var_dir(env) / (service + '.db')}"
+    value = text(env, name, default)
+    scheme = urlsplit(value).scheme
+    if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+        raise ConfigError(name, f"must be a sqlite:/// or postgresql+psycopg:// URL, got scheme {scheme!r}")
+    if scheme == "postgresql":
+        value = "postgresql+psycopg" + value[len("postgresql"):]
+    return value
+
+
+def broker_url(env: Mapping[str, str]) -> str:
+    return url(env, "BROKER_URL", "filesystem://", ("filesystem", "memory", "amqp", "amqps", "pyamqp"))
+
+
+def secret(env: Mapping[str, str], name: str, production: bool) -> str:
+    value = text(env, name, DEVELOPMENT_SECRET)
+    if production and value == DEVELOPMENT_SECRET:
+        raise ConfigError(name, "is the development secret; set a real one when APP_ENV=production")
+    if production and len(value) < 32:
+        raise ConfigError(name, "must be at least 32 characters when APP_ENV=production")
+    return value
+
+
+def app_env(env: Mapping[str, str]) -> str:
+    return choice(env, "APP_ENV", "development", ("development", "production", "test"))
+
+
+def load_or_exit(loader, env: Mapping[str, str] | None = None):
+    """Call `loader(env)`; on ConfigError print one line and exit 2 (for entry points)."""
+    try:
+        return loader(os.environ if env is None else env)
+    except ConfigError as exc:
+        print(f"threshold: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_CONFIG) from None

@@ -1,0 +1,132 @@
+"""Errors as RFC 9457 problem documents, the only error shape any Threshold API returns.
+
+Domain code raises `DomainError` subclasses that know nothing of HTTP; each service maps them to a
+status at the edge (`ErrorMap`). Anything unexpected becomes a 500 problem with a correlation id and
+no stack trace.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("threshold.errors")
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    """Base of every error a service function raises on purpose. `code` is the stable slug."""
+
+    code = "error"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail or self.__doc__ or self.code)
+        self.detail = detail or (self.__doc__ or self.code).strip().splitlines()[0]
+
+
+class RateLimited(DomainError):
+    """Too many attempts; try again later."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int, detail: str | None = None):
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
+def problem(status: int, code: str, detail: str, title: str | None = None, errors: dict | None = None,
+            headers: dict | None = None, **extra) -> Response:
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    body = {
+        "type": f"urn:threshold:problem:{code}",
+        "title": title or HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+
+
+def _flatten_validation(messages: dict) -> dict:
+    """webargs nests messages by location ({"json": {"email": [...]}}); clients want {field: [...]}."""
+    flat: dict = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            for field, field_messages in fields.items():
+                flat[field] = field_messages
+        else:
+            flat[location] = fields
+    return flat
+
+
+def http_exception_problem(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if status == 422 and "messages" in data:
+        return problem(422, "validation_failed", "The request body is not valid.", errors=_flatten_validation(data["messages"]))
+    if status == 400 and "messages" in data:
+        return problem(400, "malformed_json", "The request body is not valid JSON.")
+    headers = {k: v for k, v in (data.get("headers") or {}).items()}
+    if status == 405 and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return problem(status, HTTP_CODES.get(status, "error"), error.description or "", headers=headers)
+
+
+class ErrorMap:
+    """Maps domain error classes to HTTP statuses for one service (most specific class wins)."""
+
+    def __init__(self, statuses: dict[type[DomainError], int]):
+        self.statuses = {RateLimited: 429, **statuses}
+
+    def status_for(self, error: DomainError) -> int:
+        for cls in type(error).__mro__:
+            if cls in self.statuses:
+                return self.statuses[cls]
+        return 400
+
+    def response(self, error: DomainError) -> Response:
+        headers = {}
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after)
+        status = self.status_for(error)
+        if status == 401 and getattr(error, "bearer", False):
+            headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.detail}"'
+        field = getattr(error, "field", None)
+        errors = {field: [error.detail]} if field else None
+        return problem(status, error.code, error.detail, headers=headers, errors=errors)
+
+
+def register(app: Flask, error_map: ErrorMap) -> None:
+    app.register_error_handler(DomainError, error_map.response)
+    app.register_error_handler(HTTPException, http_exception_problem)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_exception_problem(error)
+        request_id = getattr(g, "request_id", None)
+        log.exception("unhandled error (request_id=%s)", request_id)
+        return problem(500, "internal_error", "Something went wrong on our side.", correlation_id=request_id)

@@ -1,0 +1,148 @@
+"""Signing and verifying JWTs. The only module that touches python-jose.
+
+Verification follows RFC 8725: the algorithm list is ours, never the token's; the key is chosen by
+`kid` among the issuer's published keys (symmetric keys are never accepted from a JWKS); issuer,
+audience, expiry, issued-at and subject are required; `jku`, `x5u` and `jwk` headers are ignored.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import requests
+from jose import jwk, jws, jwt
+from jose.backends.base import Key
+from jose.exceptions import ExpiredSignatureError, JOSEError
+
+from shared.errors import DomainError
+
+log = logging.getLogger("threshold.jwt")
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+ASYMMETRIC_KEY_TYPES = ("EC", "RSA")
+MAX_LEEWAY = 60
+
+
+class TokenRejected(DomainError):
+    """The bearer token is missing, malformed, expired or not ours."""
+
+    code = "invalid_token"
+    bearer = True
+
+
+def load_public_key(jwk_dict: dict) -> Key | None:
+    """A verifying key from a JWK, or None when it is not an asymmetric signing key we accept."""
+    if jwk_dict.get("kty") not in ASYMMETRIC_KEY_TYPES or jwk_dict.get("use", "sig") != "sig":
+        return None
+    if "d" in jwk_dict or not isinstance(jwk_dict.get("alg"), str):
+        return None
+    try:
+        return jwk.construct(jwk_dict, jwk_dict["alg"])
+    except JOSEError:
+        return None
+
+
+def load_private_key(pem: bytes, algorithm: str) -> Key:
+    return jwk.construct(pem, algorithm)
+
+
+def sign(claims: dict, key: Key, kid: str, algorithm: str, token_type: str = ACCESS_TOKEN_TYPE) -> str:
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid, "typ": token_type})
+
+
+class JwksClient:
+    """Keys of one issuer, fetched over HTTP and cached.
+
+    A token with an unknown kid triggers at most one refetch per `refetch_interval`, so a flood of
+    made-up kids cannot turn into a flood of requests to the issuer. While the issuer is down the
+    cached keys keep working.
+    """
+
+    def __init__(self, jwks_url: str, cache_ttl: float = 300, refetch_interval: float = 30, timeout: float = 3,
+                 session: requests.Session | None = None):
+        self.jwks_url = jwks_url
+        self.cache_ttl = cache_ttl
+        self.refetch_interval = refetch_interval
+        self.timeout = timeout
+        self.http = session or requests.Session()
+        self._keys: dict[str, tuple[str, Key]] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        try:
+            response = self.http.get(self.jwks_url, timeout=self.timeout)
+            response.raise_for_status()
+            document = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("JWKS fetch from %s failed: %s", self.jwks_url, exc)
+            self._fetched_at = time.monotonic()  # failed fetches count against the refetch budget too
+            return
+        keys = {}
+        for item in document.get("keys", []) if isinstance(document, dict) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("kid"), str):
+                continue
+            key = load_public_key(item)
+            if key is not None:
+                keys[item["kid"]] = (item["alg"], key)
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    def get(self, kid: str) -> tuple[str, Key] | None:
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age > self.cache_ttl or (kid not in self._keys and age > self.refetch_interval):
+                self._refresh()
+            return self._keys.get(kid)
+
+
+class Verifier:
+    """Verifies access tokens from one issuer for one audience."""
+
+    def __init__(self, key_source: Callable[[str], tuple[str, Key] | None], issuer: str, audience: str | Iterable[str],
+                 algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str = ACCESS_TOKEN_TYPE):
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
+        self.key_source = key_source
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = list(algorithms)
+        self.leeway = leeway
+        self.token_type = token_type
+
+    def verify(self, token: str) -> dict:
+        """Claims of a valid token; raises TokenRejected for anything else."""
+        if not isinstance(token, str) or token.count(".") != 2:
+            raise TokenRejected("The token is not a JWS compact serialization.")
+        try:
+            header = jws.get_unverified_header(token)
+        except JOSEError:
+            raise TokenRejected("The token header cannot be read.") from None
+        algorithm = header.get("alg")
+        if algorithm not in self.algorithms:
+            raise TokenRejected("The token's algorithm is not accepted.")
+        if str(header.get("typ", "")).lower() not in (self.token_type, f"application/{self.token_type}"):
+            raise TokenRejected("The token is not an access token.")
+        kid = header.get("kid")
+        found = self.key_source(kid) if isinstance(kid, str) and kid else None
+        if found is None:
+            raise TokenRejected("The token was signed by a key we do not know.")
+        key_algorithm, key = found
+        if key_algorithm != algorithm:
+            raise TokenRejected("The token's algorithm does not match its key.")
+        audiences = [self.audience] if isinstance(self.audience, str) else list(self.audience)
+        last_error: Exception | None = None
+        for audience in audiences:
+            try:
+                return jwt.decode(
+                    token, key, algorithms=[algorithm], audience=audience, issuer=self.issuer,
+                    options={"require_exp": True, "require_iat": True, "require_sub": True, "require_aud": True,
+                             "require_iss": True, "leeway": self.leeway, "verify_at_hash": False},
+                )
+            except ExpiredSignatureError:
+                raise TokenRejected("The token has expired.") from None
+            except JOSEError as exc:
+                last_error = exc
+        raise TokenRejected(f"The token is not valid: {last_error}.")

@@ -1,0 +1,92 @@
+"""What every service's Flask app shares: OpenAPI and /docs, problem+json errors, request ids,
+`/healthz`, `/readyz` and `/metrics`."""
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+
+from flask import Flask, g, jsonify, request
+from flask_smorest import Api
+
+from shared import errors, metrics
+from shared.errors import ErrorMap
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ProblemApi(Api):
+    """flask-smorest Api whose HTTP errors are problem+json documents."""
+
+    def handle_http_exception(self, error):
+        return errors.http_exception_problem(error)
+
+
+def build_app(name: str, title: str, description: str, error_map: ErrorMap,
+              readiness: dict[str, Callable[[], None]]) -> tuple[Flask, Api]:
+    app = Flask(name)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={"info": {"description": description}},
+        MAX_CONTENT_LENGTH=64 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    api = ProblemApi(app)
+    errors.register(app, error_map)
+    metrics.instrument(app, name)
+
+    @app.before_request
+    def _request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+
+    @app.after_request
+    def _headers(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        results, ok = {}, True
+        for check_name, check in readiness.items():
+            try:
+                check()
+                results[check_name] = "ok"
+            except Exception as exc:  # any failure of a dependency means not ready
+                ok = False
+                results[check_name] = f"failed: {type(exc).__name__}"
+        if ok:
+            return jsonify(status="ready", checks=results)
+        failed = ", ".join(n for n, r in results.items() if r != "ok")
+        return errors.problem(503, "not_ready", f"Not ready: {failed} did not answer.", checks=results)
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        return metrics.exposition()
+
+    return app, api
+
+
+def broker_check(connect: Callable) -> Callable[[], None]:
+    """Readiness check that opens (and closes) a broker connection."""
+
+    def check() -> None:
+        connection = connect()
+        try:
+            connection.ensure_connection(max_retries=1, timeout=2)
+        finally:
+            connection.release()
+
+    return check

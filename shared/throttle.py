@@ -1,0 +1,91 @@
+"""Rate limits and failure throttles kept in the service's database, so every worker and replica
+shares them. Each call runs in its own short transaction: a refused request still counts."""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.database import UTCDateTime, utcnow
+from shared.errors import RateLimited
+
+
+def define_throttles(metadata: MetaData) -> Table:
+    return Table(
+        "throttles",
+        metadata,
+        Column("key", String(200), primary_key=True),
+        Column("hits", Integer, nullable=False),
+        Column("window_start", UTCDateTime, nullable=False),
+        Column("blocked_until", UTCDateTime, nullable=True),
+    )
+
+
+class Throttle:
+    def __init__(self, engine: Engine, table: Table, clock=utcnow):
+        self.engine = engine
+        self.table = table
+        self.clock = clock
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    def hit(self, key: str, limit: int, window_seconds: int) -> None:
+        """Count one event in a fixed window; raise RateLimited once more than `limit` fell in it."""
+        now = self.clock()
+        table = self.table
+        window_start_cutoff = now - timedelta(seconds=window_seconds)
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert(table).values(key=key, hits=0, window_start=now).on_conflict_do_nothing(index_elements=["key"])
+            )
+            stale = table.c.window_start <= window_start_cutoff
+            hits, window_start = conn.execute(
+                update(table)
+                .where(table.c.key == key)
+                .values(
+                    hits=case((stale, 1), else_=table.c.hits + 1),
+                    window_start=case((stale, now), else_=table.c.window_start),
+                )
+                .returning(table.c.hits, table.c.window_start)
+            ).one()
+        if hits > limit:
+            raise RateLimited(_seconds_until(window_start + timedelta(seconds=window_seconds), now))
+
+    def check_blocked(self, key: str) -> None:
+        """Raise RateLimited while `key` is blocked by earlier failures."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            blocked_until = conn.execute(select(self.table.c.blocked_until).where(self.table.c.key == key)).scalar()
+        if blocked_until is not None and blocked_until > now:
+            raise RateLimited(_seconds_until(blocked_until, now))
+
+    def record_failure(self, key: str, free_failures: int, base_delay: int, max_delay: int, forget_after: int) -> None:
+        """One more failure: past `free_failures` each blocks for a doubling delay, capped at `max_delay`."""
+        now = self.clock()
+        table = self.table
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert(table).values(key=key, hits=0, window_start=now).on_conflict_do_nothing(index_elements=["key"])
+            )
+            row = conn.execute(
+                select(table.c.hits, table.c.window_start).where(table.c.key == key).with_for_update()
+            ).one()
+            forgotten = row.window_start <= now - timedelta(seconds=forget_after)
+            hits = 1 if forgotten else row.hits + 1
+            window_start = now if hits == 1 else row.window_start
+            blocked_until = None
+            if hits > free_failures:
+                delay = min(max_delay, base_delay * 2 ** (hits - free_failures - 1))
+                blocked_until = now + timedelta(seconds=delay)
+            conn.execute(
+                update(table).where(table.c.key == key).values(hits=hits, window_start=window_start, blocked_until=blocked_until)
+            )
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(self.table).where(self.table.c.key == key))
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
