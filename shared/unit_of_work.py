@@ -28,11 +28,10 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc):
-        try:
-            self.session.rollback()
-        finally:
-            self.session.close()
-            self.session = None
+        # close() rolls back whatever was not committed and, unlike rollback(), leaves loaded
+        # objects readable after the block.
+        self.session.close()
+        self.session = None
 
     def open_repositories(self, session: Session) -> None:
         """Subclasses attach their repositories to the session here."""

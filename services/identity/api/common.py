@@ -32,8 +32,18 @@ def no_control_characters(value: str) -> None:
         raise ValidationError("Must not contain control characters or line breaks.")
 
 
+class NormalisedEmail(fields.Email):
+    """An email address, trimmed and lower-cased before it is validated."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            no_control_characters(value)
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def email_field(**kwargs) -> fields.Email:
-    return fields.Email(validate=[validate.Length(max=254), no_control_characters], **kwargs)
+    return NormalisedEmail(validate=validate.Length(max=254), **kwargs)
 
 
 def name_field(**kwargs) -> fields.String:

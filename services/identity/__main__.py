@@ -1,0 +1,65 @@
+"""`python -m services.identity {migrate,serve,relay,rotate-key}`."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from shared import config, processes
+from shared.database import make_engine, make_session_factory
+from shared.migrations import upgrade
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.identity")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="upgrade the schema to head and create the first signing key")
+    serve = commands.add_parser("serve", help="serve HTTP with gunicorn")
+    serve.add_argument("--workers", type=int)
+    commands.add_parser("relay", help="publish the outbox to the bus")
+    rotate = commands.add_parser("rotate-key", help="add a signing key (signs after the activation delay)")
+    rotate.add_argument("--activate-in", type=int, help="seconds until it signs (default SIGNING_KEY_ACTIVATION_DELAY)")
+    args = parser.parse_args()
+
+    from services.identity.settings import Settings
+
+    processes.configure_logging()
+    settings = config.load_or_exit(Settings.from_env)
+    if args.command == "migrate":
+        migrate(settings)
+    elif args.command == "serve":
+        processes.serve("services.identity.app:create_app()", config.load_or_exit(
+            lambda env: config.integer(env, "IDENTITY_PORT", 8001, minimum=1, maximum=65535)), args.workers)
+    elif args.command == "relay":
+        from services.identity.models import outbox
+
+        processes.run_relay(settings.database_url, outbox, settings.broker_url, settings.var_dir)
+    elif args.command == "rotate-key":
+        key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in)
+        print(f"added signing key {key.kid}; it signs from {key.activates_at.isoformat()}")
+
+
+def migrate(settings) -> None:
+    """Schema to head, then a first signing key if there is none."""
+    upgrade(MIGRATIONS, settings.database_url)
+    from services.identity.unit_of_work import IdentityUnitOfWork
+
+    session_factory = make_session_factory(make_engine(settings.database_url))
+    with IdentityUnitOfWork(session_factory) as uow:
+        has_key = bool(uow.signing_keys.all())
+    if not has_key:
+        _rotate(settings, 0)
+
+
+def _rotate(settings, activate_in: int):
+    from services.identity import keys
+    from services.identity.unit_of_work import IdentityUnitOfWork
+
+    session_factory = make_session_factory(make_engine(settings.database_url))
+    return keys.rotate(IdentityUnitOfWork(session_factory), settings.secret_key, activate_in)
+
+
+if __name__ == "__main__":
+    main()

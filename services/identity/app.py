@@ -1,0 +1,53 @@
+"""Identity's app factory: `gunicorn 'services.identity.app:create_app()'`."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from services.identity.api.accounts.resources import blp as accounts_blp
+from services.identity.api.common import ERROR_MAP
+from services.identity.api.discovery.resources import blp as discovery_blp
+from services.identity.api.me.resources import blp as me_blp
+from services.identity.api.pages.resources import blp as pages_blp
+from services.identity.api.sessions.resources import blp as sessions_blp
+from services.identity.keys import KeyStore
+from services.identity.models import throttles
+from services.identity.runtime import EXTENSION, Runtime
+from services.identity.settings import Settings
+from services.identity.unit_of_work import IdentityUnitOfWork
+from shared import auth, bus
+from shared.database import make_engine, make_session_factory, ping, utcnow
+from shared.jwt import Verifier
+from shared.service_app import broker_check, build_app
+from shared.throttle import Throttle
+
+DESCRIPTION = "Accounts, email verification, sessions, refresh tokens and signing keys."
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Flask:
+    settings = settings or Settings.from_env(os.environ)
+    engine = make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+    keys = KeyStore(lambda: IdentityUnitOfWork(session_factory), settings.secret_key, settings.access_token_ttl,
+                    settings.key_reload_interval, clock)
+    keys.load()
+
+    app, api = build_app("identity", "Threshold identity", DESCRIPTION, ERROR_MAP, readiness={
+        "database": lambda: ping(engine),
+        "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
+    })
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+                                x_host=settings.proxy_hops)
+    app.extensions[EXTENSION] = Runtime(settings, engine, session_factory, keys, Throttle(engine, throttles, clock),
+                                        clock)
+    app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    for blueprint in (accounts_blp, sessions_blp, me_blp, discovery_blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(pages_blp)
+    return app

@@ -1,0 +1,61 @@
+"""`python -m services.notifier {migrate,serve,consume}`."""
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+
+from shared import config, processes
+from shared.migrations import upgrade
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.notifier")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="upgrade the schema to head")
+    serve = commands.add_parser("serve", help="serve health, readiness and metrics with gunicorn")
+    serve.add_argument("--workers", type=int, default=1)
+    commands.add_parser("consume", help="consume events and send mail")
+    args = parser.parse_args()
+
+    from services.notifier.settings import Settings
+
+    processes.configure_logging()
+    settings = config.load_or_exit(Settings.from_env)
+    if args.command == "migrate":
+        upgrade(MIGRATIONS, settings.database_url)
+    elif args.command == "serve":
+        port = config.load_or_exit(lambda env: config.integer(env, "NOTIFIER_PORT", 8003, minimum=1, maximum=65535))
+        processes.serve("services.notifier.app:create_app()", port, args.workers)
+    elif args.command == "consume":
+        consume(settings)
+
+
+def consume(settings) -> None:
+    from services.notifier.consumer import MailConsumer
+    from services.notifier.messages import Renderer
+    from services.notifier.repository import Deliveries
+    from services.notifier.senders import make_sender
+    from shared import bus
+    from shared.database import make_engine
+
+    consumer = MailConsumer(
+        bus.connect(settings.broker_url, settings.var_dir),
+        Renderer(settings.mail_from),
+        make_sender(settings.smtp_url, settings.mail_dir, settings.smtp_timeout),
+        Deliveries(make_engine(settings.database_url)),
+        prefetch_count=settings.prefetch_count,
+    )
+
+    def _stop(*_):
+        consumer.should_stop = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    consumer.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Notifier's HTTP app (health, readiness, metrics): `gunicorn 'services.notifier.app:create_app()'`."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from services.notifier.settings import Settings
+from shared import bus
+from shared.database import make_engine, ping
+from shared.errors import ErrorMap
+from shared.service_app import broker_check, build_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env(os.environ)
+    engine = make_engine(settings.database_url)
+    app, _api = build_app("notifier", "Threshold notifier", "Turns events into mail.", ErrorMap({}), readiness={
+        "database": lambda: ping(engine),
+        "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
+    })
+    return app

@@ -1,0 +1,77 @@
+"""Turning an event into a mail: which template, which recipient, the rendered message."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from shared.database import utcnow
+
+#: event type -> (template folder, extra template context); the recipient is `data.email`
+TEMPLATES: dict[str, tuple[str, dict]] = {
+    "identity.email_verification.requested": ("verification", {}),
+    "identity.password_reset.requested": ("password_reset", {}),
+    "tenancy.invitation.created": ("invitation", {}),
+    "identity.mfa.enabled": ("mfa_notice", {"enabled": True}),
+    "identity.mfa.disabled": ("mfa_notice", {"enabled": False}),
+}
+
+# A plain, conservative address check: the API validated it already; this guards the SMTP envelope
+# against header injection whatever a producer puts on the bus.
+ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}$")
+
+
+class MessageRejected(ValueError):
+    """The event cannot become a mail (unknown type, bad recipient, missing data): never retry it."""
+
+
+@dataclass(frozen=True)
+class Mail:
+    event_id: str
+    template: str
+    message: EmailMessage
+    links: list[str]
+
+
+class Renderer:
+    def __init__(self, mail_from: str):
+        self.mail_from = mail_from
+        self.env = Environment(loader=PackageLoader("services.notifier", "templates"),
+                               autoescape=select_autoescape(["html"]), undefined=StrictUndefined)
+        self.text_env = Environment(loader=PackageLoader("services.notifier", "templates"), autoescape=False,
+                                    undefined=StrictUndefined)
+
+    def render(self, envelope: dict) -> Mail:
+        event_type = envelope["type"]
+        if event_type not in TEMPLATES:
+            raise MessageRejected(f"no mail for event type {event_type!r}")
+        template, extra = TEMPLATES[event_type]
+        data = envelope["data"]
+        recipient = data.get("email")
+        if not isinstance(recipient, str) or not ADDRESS.match(recipient):
+            raise MessageRejected("the recipient address is missing or not acceptable")
+        context = {key: value for key, value in data.items() if isinstance(value, (str, int, float, bool))}
+        context.update(extra)
+        try:
+            subject = self.text_env.get_template(f"email/{template}/subject.txt").render(context).strip()
+            text = self.text_env.get_template(f"email/{template}/body.txt").render(context)
+            html = self.env.get_template(f"email/{template}/body.html").render(context)
+        except Exception as exc:  # missing fields in the event: StrictUndefined raises
+            raise MessageRejected(f"cannot render {template}: {type(exc).__name__}") from None
+        message = EmailMessage()
+        message["Subject"] = " ".join(subject.split())
+        message["From"] = self.mail_from
+        local, domain = recipient.rsplit("@", 1)
+        message["To"] = Address(addr_spec=f"{local}@{domain}")
+        message["Date"] = format_datetime(utcnow())
+        # The event id is the Message-ID: a redelivered event yields the very same message.
+        message["Message-ID"] = f"<{envelope['id']}@threshold>" if re.fullmatch(r"[A-Za-z0-9._-]+", envelope["id"]) \
+            else make_msgid(domain="threshold")
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        links = [value for key, value in data.items() if key.endswith("_url") and isinstance(value, str)]
+        return Mail(envelope["id"], template, message, links)

@@ -1,0 +1,4 @@
+from services.notifier.models import Model
+from shared.migrations import run_env
+
+run_env(Model.metadata)

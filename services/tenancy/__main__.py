@@ -1,0 +1,38 @@
+"""`python -m services.tenancy {migrate,serve,relay}`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shared import config, processes
+from shared.migrations import upgrade
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.tenancy")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="upgrade the schema to head")
+    serve = commands.add_parser("serve", help="serve HTTP with gunicorn")
+    serve.add_argument("--workers", type=int)
+    commands.add_parser("relay", help="publish the outbox to the bus")
+    args = parser.parse_args()
+
+    from services.tenancy.settings import Settings
+
+    processes.configure_logging()
+    settings = config.load_or_exit(Settings.from_env)
+    if args.command == "migrate":
+        upgrade(MIGRATIONS, settings.database_url)
+    elif args.command == "serve":
+        port = config.load_or_exit(lambda env: config.integer(env, "TENANCY_PORT", 8002, minimum=1, maximum=65535))
+        processes.serve("services.tenancy.app:create_app()", port, args.workers)
+    elif args.command == "relay":
+        from services.tenancy.models import outbox
+
+        processes.run_relay(settings.database_url, outbox, settings.broker_url, settings.var_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Tenancy's configuration, read once from the environment."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared import config
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    database_url: str
+    broker_url: str
+    var_dir: Path
+    identity_url: str
+    issuer: str
+    audience: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        identity_url = config.url(env, "IDENTITY_INTERNAL_URL",
+                                  config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
+                                  ("http", "https"))
+        return cls(
+            app_env=config.app_env(env),
+            database_url=config.database_url(env, "TENANCY_DATABASE_URL", "tenancy"),
+            broker_url=config.broker_url(env),
+            var_dir=config.var_dir(env),
+            identity_url=identity_url,
+            issuer=config.url(env, "IDENTITY_ISSUER",
+                              config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
+                              ("http", "https")),
+            audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),
+        )
