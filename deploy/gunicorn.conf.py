@@ -30,3 +30,6 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+# Several gunicorn masters run side by side on one machine (make run); none needs the control socket.
+control_socket_disable = True

@@ -1,0 +1,31 @@
+# Everything a newcomer needs, from a machine with only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test bench migrate clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || $(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## migrate and start every process; Ctrl-C stops them
+	$(PY) -m services.run
+
+test: install  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install  ## benchmarks; figures go to docs/performance.md
+	$(PY) -m bench
+
+migrate: install
+	$(PY) -m services.identity migrate && $(PY) -m services.tenancy migrate && $(PY) -m services.notifier migrate
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,199 @@
+"""Fixtures shared by every test: fresh databases on SQLite and PostgreSQL, a controllable clock,
+the identity app with its test client, and AuthActions for the usual sign-up/verify/sign-in steps."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import create_engine, select
+from werkzeug.serving import make_server
+
+from tests import backends
+
+
+class Clock:
+    """Time the tests control: `clock.advance(seconds)` instead of sleeping."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime.now(timezone.utc).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory):
+    factory = backends.DatabaseFactory(tmp_path_factory.mktemp("databases"))
+    yield factory
+    if backends.postgres_available():
+        factory.drop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request) -> str:
+    if request.param == "postgres":
+        backends.require(backends.postgres_available(), "PostgreSQL")
+    return request.param
+
+
+@pytest.fixture
+def identity_db(backend, databases) -> str:
+    url = databases.fresh(backend, "services.identity")
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def identity_env(database_url: str, var_dir, **overrides) -> dict:
+    env = {
+        "APP_ENV": "test",
+        "IDENTITY_DATABASE_URL": database_url,
+        "BROKER_URL": "memory://",
+        "VAR_DIR": str(var_dir),
+        "IP_RATE_LIMIT_PER_MINUTE": "100000",
+        "EMAIL_RESEND_COOLDOWN": "60",
+    }
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+@pytest.fixture
+def make_identity_app(identity_db, tmp_path, clock):
+    """Build the identity app on this test's database; keyword arguments override env settings."""
+    from services.identity.app import create_app
+    from services.identity.settings import Settings
+
+    def make(**overrides):
+        return create_app(Settings.from_env(identity_env(identity_db, tmp_path, **overrides)), clock=clock)
+
+    return make
+
+
+@pytest.fixture
+def identity_app(make_identity_app):
+    return make_identity_app()
+
+
+@pytest.fixture
+def client(identity_app):
+    return identity_app.test_client()
+
+
+class Outbox:
+    """Reads the events a service wrote to its outbox, in the database it really uses."""
+
+    def __init__(self, database_url: str):
+        self.engine = create_engine(database_url.replace("sqlite:///", "sqlite:///", 1))
+
+    def events(self, event_type: str | None = None) -> list[dict]:
+        from services.identity.models import outbox
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.envelope).order_by(outbox.c.created_at)).scalars().all()
+        events = [json.loads(row) for row in rows]
+        return [e for e in events if event_type is None or e["type"] == event_type]
+
+    def last(self, event_type: str, email: str | None = None) -> dict:
+        matching = [e for e in self.events(event_type) if email is None or e["data"].get("email") == email]
+        assert matching, f"no {event_type} event in the outbox"
+        return matching[-1]
+
+
+@pytest.fixture
+def outbox(identity_db):
+    box = Outbox(identity_db)
+    yield box
+    box.engine.dispose()
+
+
+def token_from_url(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
+
+
+class AuthActions:
+    """The common steps of a test that needs an account."""
+
+    PASSWORD = "correct horse battery"
+
+    def __init__(self, client, outbox: Outbox):
+        self.client = client
+        self.outbox = outbox
+        self._n = 0
+
+    def sign_up(self, email: str | None = None, password: str = PASSWORD, first_name: str = "Ada",
+                last_name: str = "Lovelace"):
+        if email is None:
+            self._n += 1
+            email = f"user{self._n}@example.com"
+        response = self.client.post("/v1/accounts", json={"email": email, "password": password,
+                                                          "first_name": first_name, "last_name": last_name})
+        assert response.status_code == 201, response.json
+        return response.json
+
+    def verification_token(self, email: str) -> str:
+        event = self.outbox.last("identity.email_verification.requested", email)
+        return token_from_url(event["data"]["verification_url"])
+
+    def verify(self, email: str):
+        response = self.client.post("/v1/email-verifications/confirm", json={"token": self.verification_token(email)})
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def sign_in(self, email: str, password: str = PASSWORD):
+        return self.client.post("/v1/sessions", json={"email": email, "password": password})
+
+    def verified_account(self, email: str | None = None, password: str = PASSWORD) -> tuple[dict, dict]:
+        """Sign up, verify and sign in; returns (account, token pair)."""
+        account = self.sign_up(email, password)
+        self.verify(account["email"])
+        response = self.sign_in(account["email"], password)
+        assert response.status_code == 200, response.json
+        return account, response.json
+
+
+@pytest.fixture
+def auth(client, outbox) -> AuthActions:
+    return AuthActions(client, outbox)
+
+
+def bearer(tokens: dict | str) -> dict:
+    token = tokens if isinstance(tokens, str) else tokens["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+class LiveServer:
+    """A WSGI app served over real HTTP on loopback in a thread (for JWKS fetches and the like)."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def live_server():
+    servers = []
+
+    def start(app) -> LiveServer:
+        server = LiveServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
