@@ -1,0 +1,49 @@
+"""Schemathesis against each service's own OpenAPI document: no input may produce a 500, and every
+error is a problem+json document.
+
+The operations are driven with Hypothesis directly (schemathesis's pytest plugin does not load under
+the pytest in our lock file).
+"""
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from tests.conftest import bearer
+
+EXAMPLES_PER_OPERATION = 25
+
+
+def problem_json_errors(ctx, response, case):
+    """Every 4xx and 5xx is application/problem+json with a code."""
+    if response.status_code >= 400:
+        content_type = response.headers.get("Content-Type", response.headers.get("content-type", ""))
+        content_type = content_type[0] if isinstance(content_type, list) else content_type
+        assert content_type.startswith("application/problem+json"), (case.path, response.status_code, content_type)
+        assert "code" in response.json()
+
+
+def fuzz(app, headers: dict) -> list[str]:
+    """Run every operation of the app's OpenAPI; returns the operations exercised."""
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    exercised = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
+                  database=None)
+        def run(case):
+            case.call_and_validate(headers=headers, checks=[not_a_server_error, problem_json_errors])
+
+        run()
+        exercised.append(f"{operation.method.upper()} {operation.path}")
+    return exercised
+
+
+def test_identity_never_errors(identity_app, auth):
+    _account, tokens = auth.verified_account("fuzz@example.com")
+    exercised = fuzz(identity_app, bearer(tokens))
+    assert "POST /v1/accounts" in exercised and "GET /v1/me" in exercised
