@@ -1,19 +1,77 @@
-"""The bus: connection settings and the topology every producer and consumer declares.
+"""The bus: connections and the whole topology, declared by every producer and consumer alike.
 
-Production runs RabbitMQ (`amqp://`); the embedded default is kombu's filesystem transport under
-`var/bus`, which needs no server and still routes a topic exchange between processes (its bindings
-live in files). `memory://` is for tests where the broker is not the thing under test.
+- `threshold.events`: durable topic exchange; routing key = event type; CloudEvents JSON bodies.
+- Each consumer owns a durable queue bound to the types it handles (the notifier: `notifier.mail`).
+- Retries: a failed message is republished to `threshold.retry`, landing in `<queue>.retry.<delay>s`,
+  a queue whose TTL is that delay and which dead-letters back into the consumer's queue through the
+  default exchange. (Named by delay: changing the delays declares new queues instead of clashing
+  with the arguments of existing ones.) Delays grow; after the last one the
+  message goes to `<queue>.dead` through `threshold.dead`, where an operator can list and replay it.
+
+Production runs RabbitMQ (`amqp://`). The embedded default is kombu's filesystem transport under
+`var/bus`: no server, and a topic exchange still routes between processes (its bindings live in
+files); it has no TTL or dead-lettering, so there a consumer waits out a retry delay itself.
+`memory://` is for tests where the broker is not the thing under test.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Exchange, Queue, binding
 
 EXCHANGE = Exchange("threshold.events", type="topic", durable=True)
+RETRY_EXCHANGE = Exchange("threshold.retry", type="direct", durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("threshold.dead", type="direct", durable=True)
+ATTEMPT_HEADER = "x-threshold-attempt"
+ERROR_HEADER = "x-threshold-error"
 
-NOTIFIER_QUEUE_NAME = "notifier.mail"
-#: Event types the notifier turns into mail; its queue is bound to each.
+
+@dataclass(frozen=True)
+class ConsumerQueues:
+    """A consumer's queue, its retry queues (one per delay) and its dead-letter queue."""
+
+    name: str
+    event_types: tuple[str, ...]
+    retry_delays: tuple[float, ...]
+
+    def main(self) -> Queue:
+        return Queue(
+            self.name,
+            bindings=[binding(EXCHANGE, routing_key=event_type) for event_type in self.event_types],
+            durable=True,
+            # Whatever the broker itself drops (a reject without requeue) lands in the dead letters.
+            queue_arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+                             "x-dead-letter-routing-key": self.dead_routing_key},
+        )
+
+    def retry_routing_key(self, attempt: int) -> str:
+        return f"{self.name}.retry.{self.retry_delays[attempt]:g}s"
+
+    def retry(self, attempt: int) -> Queue:
+        return Queue(
+            self.retry_routing_key(attempt),
+            exchange=RETRY_EXCHANGE,
+            routing_key=self.retry_routing_key(attempt),
+            durable=True,
+            queue_arguments={"x-message-ttl": int(self.retry_delays[attempt] * 1000),
+                             "x-dead-letter-exchange": "",
+                             "x-dead-letter-routing-key": self.name},
+        )
+
+    @property
+    def dead_routing_key(self) -> str:
+        return f"{self.name}.dead"
+
+    def dead(self) -> Queue:
+        return Queue(self.dead_routing_key, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.dead_routing_key,
+                     durable=True)
+
+    def all(self) -> list[Queue]:
+        return [self.main(), *(self.retry(n) for n in range(len(self.retry_delays))), self.dead()]
+
+
+#: Event types the notifier turns into mail.
 NOTIFIER_EVENT_TYPES = (
     "identity.email_verification.requested",
     "identity.password_reset.requested",
@@ -21,18 +79,21 @@ NOTIFIER_EVENT_TYPES = (
     "identity.mfa.disabled",
     "tenancy.invitation.created",
 )
+#: Seconds before each retry of a mail that could not be sent; then the dead letters.
+NOTIFIER_RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 1800.0)
 
 
-def notifier_queues() -> list[Queue]:
-    """One queue, one binding per event type (kombu expresses a binding as a same-named Queue)."""
-    return [
-        Queue(NOTIFIER_QUEUE_NAME, exchange=EXCHANGE, routing_key=event_type, durable=True)
-        for event_type in NOTIFIER_EVENT_TYPES
-    ]
+def notifier(retry_delays: tuple[float, ...] = NOTIFIER_RETRY_DELAYS) -> ConsumerQueues:
+    return ConsumerQueues("notifier.mail", NOTIFIER_EVENT_TYPES, tuple(retry_delays))
+
+
+def supports_dead_lettering(connection: Connection) -> bool:
+    """True on RabbitMQ: TTL and dead-letter exchanges work there and nowhere else we run."""
+    return connection.transport_cls in ("amqp", "pyamqp", "amqps") or connection.transport.driver_type == "amqp"
 
 
 def connect(url: str, var_dir: Path) -> Connection:
-    """A kombu connection (lazy: nothing happens until it is used)."""
+    """A kombu connection (lazy: nothing happens until it is used). Publishes wait for confirms."""
     if url.startswith("filesystem"):
         folder = var_dir / "bus"
         for sub in ("data", "control"):
@@ -51,9 +112,17 @@ def connect(url: str, var_dir: Path) -> Connection:
     return Connection(url, transport_options=options, connect_timeout=5, heartbeat=0)
 
 
-def declare_topology(connection: Connection) -> None:
-    """Exchange and every consumer queue, so nothing published before a consumer's first start is lost."""
-    channel = connection.default_channel
-    EXCHANGE(channel).declare()
-    for queue in notifier_queues():
-        queue(channel).declare()
+def declare_topology(target, consumers: tuple[ConsumerQueues, ...] | None = None) -> None:
+    """Exchanges and every consumer's queues (on a channel, or a connection's default channel), so
+    nothing published before a consumer's first start is lost."""
+    channel = getattr(target, "default_channel", target)
+    for exchange in (EXCHANGE, RETRY_EXCHANGE, DEAD_LETTER_EXCHANGE):
+        exchange(channel).declare()
+    for consumer in consumers if consumers is not None else (notifier(),):
+        for queue in consumer.all():
+            queue(channel).declare()
+
+
+def notifier_queues() -> list[Queue]:
+    """The queues the notifier consumes (kept for callers that only need the main queue)."""
+    return [notifier().main()]

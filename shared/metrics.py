@@ -30,10 +30,18 @@ def instrument(app: Flask, service: str) -> None:
         return response
 
 
-def exposition() -> Response:
+def exposition(collectors=()) -> Response:
+    """Prometheus text: this process's (or, in multiprocess mode, every process's) samples, plus
+    `collectors` that compute their values at scrape time (queue depths, backlogs)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    text = generate_latest(registry)
+    if collectors:
+        scraped = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            scraped.register(collector)
+        text += generate_latest(scraped)
+    return Response(text, mimetype=CONTENT_TYPE_LATEST)

@@ -82,7 +82,7 @@ class Relay:
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
             self.connection.ensure_connection(max_retries=1)
-            bus.declare_topology(self.connection)
+            bus.declare_topology(self.connection.default_channel)
             self._producer = Producer(self.connection.default_channel, exchange=bus.EXCHANGE)
         return self._producer
 

@@ -23,7 +23,7 @@ class ProblemApi(Api):
 
 
 def build_app(name: str, title: str, description: str, error_map: ErrorMap,
-              readiness: dict[str, Callable[[], None]]) -> tuple[Flask, Api]:
+              readiness: dict[str, Callable[[], None]], collectors=()) -> tuple[Flask, Api]:
     app = Flask(name)
     app.config.update(
         API_TITLE=title,
@@ -74,7 +74,7 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
 
     @app.get("/metrics")
     def metrics_endpoint():
-        return metrics.exposition()
+        return metrics.exposition(collectors)
 
     return app, api
 

@@ -18,6 +18,9 @@ def main() -> None:
     serve = commands.add_parser("serve", help="serve health, readiness and metrics with gunicorn")
     serve.add_argument("--workers", type=int, default=1)
     commands.add_parser("consume", help="consume events and send mail")
+    dead = commands.add_parser("dead-letters", help="list or replay messages that could not be mailed")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("--id", help="replay only the event with this id")
     args = parser.parse_args()
 
     from services.notifier.settings import Settings
@@ -31,6 +34,26 @@ def main() -> None:
         processes.serve("services.notifier.app:create_app()", port, args.workers)
     elif args.command == "consume":
         consume(settings)
+    elif args.command == "dead-letters":
+        dead_letters(settings, args.action, args.id)
+
+
+def dead_letters(settings, action: str, event_id: str | None) -> None:
+    from services.notifier import dead_letters as letters
+    from shared import bus
+
+    connection = bus.connect(settings.broker_url, settings.var_dir)
+    queues = bus.notifier(settings.retry_delays)
+    try:
+        if action == "list":
+            found = letters.list_dead_letters(connection, queues)
+            for letter in found:
+                print(f"{letter.event_id or '-'}\t{letter.event_type or '-'}\tattempts={letter.attempts}\t{letter.error}")
+            print(f"{len(found)} dead letter(s)")
+        else:
+            print(f"replayed {letters.replay(connection, queues, event_id)} message(s)")
+    finally:
+        connection.release()
 
 
 def consume(settings) -> None:
@@ -47,6 +70,7 @@ def consume(settings) -> None:
         make_sender(settings.smtp_url, settings.mail_dir, settings.smtp_timeout),
         Deliveries(make_engine(settings.database_url)),
         prefetch_count=settings.prefetch_count,
+        retry_delays=settings.retry_delays,
     )
 
     def _stop(*_):
@@ -54,7 +78,10 @@ def consume(settings) -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        consumer.close()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import os
 
 from flask import Flask
 
+from services.notifier.metrics import QueueDepthCollector
 from services.notifier.settings import Settings
 from shared import bus
 from shared.database import make_engine, ping
@@ -15,8 +16,9 @@ from shared.service_app import broker_check, build_app
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     engine = make_engine(settings.database_url)
+    connect = lambda: bus.connect(settings.broker_url, settings.var_dir)  # noqa: E731
     app, _api = build_app("notifier", "Threshold notifier", "Turns events into mail.", ErrorMap({}), readiness={
         "database": lambda: ping(engine),
-        "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
-    })
+        "bus": broker_check(connect),
+    }, collectors=[QueueDepthCollector(connect, bus.notifier(settings.retry_delays))])
     return app

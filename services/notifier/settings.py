@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 
-from shared import config
+from shared import bus, config
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class Settings:
     smtp_timeout: int
     mail_from: str
     prefetch_count: int
+    retry_delays: tuple[float, ...]
 
     @property
     def mail_dir(self) -> Path:
@@ -41,4 +42,18 @@ class Settings:
             smtp_timeout=config.integer(env, "SMTP_TIMEOUT", 10, minimum=1),
             mail_from=mail_from,
             prefetch_count=config.integer(env, "NOTIFIER_PREFETCH", 10, minimum=1, maximum=1000),
+            retry_delays=_delays(env),
         )
+
+
+def _delays(env: Mapping[str, str]) -> tuple[float, ...]:
+    raw = env.get("NOTIFIER_RETRY_DELAYS", "").strip()
+    if not raw:
+        return bus.NOTIFIER_RETRY_DELAYS
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise config.ConfigError("NOTIFIER_RETRY_DELAYS", f"must be seconds separated by commas, got {raw!r}") from None
+    if not delays or any(d <= 0 or d > 86400 for d in delays) or len(delays) > 20:
+        raise config.ConfigError("NOTIFIER_RETRY_DELAYS", "must be 1 to 20 delays, each over 0 and at most 86400 s")
+    return delays
