@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from pathlib import Path
 
 from shared import config, processes
@@ -21,6 +21,11 @@ def main() -> None:
     commands.add_parser("relay", help="publish the outbox to the bus")
     rotate = commands.add_parser("rotate-key", help="add a signing key (signs after the activation delay)")
     rotate.add_argument("--activate-in", type=int, help="seconds until it signs (default SIGNING_KEY_ACTIVATION_DELAY)")
+    reset = commands.add_parser("mfa-reset", help="support: turn 2FA off for an account that lost its phone")
+    reset.add_argument("email")
+    reset.add_argument("--actor", required=True, help="who does this, for the audit record (e.g. support:alice)")
+    reset.add_argument("--reason", required=True, help="why, for the audit record (e.g. ticket number)")
+    commands.add_parser("rotate-totp-key", help="re-encrypt TOTP secrets with the first TOTP_ENCRYPTION_KEYS key")
     args = parser.parse_args()
 
     from services.identity.settings import Settings
@@ -39,6 +44,8 @@ def main() -> None:
     elif args.command == "rotate-key":
         key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in)
         print(f"added signing key {key.kid}; it signs from {key.activates_at.isoformat()}")
+    elif args.command in ("mfa-reset", "rotate-totp-key"):
+        _mfa_command(settings, args)
 
 
 def migrate(settings) -> None:
@@ -51,6 +58,25 @@ def migrate(settings) -> None:
         has_key = bool(uow.signing_keys.all())
     if not has_key:
         _rotate(settings, 0)
+
+
+def _mfa_command(settings, args) -> None:
+    from services.identity import mfa
+    from services.identity.errors import AccountNotFound, MfaNotEnabled
+    from services.identity.totp import SecretBox
+    from services.identity.unit_of_work import IdentityUnitOfWork
+    from shared.database import utcnow
+
+    uow = IdentityUnitOfWork(make_session_factory(make_engine(settings.database_url)))
+    if args.command == "rotate-totp-key":
+        print(f"re-encrypted {mfa.rotate_encryption(uow, SecretBox(settings.totp_keys))} TOTP secret(s)")
+        return
+    try:
+        account_id = mfa.admin_reset(uow, args.email, args.actor, args.reason, utcnow())
+    except (AccountNotFound, MfaNotEnabled) as error:
+        print(f"threshold: {error.detail}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"2FA turned off for account {account_id}; the owner will be mailed a security notice")
 
 
 def _rotate(settings, activate_in: int):

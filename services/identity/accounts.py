@@ -140,20 +140,30 @@ def update_profile(uow, account_id: str, changes: dict, now: datetime) -> dict:
         return account.public()
 
 
-def change_password(uow, throttle: Throttle, settings: Settings, account_id: str, session_id: str,
-                    current_password: str, new_password: str, now: datetime) -> None:
-    """Change the password after checking the current one; every other session is signed out."""
+def failure_policy(settings: Settings) -> dict:
+    """How failed password (and code) checks block an address: see Throttle.record_failure."""
+    return {"free_failures": settings.sign_in_free_failures, "base_delay": settings.sign_in_base_delay,
+            "max_delay": settings.sign_in_max_delay, "forget_after": settings.sign_in_max_delay * 4}
+
+
+def check_password(uow, throttle: Throttle, settings: Settings, account_id: str, password: str) -> Account:
+    """Re-check a signed-in account's password (throttled like sign-in); returns the account, detached."""
     with uow:
         account = uow.accounts.get(account_id)
         if account is None:
             raise AccountNotFound()
-        email, password_hash = account.email, account.password_hash
-    key = email_key("sign-in", email)
+    key = email_key("sign-in", account.email)
     throttle.check_blocked(key)
-    if not passwords.verify(password_hash, current_password):
-        throttle.record_failure(key, settings.sign_in_free_failures, settings.sign_in_base_delay,
-                                settings.sign_in_max_delay, forget_after=settings.sign_in_max_delay * 4)
-        raise InvalidCredentials("The current password is wrong.")
+    if not passwords.verify(account.password_hash, password):
+        throttle.record_failure(key, **failure_policy(settings))
+        raise InvalidCredentials("The password is wrong.")
+    return account
+
+
+def change_password(uow, throttle: Throttle, settings: Settings, account_id: str, session_id: str,
+                    current_password: str, new_password: str, now: datetime) -> None:
+    """Change the password after checking the current one; every other session is signed out."""
+    email = check_password(uow, throttle, settings, account_id, current_password).email
     passwords.check_policy(new_password, email, settings.password_min_length, field="new_password")
     new_hash = passwords.hash_password(new_password)
     with uow:

@@ -12,12 +12,14 @@ from services.identity.api.accounts.resources import blp as accounts_blp
 from services.identity.api.common import ERROR_MAP
 from services.identity.api.discovery.resources import blp as discovery_blp
 from services.identity.api.me.resources import blp as me_blp
+from services.identity.api.mfa.resources import blp as mfa_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
 from services.identity.keys import KeyStore
 from services.identity.models import throttles
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
+from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import auth, bus
 from shared.database import make_engine, make_session_factory, ping, utcnow
@@ -44,10 +46,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)
     app.extensions[EXTENSION] = Runtime(settings, engine, session_factory, keys, Throttle(engine, throttles, clock),
-                                        clock)
+                                        clock, SecretBox(settings.totp_keys))
     app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (accounts_blp, sessions_blp, me_blp, discovery_blp):
+    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, discovery_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_blp)
     return app

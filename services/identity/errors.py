@@ -64,3 +64,41 @@ class AccountNotFound(DomainError):
     """The account no longer exists."""
 
     code = "not_found"
+
+
+class MfaStateConflict(DomainError):
+    """Two-factor authentication is not in the state this request needs."""
+
+    code = "mfa_state_conflict"
+
+
+class MfaAlreadyEnabled(MfaStateConflict):
+    """Two-factor authentication is already on; turn it off first to enrol a new authenticator."""
+
+    code = "mfa_already_enabled"
+
+
+class MfaNotEnabled(MfaStateConflict):
+    """Two-factor authentication is not on for this account."""
+
+    code = "mfa_not_enabled"
+
+
+class MfaEnrolmentNotStarted(MfaStateConflict):
+    """Start enrolment (POST /v1/me/mfa/totp) before confirming it."""
+
+    code = "mfa_enrolment_not_started"
+
+
+class InvalidCode(DomainError):
+    """The code is wrong, expired or already used."""
+
+    code = "invalid_code"
+
+
+class MfaTokenInvalid(TokenInvalid):
+    """The mfa_token is not valid (unknown, used, or voided by wrong codes); sign in again."""
+
+
+class MfaTokenExpired(TokenExpired):
+    """The mfa_token has expired; sign in again."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.database import UTCDateTime, new_id, utcnow
@@ -90,6 +90,55 @@ class SigningKey(Model):
 
 
 Index("ix_signing_keys_activates_at", SigningKey.activates_at)
+
+
+
+class TotpCredential(Model):
+    """An account's authenticator secret (encrypted). Active once `confirmed_at` is set."""
+
+    __tablename__ = "totp_credentials"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    # The last accepted time step: a code is accepted only for a later step (RFC 6238 5.2, no replay).
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Model):
+    __tablename__ = "recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class MfaChallenge(Model):
+    """The second step of a sign-in with 2FA: `mfa_token` (hashed), short-lived, dies after a few wrong codes."""
+
+    __tablename__ = "mfa_challenges"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None]
+
+
+class AuditRecord(Model):
+    """Security-relevant actions taken on an account by someone other than its owner (support, admins)."""
+
+    __tablename__ = "audit_records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[str] = mapped_column(String(36), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 outbox = define_outbox(Model.metadata)
 throttles = define_throttles(Model.metadata)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.identity.models import Account, AuthSession, OneTimeToken, RefreshToken, SigningKey
+from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
+                                     RefreshToken, SigningKey, TotpCredential)
 
 
 class Accounts:
@@ -113,3 +114,93 @@ class SigningKeys:
 
     def all(self) -> list[SigningKey]:
         return list(self.session.scalars(select(SigningKey).order_by(SigningKey.activates_at)))
+
+
+class TotpCredentials:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, account_id: str) -> TotpCredential | None:
+        return self.session.get(TotpCredential, account_id)
+
+    def put(self, credential: TotpCredential) -> None:
+        existing = self.get(credential.account_id)
+        if existing is not None:
+            self.session.delete(existing)
+            self.session.flush()
+        self.session.add(credential)
+
+    def delete(self, account_id: str) -> None:
+        self.session.execute(delete(TotpCredential).where(TotpCredential.account_id == account_id))
+
+    def accept_step(self, account_id: str, step: int) -> bool:
+        """Record `step` as used; False when it (or a later one) was used already: a replayed code.
+
+        One conditional UPDATE, so two concurrent requests with the same code cannot both win."""
+        result = self.session.execute(
+            update(TotpCredential)
+            .where(TotpCredential.account_id == account_id,
+                   or_(TotpCredential.last_step.is_(None), TotpCredential.last_step < step))
+            .values(last_step=step)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    def all(self) -> list[TotpCredential]:
+        return list(self.session.scalars(select(TotpCredential)))
+
+
+class RecoveryCodes:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def replace(self, account_id: str, code_hashes: list[str], now: datetime) -> None:
+        self.delete_all(account_id)
+        self.session.add_all(RecoveryCode(code_hash=h, account_id=account_id, created_at=now) for h in code_hashes)
+
+    def delete_all(self, account_id: str) -> None:
+        self.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account_id))
+
+    def use(self, account_id: str, code_hash: str, now: datetime) -> bool:
+        """Spend a code once; False for an unknown or already used one."""
+        result = self.session.execute(
+            update(RecoveryCode)
+            .where(RecoveryCode.code_hash == code_hash, RecoveryCode.account_id == account_id,
+                   RecoveryCode.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+class MfaChallenges:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, challenge: MfaChallenge) -> None:
+        self.session.add(challenge)
+
+    def get(self, token_hash: str) -> MfaChallenge | None:
+        return self.session.get(MfaChallenge, token_hash)
+
+    def count_failure(self, token_hash: str) -> None:
+        self.session.execute(update(MfaChallenge).where(MfaChallenge.token_hash == token_hash)
+                             .values(failures=MfaChallenge.failures + 1).execution_options(synchronize_session=False))
+
+    def use(self, token_hash: str, now: datetime) -> bool:
+        result = self.session.execute(
+            update(MfaChallenge).where(MfaChallenge.token_hash == token_hash, MfaChallenge.used_at.is_(None))
+            .values(used_at=now).execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+class AuditRecords:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, record: AuditRecord) -> None:
+        self.session.add(record)
+
+    def for_account(self, account_id: str) -> list[AuditRecord]:
+        return list(self.session.scalars(select(AuditRecord).where(AuditRecord.account_id == account_id)
+                                         .order_by(AuditRecord.at)))

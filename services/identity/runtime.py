@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.identity.keys import KeyStore
 from services.identity.settings import Settings
+from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
 from shared.throttle import Throttle
 
@@ -25,6 +26,7 @@ class Runtime:
     keys: KeyStore
     throttle: Throttle
     clock: Callable[[], datetime]
+    totp_box: SecretBox
 
     def uow(self) -> IdentityUnitOfWork:
         return IdentityUnitOfWork(self.session_factory)

@@ -5,11 +5,11 @@ import logging
 from datetime import datetime, timedelta
 
 from services.identity import passwords
-from services.identity.accounts import email_key, normalise_email
+from services.identity.accounts import email_key, failure_policy, normalise_email
 from services.identity.errors import (EmailNotVerified, InvalidCredentials, RefreshTokenExpired,
                                       RefreshTokenInvalid, RefreshTokenReused)
 from services.identity.keys import KeyStore
-from services.identity.models import Account, AuthSession, RefreshToken
+from services.identity.models import Account, AuthSession, MfaChallenge, RefreshToken
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
 from shared.database import new_id
@@ -60,9 +60,15 @@ def start_session(uow, account: Account, amr: str, keys: KeyStore, settings: Set
     return _token_pair(uow, account, auth_session, keys, settings, now)
 
 
-def _failure_policy(settings: Settings) -> dict:
-    return {"free_failures": settings.sign_in_free_failures, "base_delay": settings.sign_in_base_delay,
-            "max_delay": settings.sign_in_max_delay, "forget_after": settings.sign_in_max_delay * 4}
+MFA_METHODS = ["totp", "recovery_code"]
+
+
+def _mfa_challenge(uow, account: Account, settings: Settings, now: datetime) -> dict:
+    """The answer to a correct password when 2FA is on: a short-lived mfa_token for the second step."""
+    token, token_hash = opaque_tokens.generate()
+    uow.mfa_challenges.add(MfaChallenge(token_hash=token_hash, account_id=account.id, created_at=now,
+                                        expires_at=now + timedelta(seconds=settings.mfa_token_ttl), failures=0))
+    return {"mfa_required": True, "mfa_token": token, "methods": MFA_METHODS, "expires_in": settings.mfa_token_ttl}
 
 
 def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: str, password: str,
@@ -79,7 +85,7 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
         account = uow.accounts.by_email(email)
         password_hash = account.password_hash if account is not None else None
     if not passwords.verify(password_hash, password):
-        throttle.record_failure(key, **_failure_policy(settings))
+        throttle.record_failure(key, **failure_policy(settings))
         log.info("sign-in failed", extra={"event": "sign_in_failed"})
         raise InvalidCredentials()
     if not account.email_verified:
@@ -89,6 +95,10 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
         account = uow.accounts.get(account.id)
         if passwords.needs_rehash(account.password_hash):
             account.password_hash = passwords.hash_password(password)
+        if account.mfa_enabled:
+            answer = _mfa_challenge(uow, account, settings, now)
+            uow.commit()
+            return answer
         pair = start_session(uow, account, "pwd", keys, settings, now)
         uow.commit()
     log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account.id})

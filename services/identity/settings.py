@@ -32,6 +32,10 @@ class Settings:
     proxy_hops: int
     key_reload_interval: int
     key_activation_delay: int
+    totp_keys: tuple[str, ...]
+    mfa_issuer: str
+    mfa_token_ttl: int
+    mfa_max_failures: int
 
     @property
     def production(self) -> bool:
@@ -65,4 +69,29 @@ class Settings:
             proxy_hops=config.integer(env, "PROXY_HOPS", 0, maximum=5),
             key_reload_interval=config.integer(env, "SIGNING_KEY_RELOAD_INTERVAL", 60, minimum=1),
             key_activation_delay=config.integer(env, "SIGNING_KEY_ACTIVATION_DELAY", 180),
+            totp_keys=_totp_keys(env, production),
+            mfa_issuer=config.text(env, "MFA_ISSUER_NAME", "Threshold"),
+            mfa_token_ttl=config.integer(env, "MFA_TOKEN_TTL", 300, minimum=30, maximum=1800),
+            mfa_max_failures=config.integer(env, "MFA_MAX_FAILURES", 5, minimum=1, maximum=20),
         )
+
+
+#: Encrypts TOTP secrets when TOTP_ENCRYPTION_KEYS is unset. Development only: production refuses it.
+DEVELOPMENT_TOTP_KEY = "ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0xMjM0NTY="
+
+
+def _totp_keys(env: Mapping[str, str], production: bool) -> tuple[str, ...]:
+    """Fernet keys, newest first: the first encrypts, every one decrypts (rotation)."""
+    from cryptography.fernet import Fernet
+
+    raw = env.get("TOTP_ENCRYPTION_KEYS", "").strip()
+    keys = tuple(part.strip() for part in raw.split(",") if part.strip()) or (DEVELOPMENT_TOTP_KEY,)
+    for key in keys:
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "each key must be 32 url-safe base64-encoded bytes "
+                                     "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')") from None
+    if production and DEVELOPMENT_TOTP_KEY in keys:
+        raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "is the development key; set real keys when APP_ENV=production")
+    return keys

@@ -16,6 +16,10 @@ class IdentityUnitOfWork(UnitOfWork):
     sessions: repository.Sessions
     refresh_tokens: repository.RefreshTokens
     signing_keys: repository.SigningKeys
+    totp: repository.TotpCredentials
+    recovery_codes: repository.RecoveryCodes
+    mfa_challenges: repository.MfaChallenges
+    audit: repository.AuditRecords
 
     def __init__(self, session_factory: sessionmaker):
         super().__init__(session_factory, outbox, SOURCE)
@@ -26,3 +30,7 @@ class IdentityUnitOfWork(UnitOfWork):
         self.sessions = repository.Sessions(session)
         self.refresh_tokens = repository.RefreshTokens(session)
         self.signing_keys = repository.SigningKeys(session)
+        self.totp = repository.TotpCredentials(session)
+        self.recovery_codes = repository.RecoveryCodes(session)
+        self.mfa_challenges = repository.MfaChallenges(session)
+        self.audit = repository.AuditRecords(session)

@@ -21,6 +21,8 @@ ERROR_MAP = ErrorMap({
     errors.OneTimeTokenError: 400,
     errors.RefreshTokenError: 401,
     errors.AccountNotFound: 404,
+    errors.MfaStateConflict: 409,
+    errors.InvalidCode: 401,
     passwords.PasswordRejected: 422,
     TokenRejected: 401,
     InsufficientScope: 403,
@@ -78,6 +80,14 @@ class TokenPairSchema(Schema):
     token_type = fields.String()
     expires_in = fields.Integer()
     refresh_token = fields.String()
+
+
+class SignInResultSchema(TokenPairSchema):
+    """A token pair, or, when 2FA is on, what the second step needs."""
+
+    mfa_required = fields.Boolean()
+    mfa_token = fields.String()
+    methods = fields.List(fields.String())
 
 
 def limit_per_ip(scope: str) -> None:

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import sessions
-from services.identity.api.common import TokenPairSchema, limit_per_ip
+from services.identity.api.common import SignInResultSchema, TokenPairSchema, limit_per_ip
 from services.identity.api.sessions.schemas import RefreshTokenSchema, SignInSchema
 from services.identity.runtime import runtime
 
@@ -15,15 +15,16 @@ blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Sign-in, to
 @blp.route("/sessions")
 class Sessions(MethodView):
     @blp.arguments(SignInSchema)
-    @blp.response(200, TokenPairSchema)
+    @blp.response(200, SignInResultSchema)
     @blp.alt_response(401, description="invalid_credentials (unknown email and wrong password alike)")
     @blp.alt_response(403, description="email_not_verified")
     @blp.alt_response(429, description="rate_limited, with Retry-After")
     def post(self, body):
         """Sign in with email and password
 
-        Returns an access token (JWT) and a refresh token. Repeated failures for one address block
-        it for a growing delay (429 with Retry-After).
+        Returns an access token (JWT) and a refresh token or, when 2FA is on, `mfa_required` with an
+        `mfa_token` for POST /v1/sessions/mfa. Repeated failures for one address block it for a
+        growing delay (429 with Retry-After).
         """
         limit_per_ip("sign-in")
         rt = runtime()

@@ -1,0 +1,103 @@
+"""TOTP two-factor authentication: enrolment, recovery codes, the second sign-in step."""
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.identity import mfa
+from services.identity.api.common import TokenPairSchema, limit_per_ip
+from services.identity.api.mfa.schemas import (CodeSchema, EnrolmentSchema, MfaSignInSchema, PasswordSchema,
+                                               RecoveryCodesSchema)
+from services.identity.runtime import runtime
+from shared.auth import bearer_required
+
+blp = Blueprint("mfa", __name__, url_prefix="/v1", description="Two-factor authentication (TOTP)")
+
+
+@blp.route("/me/mfa/totp")
+class TotpEnrolment(MethodView):
+    @bearer_required()
+    @blp.arguments(PasswordSchema)
+    @blp.response(201, EnrolmentSchema)
+    @blp.alt_response(401, description="invalid_token, or invalid_credentials for a wrong password")
+    @blp.alt_response(409, description="mfa_already_enabled")
+    def post(self, body):
+        """Start TOTP enrolment
+
+        Needs the password again. Returns the secret, the otpauth:// URI and its QR code; 2FA is not
+        on until confirmed with a code.
+        """
+        rt = runtime()
+        return mfa.start_enrolment(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"],
+                                   body["password"], rt.clock())
+
+
+@blp.route("/me/mfa/totp/confirm")
+class TotpConfirmation(MethodView):
+    @bearer_required()
+    @blp.arguments(CodeSchema)
+    @blp.response(200, RecoveryCodesSchema)
+    @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(409, description="mfa_enrolment_not_started or mfa_already_enabled")
+    def post(self, body):
+        """Turn 2FA on with a code from the authenticator
+
+        Returns ten recovery codes, shown only this once.
+        """
+        rt = runtime()
+        codes = mfa.confirm_enrolment(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"], body["code"],
+                                      rt.clock())
+        return {"recovery_codes": codes}
+
+
+@blp.route("/me/mfa/totp/disable")
+class TotpDisable(MethodView):
+    @bearer_required()
+    @blp.arguments(CodeSchema)
+    @blp.response(204)
+    @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(409, description="mfa_not_enabled")
+    def post(self, body):
+        """Turn 2FA off with a TOTP or recovery code
+
+        The owner is mailed a security notice.
+        """
+        rt = runtime()
+        mfa.disable(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"], body["code"], rt.clock())
+
+
+@blp.route("/me/mfa/recovery-codes")
+class RecoveryCodes(MethodView):
+    @bearer_required()
+    @blp.arguments(CodeSchema)
+    @blp.response(200, RecoveryCodesSchema)
+    @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(409, description="mfa_not_enabled")
+    def post(self, body):
+        """Replace the recovery codes (needs a TOTP code)
+
+        Every earlier recovery code stops working.
+        """
+        rt = runtime()
+        codes = mfa.regenerate_recovery_codes(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"],
+                                              body["code"], rt.clock())
+        return {"recovery_codes": codes}
+
+
+@blp.route("/sessions/mfa")
+class MfaSignIn(MethodView):
+    @blp.arguments(MfaSignInSchema)
+    @blp.response(200, TokenPairSchema)
+    @blp.alt_response(400, description="token_invalid or token_expired (the mfa_token)")
+    @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(429, description="rate_limited")
+    def post(self, body):
+        """Second sign-in step: a TOTP or recovery code for the mfa_token
+
+        A few wrong codes void the mfa_token; sign in with the password again then.
+        """
+        limit_per_ip("mfa")
+        rt = runtime()
+        return mfa.complete_sign_in(rt.uow(), rt.throttle, rt.keys, rt.settings, rt.totp_box, body["mfa_token"],
+                                    body["code"], rt.clock())

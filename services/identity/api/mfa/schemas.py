@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.identity.api.common import password_field, token_field
+
+
+def code_field(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=64), load_only=True, **kwargs)
+
+
+class PasswordSchema(Schema):
+    password = password_field(required=True)
+
+
+class CodeSchema(Schema):
+    code = code_field(required=True)
+
+
+class MfaSignInSchema(Schema):
+    mfa_token = token_field(required=True, load_only=True)
+    code = code_field(required=True)
+
+
+class EnrolmentSchema(Schema):
+    secret = fields.String()
+    otpauth_uri = fields.String()
+    qr_svg = fields.String(metadata={"description": "QR code of otpauth_uri as an inline SVG document"})
+
+
+class RecoveryCodesSchema(Schema):
+    recovery_codes = fields.List(fields.String(), metadata={"description": "Ten single-use codes, shown once"})

@@ -1,0 +1,217 @@
+"""Two-factor authentication with TOTP: enrolment, recovery codes, the second sign-in step, turning it off."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from services.identity import totp
+from services.identity.accounts import check_password, failure_policy
+from services.identity.errors import (AccountNotFound, InvalidCode, MfaAlreadyEnabled, MfaEnrolmentNotStarted,
+                                      MfaNotEnabled, MfaTokenExpired, MfaTokenInvalid)
+from services.identity.keys import KeyStore
+from services.identity.models import Account, AuditRecord, TotpCredential
+from services.identity.sessions import start_session
+from services.identity.settings import Settings
+from shared import opaque_tokens
+from shared.events import Event
+from shared.throttle import Throttle
+
+log = logging.getLogger("threshold.identity.mfa")
+T = TypeVar("T")
+
+
+def _throttle_key(account_id: str) -> str:
+    return f"mfa:{account_id}"
+
+
+def start_enrolment(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str,
+                    password: str, now: datetime) -> dict:
+    """New secret, not active until confirmed with a code. Needs the password again."""
+    account = check_password(uow, throttle, settings, account_id, password)
+    if account.mfa_enabled:
+        raise MfaAlreadyEnabled()
+    secret = totp.new_secret()
+    with uow:
+        uow.totp.put(TotpCredential(account_id=account_id, secret_encrypted=box.encrypt(secret), created_at=now))
+        uow.commit()
+    uri = totp.provisioning_uri(secret, account.email, settings.mfa_issuer)
+    return {"secret": secret, "otpauth_uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+
+def _check_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datetime, allow_recovery: bool,
+                confirmed: bool = True) -> bool:
+    """True when `code` is a fresh TOTP code (or an unused recovery code); spends it atomically."""
+    code = code.strip()
+    if totp.looks_like_totp(code):
+        credential = uow.totp.get(account_id)
+        if credential is None or (credential.confirmed_at is not None) != confirmed:
+            return False
+        step = totp.matching_step(box.decrypt(credential.secret_encrypted), code, now)
+        return step is not None and uow.totp.accept_step(account_id, step)
+    if allow_recovery:
+        return uow.recovery_codes.use(account_id, totp.recovery_code_hash(code), now)
+    return False
+
+
+def _require_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datetime, allow_recovery: bool,
+                  confirmed: bool = True) -> None:
+    if not _check_code(uow, box, account_id, code, now, allow_recovery, confirmed):
+        raise InvalidCode()
+
+
+def _throttled(throttle: Throttle, settings: Settings, account_id: str, attempt: Callable[[], T]) -> T:
+    """Run `attempt` under the account's code throttle: InvalidCode counts as a failure, success clears.
+
+    The throttle has its own short transactions, so this wraps the unit of work, never runs inside it."""
+    key = _throttle_key(account_id)
+    throttle.check_blocked(key)
+    try:
+        result = attempt()
+    except InvalidCode:
+        throttle.record_failure(key, **failure_policy(settings))
+        log.info("2FA code rejected", extra={"event": "mfa_code_rejected", "account_id": account_id})
+        raise
+    throttle.clear(key)
+    return result
+
+
+def _new_recovery_codes(uow, account_id: str, now: datetime) -> list[str]:
+    codes = totp.new_recovery_codes()
+    uow.recovery_codes.replace(account_id, [totp.recovery_code_hash(c) for c in codes], now)
+    return codes
+
+
+def _account(uow, account_id: str) -> Account:
+    account = uow.accounts.get(account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+def confirm_enrolment(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str,
+                      now: datetime) -> list[str]:
+    """Turn 2FA on with a first valid code; returns the ten recovery codes (shown this once)."""
+
+    def attempt() -> list[str]:
+        with uow:
+            account = _account(uow, account_id)
+            if account.mfa_enabled:
+                raise MfaAlreadyEnabled()
+            credential = uow.totp.get(account_id)
+            if credential is None:
+                raise MfaEnrolmentNotStarted()
+            _require_code(uow, box, account_id, code, now, allow_recovery=False, confirmed=False)
+            credential.confirmed_at = now
+            account.mfa_enabled = True
+            account.updated_at = now
+            codes = _new_recovery_codes(uow, account_id, now)
+            uow.record(Event("identity.mfa.enabled", {"account_id": account_id, "email": account.email}))
+            uow.commit()
+            return codes
+
+    codes = _throttled(throttle, settings, account_id, attempt)
+    log.info("2FA enabled", extra={"event": "mfa_enabled", "account_id": account_id})
+    return codes
+
+
+def regenerate_recovery_codes(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str,
+                              code: str, now: datetime) -> list[str]:
+    """Replace every recovery code; needs a TOTP code."""
+
+    def attempt() -> list[str]:
+        with uow:
+            if not _account(uow, account_id).mfa_enabled:
+                raise MfaNotEnabled()
+            _require_code(uow, box, account_id, code, now, allow_recovery=False)
+            codes = _new_recovery_codes(uow, account_id, now)
+            uow.commit()
+            return codes
+
+    return _throttled(throttle, settings, account_id, attempt)
+
+
+def _turn_off(uow, account: Account, now: datetime) -> None:
+    uow.totp.delete(account.id)
+    uow.recovery_codes.delete_all(account.id)
+    account.mfa_enabled = False
+    account.updated_at = now
+    uow.record(Event("identity.mfa.disabled", {"account_id": account.id, "email": account.email}))
+
+
+def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str,
+            now: datetime) -> None:
+    """Turn 2FA off with a TOTP or recovery code; the owner gets a security notice by mail."""
+
+    def attempt() -> None:
+        with uow:
+            account = _account(uow, account_id)
+            if not account.mfa_enabled:
+                raise MfaNotEnabled()
+            _require_code(uow, box, account_id, code, now, allow_recovery=True)
+            _turn_off(uow, account, now)
+            uow.commit()
+
+    _throttled(throttle, settings, account_id, attempt)
+    log.info("2FA disabled", extra={"event": "mfa_disabled", "account_id": account_id})
+
+
+def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, box: totp.SecretBox,
+                     mfa_token: str, code: str, now: datetime) -> dict:
+    """Second step: a TOTP or recovery code for the mfa_token opens the session (amr pwd+otp).
+
+    Each wrong code counts against the token, which dies after `mfa_max_failures`, and against the
+    account's code throttle."""
+    token_hash = opaque_tokens.digest(mfa_token)
+    with uow:
+        pending = uow.mfa_challenges.get(token_hash)
+        if pending is None or pending.used_at is not None or pending.failures >= settings.mfa_max_failures:
+            raise MfaTokenInvalid()
+        if pending.expires_at <= now:
+            raise MfaTokenExpired()
+        account_id = pending.account_id
+
+    def attempt() -> dict:
+        with uow:
+            pending = uow.mfa_challenges.get(token_hash)
+            if _check_code(uow, box, account_id, code, now, allow_recovery=True):
+                if not uow.mfa_challenges.use(token_hash, now):
+                    raise MfaTokenInvalid()
+                pair = start_session(uow, _account(uow, account_id), "pwd otp", keys, settings, now)
+                uow.commit()
+                return pair
+            uow.mfa_challenges.count_failure(token_hash)
+            if pending.failures + 1 >= settings.mfa_max_failures:
+                uow.mfa_challenges.use(token_hash, now)
+            uow.commit()
+            raise InvalidCode()
+
+    pair = _throttled(throttle, settings, account_id, attempt)
+    log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account_id, "amr": "pwd otp"})
+    return pair
+
+
+def admin_reset(uow, email: str, actor: str, reason: str, now: datetime) -> str:
+    """Support path for a lost phone: turn 2FA off, keep an audit record, mail the owner. Returns the account id."""
+    with uow:
+        account = uow.accounts.by_email(email.strip().lower())
+        if account is None:
+            raise AccountNotFound(f"No account with the email {email!r}.")
+        if not account.mfa_enabled and uow.totp.get(account.id) is None:
+            raise MfaNotEnabled()
+        _turn_off(uow, account, now)
+        uow.audit.add(AuditRecord(at=now, actor=actor, action="mfa.reset", account_id=account.id, detail=reason))
+        uow.commit()
+    log.warning("2FA reset by support", extra={"event": "mfa_reset", "account_id": account.id, "actor": actor})
+    return account.id
+
+
+def rotate_encryption(uow, box: totp.SecretBox) -> int:
+    """Re-encrypt every TOTP secret with the first configured key; returns how many."""
+    with uow:
+        credentials = uow.totp.all()
+        for credential in credentials:
+            credential.secret_encrypted = box.rotate(credential.secret_encrypted)
+        uow.commit()
+    return len(credentials)
