@@ -49,7 +49,7 @@ def main() -> None:
 
 
 def migrate(settings) -> None:
-    """Schema to head, then a first signing key if there is none."""
+    """Schema to head, a first signing key if there is none, and the SERVICE_CLIENTS."""
     upgrade(MIGRATIONS, settings.database_url)
     from services.identity.unit_of_work import IdentityUnitOfWork
 
@@ -58,6 +58,12 @@ def migrate(settings) -> None:
         has_key = bool(uow.signing_keys.all())
     if not has_key:
         _rotate(settings, 0)
+    from services.identity import clients
+    from shared.database import utcnow
+
+    for client_id, entry in settings.service_clients.items():
+        clients.register(IdentityUnitOfWork(session_factory), client_id, entry["secret"], entry.get("scopes", []),
+                         utcnow())
 
 
 def _mfa_command(settings, args) -> None:

@@ -11,8 +11,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from services.identity.api.accounts.resources import blp as accounts_blp
 from services.identity.api.common import ERROR_MAP
 from services.identity.api.discovery.resources import blp as discovery_blp
+from services.identity.api.internal.resources import blp as internal_blp
 from services.identity.api.me.resources import blp as me_blp
 from services.identity.api.mfa.resources import blp as mfa_blp
+from services.identity.api.oauth.resources import blp as oauth_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
 from services.identity.keys import KeyStore
@@ -49,7 +51,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
                                         clock, SecretBox(settings.totp_keys))
     app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, discovery_blp):
+    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oauth_blp, internal_blp, discovery_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_blp)
     return app

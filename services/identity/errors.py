@@ -102,3 +102,21 @@ class MfaTokenInvalid(TokenInvalid):
 
 class MfaTokenExpired(TokenExpired):
     """The mfa_token has expired; sign in again."""
+
+
+class InvalidClient(DomainError):
+    """Client authentication failed."""
+
+    code = "invalid_client"
+
+
+class InvalidScope(DomainError):
+    """The requested scope is not allowed for this client."""
+
+    code = "invalid_scope"
+
+
+class UnsupportedGrantType(DomainError):
+    """Only grant_type=client_credentials is supported here."""
+
+    code = "unsupported_grant_type"

@@ -140,5 +140,17 @@ class AuditRecord(Model):
     account_id: Mapped[str] = mapped_column(String(36), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
 
+
+class ServiceClient(Model):
+    """A service allowed to get tokens with client credentials; only a SHA-256 of its secret is kept
+    (the secret is 256 random bits, so a fast hash suffices and keeps token requests cheap)."""
+
+    __tablename__ = "service_clients"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(500))  # space-separated
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
 outbox = define_outbox(Model.metadata)
 throttles = define_throttles(Model.metadata)

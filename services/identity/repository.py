@@ -7,7 +7,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
-                                     RefreshToken, SigningKey, TotpCredential)
+                                     RefreshToken, ServiceClient, SigningKey, TotpCredential)
 
 
 class Accounts:
@@ -204,3 +204,14 @@ class AuditRecords:
     def for_account(self, account_id: str) -> list[AuditRecord]:
         return list(self.session.scalars(select(AuditRecord).where(AuditRecord.account_id == account_id)
                                          .order_by(AuditRecord.at)))
+
+
+class ServiceClients:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, client_id: str) -> ServiceClient | None:
+        return self.session.get(ServiceClient, client_id)
+
+    def put(self, client: ServiceClient) -> None:
+        self.session.merge(client)

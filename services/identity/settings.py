@@ -36,6 +36,7 @@ class Settings:
     mfa_issuer: str
     mfa_token_ttl: int
     mfa_max_failures: int
+    service_clients: dict
 
     @property
     def production(self) -> bool:
@@ -73,6 +74,7 @@ class Settings:
             mfa_issuer=config.text(env, "MFA_ISSUER_NAME", "Threshold"),
             mfa_token_ttl=config.integer(env, "MFA_TOKEN_TTL", 300, minimum=30, maximum=1800),
             mfa_max_failures=config.integer(env, "MFA_MAX_FAILURES", 5, minimum=1, maximum=20),
+            service_clients=_service_clients(env, production),
         )
 
 
@@ -95,3 +97,19 @@ def _totp_keys(env: Mapping[str, str], production: bool) -> tuple[str, ...]:
     if production and DEVELOPMENT_TOTP_KEY in keys:
         raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "is the development key; set real keys when APP_ENV=production")
     return keys
+
+
+def _service_clients(env: Mapping[str, str], production: bool) -> dict:
+    """SERVICE_CLIENTS: {"client_id": {"secret": "...", "scopes": ["accounts:read"]}}, registered by `migrate`.
+
+    Development registers `tenancy` with the development secret, so `make run` works out of the box."""
+    clients = config.json_object(env, "SERVICE_CLIENTS")
+    if not clients and not production:
+        clients = {"tenancy": {"secret": config.DEVELOPMENT_SECRET, "scopes": ["accounts:read"]}}
+    for client_id, entry in clients.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("secret"), str) \
+                or not isinstance(entry.get("scopes", []), list):
+            raise config.ConfigError("SERVICE_CLIENTS", f"{client_id!r} needs a \"secret\" string and a \"scopes\" list")
+        if production and (entry["secret"] == config.DEVELOPMENT_SECRET or len(entry["secret"]) < 32):
+            raise config.ConfigError("SERVICE_CLIENTS", f"{client_id!r} needs a real secret of 32+ characters")
+    return clients

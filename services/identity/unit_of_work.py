@@ -20,6 +20,7 @@ class IdentityUnitOfWork(UnitOfWork):
     recovery_codes: repository.RecoveryCodes
     mfa_challenges: repository.MfaChallenges
     audit: repository.AuditRecords
+    clients: repository.ServiceClients
 
     def __init__(self, session_factory: sessionmaker):
         super().__init__(session_factory, outbox, SOURCE)
@@ -34,3 +35,4 @@ class IdentityUnitOfWork(UnitOfWork):
         self.recovery_codes = repository.RecoveryCodes(session)
         self.mfa_challenges = repository.MfaChallenges(session)
         self.audit = repository.AuditRecords(session)
+        self.clients = repository.ServiceClients(session)

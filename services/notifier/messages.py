@@ -21,8 +21,9 @@ TEMPLATES: dict[str, tuple[str, dict]] = {
 }
 
 # A plain, conservative address check: the API validated it already; this guards the SMTP envelope
-# against header injection whatever a producer puts on the bus.
-ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}$")
+# against header injection whatever a producer puts on the bus. (`\Z`, not `$`: `$` also matches before
+# a trailing newline.)
+ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}\Z")
 
 
 class MessageRejected(ValueError):
@@ -66,7 +67,13 @@ class Renderer:
         message["Subject"] = " ".join(subject.split())
         message["From"] = self.mail_from
         local, domain = recipient.rsplit("@", 1)
-        message["To"] = Address(addr_spec=f"{local}@{domain}")
+        try:
+            to = Address(addr_spec=f"{local}@{domain}")
+        except Exception:  # the email package raises several error types for what the pattern lets through
+            raise MessageRejected("the recipient address is not acceptable") from None
+        if to.addr_spec != recipient:  # a comment or quoting was folded away: not the address asked for
+            raise MessageRejected("the recipient address is not acceptable")
+        message["To"] = to
         message["Date"] = format_datetime(utcnow())
         # The event id is the Message-ID: a redelivered event yields the very same message.
         message["Message-ID"] = f"<{envelope['id']}@threshold>" if re.fullmatch(r"[A-Za-z0-9._-]+", envelope["id"]) \

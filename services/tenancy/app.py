@@ -2,26 +2,38 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import datetime
 
 from flask import Flask
 
+from services.tenancy.api.common import ERROR_MAP
+from services.tenancy.api.invitations.resources import blp as invitations_blp
+from services.tenancy.api.organizations.resources import blp as organizations_blp
+from services.tenancy.api.workspaces.resources import blp as workspaces_blp
+from services.tenancy.directory import IdentityDirectory
+from services.tenancy.runtime import EXTENSION, Runtime
 from services.tenancy.settings import Settings
 from shared import auth, bus
-from shared.database import make_engine, ping
-from shared.errors import ErrorMap
-from shared.jwt import JwksClient, TokenRejected, Verifier
+from shared.database import make_engine, make_session_factory, ping, utcnow
+from shared.jwt import JwksClient, Verifier
 from shared.service_app import broker_check, build_app
 
 DESCRIPTION = "Organizations, workspaces, memberships and invitations."
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     engine = make_engine(settings.database_url)
-    app, _api = build_app("tenancy", "Threshold tenancy", DESCRIPTION, ErrorMap({TokenRejected: 401}), readiness={
+    app, api = build_app("tenancy", "Threshold tenancy", DESCRIPTION, ERROR_MAP, readiness={
         "database": lambda: ping(engine),
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
     })
     jwks = JwksClient(f"{settings.identity_url}/.well-known/jwks.json")
     app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience)
+    directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)
+    app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, clock)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    for blueprint in (organizations_blp, workspaces_blp, invitations_blp):
+        api.register_blueprint(blueprint)
     return app

@@ -17,6 +17,11 @@ class Settings:
     identity_url: str
     issuer: str
     audience: str
+    client_id: str
+    client_secret: str
+    default_workspace_name: str
+    invitation_ttl: int
+    invitation_accept_url: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -33,4 +38,10 @@ class Settings:
                               config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
                               ("http", "https")),
             audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),
+            client_id=config.text(env, "TENANCY_CLIENT_ID", "tenancy"),
+            client_secret=config.secret(env, "TENANCY_CLIENT_SECRET", config.app_env(env) == "production"),
+            default_workspace_name=config.text(env, "DEFAULT_WORKSPACE_NAME", "My Workspace"),
+            invitation_ttl=config.integer(env, "INVITATION_TTL", 7 * 86400, minimum=300),
+            invitation_accept_url=config.url(env, "INVITATION_ACCEPT_URL", "http://127.0.0.1:8002/invitations/accept",
+                                             ("http", "https")),
         )

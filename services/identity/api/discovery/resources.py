@@ -30,6 +30,9 @@ class OpenIdConfiguration(MethodView):
         response = jsonify({
             "issuer": settings.issuer,
             "jwks_uri": f"{base}/.well-known/jwks.json",
+            "token_endpoint": f"{base}/v1/oauth/token",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "grant_types_supported": ["client_credentials"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "subject_types_supported": ["public"],
             "response_types_supported": ["code"],

@@ -1,0 +1,63 @@
+"""OAuth 2.0 client credentials: tokens for service-to-service calls."""
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from services.identity import clients
+from services.identity.errors import InvalidClient
+from services.identity.runtime import runtime
+
+blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="Service-to-service tokens")
+
+
+class TokenRequestSchema(Schema):
+    grant_type = fields.String(required=True, validate=validate.Length(max=100))
+    client_id = fields.String(validate=validate.Length(min=1, max=100))
+    client_secret = fields.String(validate=validate.Length(min=1, max=512), load_only=True)
+    scope = fields.String(validate=validate.Length(max=500))
+
+
+class ServiceTokenSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    scope = fields.String()
+
+
+def _basic_credentials() -> tuple[str, str] | None:
+    """client_secret_basic (RFC 6749 2.3.1): form-encoded id and secret in the Authorization header."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient() from None
+    return unquote(client_id), unquote(secret)
+
+
+@blp.route("/token")
+class Token(MethodView):
+    @blp.arguments(TokenRequestSchema, location="form")
+    @blp.response(200, ServiceTokenSchema)
+    @blp.alt_response(400, description="unsupported_grant_type or invalid_scope")
+    @blp.alt_response(401, description="invalid_client")
+    def post(self, form):
+        """Client credentials grant
+
+        Form-encoded `grant_type=client_credentials`, with the client authenticated by
+        `client_id`/`client_secret` in the form or by HTTP Basic. The token carries `client_id` and
+        `scope` and no user claims.
+        """
+        basic = _basic_credentials()
+        client_id, secret = basic if basic else (form.get("client_id", ""), form.get("client_secret", ""))
+        rt = runtime()
+        return clients.issue_token(rt.uow(), rt.keys, rt.settings, form["grant_type"], client_id, secret,
+                                   form.get("scope"), rt.clock())

@@ -1,0 +1,51 @@
+"""Service-to-service tokens: client credentials for internal HTTP calls."""
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+
+from services.identity.errors import InvalidClient, InvalidScope, UnsupportedGrantType
+from services.identity.keys import KeyStore
+from services.identity.models import Account, ServiceClient
+from services.identity.settings import Settings
+from shared import jwt, opaque_tokens
+from shared.database import new_id
+
+MAX_ACCOUNT_IDS = 100
+
+
+def register(uow, client_id: str, secret: str, scopes: list[str], now: datetime) -> None:
+    """Create or update a client (its secret is stored as a SHA-256)."""
+    with uow:
+        uow.clients.put(ServiceClient(client_id=client_id, secret_hash=opaque_tokens.digest(secret),
+                                      scopes=" ".join(sorted(set(scopes))), created_at=now))
+        uow.commit()
+
+
+def issue_token(uow, keys: KeyStore, settings: Settings, grant_type: str, client_id: str, client_secret: str,
+                scope: str | None, now: datetime) -> dict:
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantType()
+    with uow:
+        client = uow.clients.get(client_id)
+    presented = opaque_tokens.digest(client_secret)
+    expected = client.secret_hash if client is not None else opaque_tokens.digest("no such client")
+    if not hmac.compare_digest(presented, expected) or client is None:
+        raise InvalidClient()
+    allowed = set(client.scopes.split())
+    requested = set(scope.split()) if scope else allowed
+    if not requested <= allowed:
+        raise InvalidScope(f"Allowed scopes: {' '.join(sorted(allowed))}.")
+    key = keys.signing_key()
+    issued = int(now.timestamp())
+    claims = {"iss": settings.issuer, "sub": client_id, "aud": settings.audience, "iat": issued,
+              "exp": issued + settings.access_token_ttl, "jti": new_id(), "client_id": client_id,
+              "scope": " ".join(sorted(requested))}
+    return {"access_token": jwt.sign(claims, key.signing, key.kid, "ES256"), "token_type": "Bearer",
+            "expires_in": settings.access_token_ttl, "scope": claims["scope"]}
+
+
+def accounts_by_id(uow, ids: list[str]) -> dict:
+    with uow:
+        accounts: list[Account] = uow.accounts.many(list(dict.fromkeys(ids))[:MAX_ACCOUNT_IDS])
+        return {"items": [account.public() for account in accounts]}

@@ -1,0 +1,104 @@
+"""Invitations into workspaces."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from services.tenancy import invitations
+from services.tenancy.api.common import OrganizationRefSchema, role_field
+from services.tenancy.runtime import caller, runtime
+from shared.auth import bearer_required
+
+blp = Blueprint("invitations", __name__, url_prefix="/v1", description="Invitations")
+
+
+class InvitationSchema(Schema):
+    id = fields.String()
+    workspace_id = fields.String()
+    workspace_name = fields.String()
+    organization = fields.Nested(OrganizationRefSchema)
+    email = fields.String()
+    role = fields.String()
+    status = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+
+
+class InvitationListSchema(Schema):
+    items = fields.List(fields.Nested(InvitationSchema))
+
+
+class InviteSchema(Schema):
+    email = fields.Email(required=True, validate=[validate.Length(max=254), validate.Regexp(r"^[^\r\n\x00]*\Z")])
+    role = role_field(load_default="member")
+
+
+class AcceptSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=512))
+
+
+class MembershipSchema(Schema):
+    workspace_id = fields.String()
+    organization_id = fields.String()
+    user_id = fields.String()
+    role = fields.String()
+    joined_at = fields.DateTime()
+
+
+@blp.route("/workspaces/<string:workspace_id>/invitations")
+class WorkspaceInvitations(MethodView):
+    @bearer_required()
+    @blp.arguments(InviteSchema)
+    @blp.response(201, InvitationSchema)
+    @blp.alt_response(403, description="forbidden: owners and admins; only owners invite owners")
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(409, description="already_member or invitation_pending")
+    def post(self, body, workspace_id):
+        """Invite someone by email; the notifier mails them an accept link"""
+        rt = runtime()
+        return invitations.invite(rt.uow(), rt.directory, caller(), workspace_id, body["email"], body["role"],
+                                  rt.settings.invitation_accept_url, rt.settings.invitation_ttl, rt.clock())
+
+    @bearer_required()
+    @blp.response(200, InvitationListSchema)
+    @blp.alt_response(403, description="forbidden: owners and admins only")
+    @blp.alt_response(404, description="not_found")
+    def get(self, workspace_id):
+        """Pending invitations of the workspace (owners and admins)"""
+        rt = runtime()
+        return invitations.list_for_workspace(rt.uow(), caller(), workspace_id, rt.clock())
+
+
+@blp.route("/invitations")
+class MyInvitations(MethodView):
+    @bearer_required()
+    @blp.response(200, InvitationListSchema)
+    def get(self):
+        """Pending invitations for the caller's verified email"""
+        rt = runtime()
+        return invitations.list_mine(rt.uow(), caller(), rt.clock())
+
+
+@blp.route("/invitations/<string:invitation_id>/accept")
+class InvitationAccept(MethodView):
+    @bearer_required()
+    @blp.arguments(AcceptSchema)
+    @blp.response(200, MembershipSchema)
+    @blp.alt_response(400, description="token_invalid or token_expired")
+    @blp.alt_response(404, description="not_found (also when the invitation is for another address)")
+    @blp.alt_response(409, description="already_member")
+    def post(self, body, invitation_id):
+        """Accept an invitation with the token from the mail (the invited, verified address only)"""
+        rt = runtime()
+        return invitations.accept(rt.uow(), caller(), invitation_id, body["token"], rt.clock())
+
+
+@blp.route("/invitations/<string:invitation_id>")
+class InvitationById(MethodView):
+    @bearer_required()
+    @blp.response(204)
+    @blp.alt_response(404, description="not_found")
+    def delete(self, invitation_id):
+        """Revoke an invitation (workspace owners and admins), or decline it (the invitee)"""
+        invitations.revoke(runtime().uow(), caller(), invitation_id)

@@ -1,0 +1,91 @@
+"""Organizations and their workspaces."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from services.tenancy import organizations, workspaces
+from services.tenancy.api.common import NameSchema, OrganizationSchema, RenameSchema, WorkspaceListSchema, WorkspaceSchema
+from services.tenancy.runtime import caller, runtime
+from shared.auth import bearer_required
+
+blp = Blueprint("organizations", __name__, url_prefix="/v1", description="Organizations")
+
+
+class OrganizationCreatedSchema(Schema):
+    organization = fields.Nested(OrganizationSchema)
+    workspace = fields.Nested(WorkspaceSchema)
+
+
+class OrganizationListSchema(Schema):
+    items = fields.List(fields.Nested(OrganizationSchema))
+
+
+@blp.route("/organizations")
+class Organizations(MethodView):
+    @bearer_required()
+    @blp.arguments(NameSchema)
+    @blp.response(201, OrganizationCreatedSchema)
+    @blp.alt_response(403, description="email_not_verified")
+    def post(self, body):
+        """Create an organization and its first workspace
+
+        The caller becomes owner of both. Needs a verified email.
+        """
+        rt = runtime()
+        return organizations.create(rt.uow(), caller(), body["name"], rt.settings.default_workspace_name, rt.clock())
+
+    @bearer_required()
+    @blp.response(200, OrganizationListSchema)
+    def get(self):
+        """The caller's organizations (empty: onboarding should ask for one)"""
+        return organizations.list_mine(runtime().uow(), caller())
+
+
+@blp.route("/organizations/<string:organization_id>")
+class OrganizationById(MethodView):
+    @bearer_required()
+    @blp.response(200, OrganizationSchema)
+    @blp.alt_response(404, description="not_found (also for organizations the caller is not in)")
+    def get(self, organization_id):
+        """One organization"""
+        return organizations.read(runtime().uow(), caller(), organization_id)
+
+    @bearer_required()
+    @blp.arguments(RenameSchema)
+    @blp.response(200, OrganizationSchema)
+    @blp.alt_response(403, description="forbidden: owners and admins only")
+    @blp.alt_response(404, description="not_found")
+    def patch(self, body, organization_id):
+        """Update organization settings (owners and admins)"""
+        rt = runtime()
+        return organizations.update(rt.uow(), caller(), organization_id, body, rt.clock())
+
+    @bearer_required()
+    @blp.response(204)
+    @blp.alt_response(403, description="forbidden: owners only")
+    @blp.alt_response(404, description="not_found")
+    def delete(self, organization_id):
+        """Delete the organization with all its workspaces (owners)"""
+        organizations.delete(runtime().uow(), caller(), organization_id)
+
+
+@blp.route("/organizations/<string:organization_id>/workspaces")
+class OrganizationWorkspaces(MethodView):
+    @bearer_required()
+    @blp.response(200, WorkspaceListSchema)
+    @blp.alt_response(404, description="not_found")
+    def get(self, organization_id):
+        """Workspaces of the organization that the caller may open"""
+        return workspaces.list_in_organization(runtime().uow(), caller(), organization_id)
+
+    @bearer_required()
+    @blp.arguments(NameSchema)
+    @blp.response(201, WorkspaceSchema)
+    @blp.alt_response(403, description="forbidden: organization owners and admins only")
+    @blp.alt_response(404, description="not_found")
+    def post(self, body, organization_id):
+        """Create a workspace in the organization (owners and admins); the creator owns it"""
+        rt = runtime()
+        return workspaces.create(rt.uow(), caller(), organization_id, body["name"], rt.clock())

@@ -1,0 +1,102 @@
+"""Workspaces: the switcher list, read, rename, delete, and members."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from services.tenancy import members, workspaces
+from services.tenancy.api.common import RenameSchema, WorkspaceListSchema, WorkspaceSchema, role_field
+from services.tenancy.runtime import caller, runtime
+from shared.auth import bearer_required
+
+blp = Blueprint("workspaces", __name__, url_prefix="/v1", description="Workspaces and their members")
+
+
+class MemberSchema(Schema):
+    user_id = fields.String()
+    role = fields.String()
+    email = fields.String(allow_none=True)
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    joined_at = fields.DateTime()
+
+
+class MemberListSchema(Schema):
+    items = fields.List(fields.Nested(MemberSchema))
+
+
+class RoleSchema(Schema):
+    role = role_field(required=True)
+
+
+@blp.route("/workspaces")
+class Workspaces(MethodView):
+    @bearer_required()
+    @blp.response(200, WorkspaceListSchema)
+    def get(self):
+        """Every workspace the caller may open, with its organization and the caller's role"""
+        return workspaces.list_mine(runtime().uow(), caller())
+
+
+@blp.route("/workspaces/<string:workspace_id>")
+class WorkspaceById(MethodView):
+    @bearer_required()
+    @blp.response(200, WorkspaceSchema)
+    @blp.alt_response(404, description="not_found (also for workspaces the caller may not open)")
+    def get(self, workspace_id):
+        """One workspace"""
+        return workspaces.read(runtime().uow(), caller(), workspace_id)
+
+    @bearer_required()
+    @blp.arguments(RenameSchema)
+    @blp.response(200, WorkspaceSchema)
+    @blp.alt_response(403, description="forbidden: owners and admins only")
+    @blp.alt_response(404, description="not_found")
+    def patch(self, body, workspace_id):
+        """Rename the workspace (owners and admins)"""
+        rt = runtime()
+        return workspaces.rename(rt.uow(), caller(), workspace_id, body, rt.clock())
+
+    @bearer_required()
+    @blp.response(204)
+    @blp.alt_response(403, description="forbidden: owners only")
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(409, description="last_workspace")
+    def delete(self, workspace_id):
+        """Delete the workspace (owners); an organization keeps at least one"""
+        workspaces.delete(runtime().uow(), caller(), workspace_id)
+
+
+@blp.route("/workspaces/<string:workspace_id>/members")
+class WorkspaceMembers(MethodView):
+    @bearer_required()
+    @blp.response(200, MemberListSchema)
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(503, description="dependency_unavailable: identity did not answer")
+    def get(self, workspace_id):
+        """Members with their names and emails"""
+        rt = runtime()
+        return members.list_members(rt.uow(), rt.directory, caller(), workspace_id)
+
+
+@blp.route("/workspaces/<string:workspace_id>/members/<string:user_id>")
+class WorkspaceMemberById(MethodView):
+    @bearer_required()
+    @blp.arguments(RoleSchema)
+    @blp.response(200, MemberSchema)
+    @blp.alt_response(403, description="forbidden")
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(409, description="last_owner")
+    def patch(self, body, workspace_id, user_id):
+        """Change a member's role (owners and admins; only owners make or unmake owners)"""
+        return members.change_role(runtime().uow(), caller(), workspace_id, user_id, body["role"])
+
+    @bearer_required()
+    @blp.response(204)
+    @blp.alt_response(403, description="forbidden")
+    @blp.alt_response(404, description="not_found")
+    @blp.alt_response(409, description="last_owner")
+    def delete(self, workspace_id, user_id):
+        """Remove a member, or leave (your own user id); the last owner cannot leave"""
+        members.remove(runtime().uow(), caller(), workspace_id, user_id)

@@ -1,0 +1,119 @@
+"""Invitations by email into a workspace: invite, list mine, accept, revoke or decline."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from services.tenancy.access import Caller, require_role, workspace_role
+from services.tenancy.directory import IdentityDirectory
+from services.tenancy.errors import (AlreadyMember, Forbidden, InvitationExpired, InvitationPending,
+                                     InvitationTokenInvalid, NotFound)
+from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
+from shared import opaque_tokens
+from shared.events import Event
+
+
+def invitation_document(invitation: Invitation, workspace_name: str | None = None,
+                        organization: dict | None = None) -> dict:
+    document = {"id": invitation.id, "workspace_id": invitation.workspace_id, "email": invitation.email,
+                "role": invitation.role, "status": invitation.status, "created_at": invitation.created_at,
+                "expires_at": invitation.expires_at}
+    if workspace_name is not None:
+        document["workspace_name"] = workspace_name
+    if organization is not None:
+        document["organization"] = organization
+    return document
+
+
+def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str, email: str, role: str,
+           accept_base_url: str, ttl: int, now: datetime) -> dict:
+    """Invite an address; the notifier mails it an accept link. Owners may invite owners."""
+    email = email.strip().lower()
+    with uow:
+        _workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
+        require_role(caller_role, "admin")
+        if RANK[role] > RANK[caller_role]:
+            raise Forbidden("You cannot invite with a role above your own.")
+        member_ids = [m.user_id for m in uow.workspaces.members(workspace_id)]
+    members = directory.accounts(member_ids)
+    if any(str(account.get("email", "")).lower() == email for account in members.values()):
+        raise AlreadyMember()
+    token, token_hash = opaque_tokens.generate()
+    with uow:
+        workspace, _role = workspace_role(uow, workspace_id, caller.user_id)
+        uow.invitations.expire_stale(now, workspace_id=workspace_id, email=email)
+        if uow.invitations.pending_for(workspace_id, email) is not None:
+            raise InvitationPending()
+        invitation = Invitation(workspace_id=workspace_id, email=email, role=role, token_hash=token_hash,
+                                invited_by=caller.user_id, status="pending", created_at=now,
+                                expires_at=now + timedelta(seconds=ttl))
+        uow.invitations.add(invitation)
+        accept_url = f"{accept_base_url}?{urlencode({'invitation': invitation.id, 'token': token})}"
+        uow.record(Event("tenancy.invitation.created", {
+            "invitation_id": invitation.id, "workspace_id": workspace_id, "workspace_name": workspace.name,
+            "email": email, "inviter_name": caller.name, "accept_url": accept_url,
+            "expires_at": invitation.expires_at.isoformat(), "role": role}))
+        uow.commit()
+        return invitation_document(invitation, workspace.name)
+
+
+def list_mine(uow, caller: Caller, now: datetime) -> dict:
+    """Pending invitations for the caller's verified email."""
+    if not caller.email_verified:
+        return {"items": []}
+    with uow:
+        rows = uow.invitations.pending_for_email(caller.email, now)
+        return {"items": [invitation_document(inv, ws.name, {"id": org.id, "name": org.name}) for inv, ws, org in rows]}
+
+
+def _visible_to_invitee(invitation: Invitation | None, caller: Caller) -> Invitation:
+    if invitation is None or not caller.email_verified or invitation.email != caller.email:
+        raise NotFound()
+    return invitation
+
+
+def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -> dict:
+    """Only the holder of the invited, verified address accepts, with the token from the mail."""
+    with uow:
+        invitation = _visible_to_invitee(uow.invitations.get(invitation_id), caller)
+        if invitation.token_hash != opaque_tokens.digest(token) or invitation.status in ("revoked", "accepted"):
+            raise InvitationTokenInvalid()
+        if invitation.status == "expired" or invitation.expires_at <= now:
+            raise InvitationExpired()
+        workspace = uow.workspaces.get(invitation.workspace_id)
+        if uow.workspaces.membership(workspace.id, caller.user_id) is not None:
+            raise AlreadyMember()
+        uow.workspaces.add(WorkspaceMember(workspace_id=workspace.id, user_id=caller.user_id, role=invitation.role,
+                                           created_at=now))
+        if uow.organizations.membership(workspace.organization_id, caller.user_id) is None:
+            uow.organizations.add(OrganizationMember(organization_id=workspace.organization_id, user_id=caller.user_id,
+                                                     role="member", created_at=now))
+        invitation.status = "accepted"
+        invitation.accepted_by = caller.user_id
+        uow.record(Event("tenancy.member.added", {"workspace_id": workspace.id, "user_id": caller.user_id,
+                                                   "role": invitation.role}))
+        uow.commit()
+        return {"workspace_id": workspace.id, "organization_id": workspace.organization_id,
+                "user_id": caller.user_id, "role": invitation.role, "joined_at": now}
+
+
+def revoke(uow, caller: Caller, invitation_id: str) -> None:
+    """Workspace owners and admins revoke; the invitee may decline. Anyone else: not found."""
+    with uow:
+        invitation = uow.invitations.get(invitation_id)
+        if invitation is None:
+            raise NotFound()
+        is_invitee = caller.email_verified and invitation.email == caller.email
+        if not is_invitee:
+            _workspace, role = workspace_role(uow, invitation.workspace_id, caller.user_id)
+            require_role(role, "admin")
+        if invitation.status == "pending":
+            invitation.status = "revoked"
+            uow.commit()
+
+
+def list_for_workspace(uow, caller: Caller, workspace_id: str, now: datetime) -> dict:
+    with uow:
+        _workspace, role = workspace_role(uow, workspace_id, caller.user_id)
+        require_role(role, "admin")
+        return {"items": [invitation_document(i) for i in uow.invitations.pending_in_workspace(workspace_id, now)]}

@@ -1,0 +1,70 @@
+"""Workspace members: list with names and emails, change roles, remove (or leave)."""
+from __future__ import annotations
+
+from services.tenancy.access import Caller, require_role, workspace_role
+from services.tenancy.directory import IdentityDirectory
+from services.tenancy.errors import Forbidden, LastOwner, NotFound
+from services.tenancy.models import WorkspaceMember
+from shared.events import Event
+
+
+def member_document(member: WorkspaceMember, account: dict | None) -> dict:
+    account = account or {}
+    return {"user_id": member.user_id, "role": member.role, "joined_at": member.created_at,
+            "email": account.get("email"), "first_name": account.get("first_name"),
+            "last_name": account.get("last_name")}
+
+
+def list_members(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str) -> dict:
+    with uow:
+        workspace_role(uow, workspace_id, caller.user_id)
+        members = uow.workspaces.members(workspace_id)
+    accounts = directory.accounts([m.user_id for m in members])
+    return {"items": [member_document(m, accounts.get(m.user_id)) for m in members]}
+
+
+def _target(uow, workspace_id: str, user_id: str) -> WorkspaceMember:
+    member = uow.workspaces.membership(workspace_id, user_id)
+    if member is None:
+        raise NotFound()
+    return member
+
+
+def _guard_owners(uow, caller_role: str, member: WorkspaceMember, new_role: str | None) -> None:
+    """Only owners touch owners; the last owner stays an owner."""
+    if (member.role == "owner" or new_role == "owner") and caller_role != "owner":
+        raise Forbidden("Only an owner can change who is an owner.")
+    if member.role == "owner" and new_role != "owner" and uow.workspaces.count_owners(member.workspace_id) <= 1:
+        raise LastOwner()
+
+
+def change_role(uow, caller: Caller, workspace_id: str, user_id: str, role: str) -> dict:
+    with uow:
+        _workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
+        require_role(caller_role, "admin")
+        member = _target(uow, workspace_id, user_id)
+        _guard_owners(uow, caller_role, member, role)
+        if member.role != role:
+            member.role = role
+            uow.record(Event("tenancy.member.role_changed", {"workspace_id": workspace_id, "user_id": user_id,
+                                                              "role": role}))
+        uow.commit()
+        return {"user_id": member.user_id, "role": member.role, "joined_at": member.created_at}
+
+
+def remove(uow, caller: Caller, workspace_id: str, user_id: str) -> None:
+    """Remove a member, or leave when `user_id` is the caller."""
+    with uow:
+        workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
+        if user_id != caller.user_id:
+            require_role(caller_role, "admin")
+        member = _target(uow, workspace_id, user_id)
+        _guard_owners(uow, caller_role if user_id != caller.user_id else "owner", member, None)
+        uow.workspaces.remove_member(member)
+        org_membership = uow.organizations.membership(workspace.organization_id, user_id)
+        if (org_membership is not None and org_membership.role == "member"
+                and not uow.workspaces.user_in_organization(workspace.organization_id, user_id)):
+            uow.organizations.remove_member(workspace.organization_id, user_id)
+        uow.record(Event("tenancy.member.removed", {"workspace_id": workspace_id, "user_id": user_id,
+                                                     "role": member.role}))
+        uow.commit()

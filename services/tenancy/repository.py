@@ -1,0 +1,130 @@
+"""Tenancy's repositories: the only place (besides migrations) that queries its tables."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from services.tenancy.models import Invitation, Organization, OrganizationMember, Workspace, WorkspaceMember
+
+
+class Organizations:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, *rows) -> None:
+        self.session.add_all(rows)
+        self.session.flush()
+
+    def get(self, organization_id: str) -> Organization | None:
+        return self.session.get(Organization, organization_id)
+
+    def delete(self, organization: Organization) -> None:
+        self.session.delete(organization)
+
+    def membership(self, organization_id: str, user_id: str) -> OrganizationMember | None:
+        return self.session.get(OrganizationMember, (organization_id, user_id))
+
+    def of_user(self, user_id: str) -> list[tuple[Organization, str]]:
+        rows = self.session.execute(
+            select(Organization, OrganizationMember.role)
+            .join(OrganizationMember, OrganizationMember.organization_id == Organization.id)
+            .where(OrganizationMember.user_id == user_id)
+            .order_by(Organization.created_at, Organization.id)
+        )
+        return [(org, role) for org, role in rows]
+
+    def remove_member(self, organization_id: str, user_id: str) -> None:
+        self.session.execute(delete(OrganizationMember).where(OrganizationMember.organization_id == organization_id,
+                                                              OrganizationMember.user_id == user_id))
+
+
+class Workspaces:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, *rows) -> None:
+        self.session.add_all(rows)
+        self.session.flush()
+
+    def get(self, workspace_id: str) -> Workspace | None:
+        return self.session.get(Workspace, workspace_id)
+
+    def delete(self, workspace: Workspace) -> None:
+        self.session.delete(workspace)
+
+    def in_organization(self, organization_id: str) -> list[Workspace]:
+        return list(self.session.scalars(select(Workspace).where(Workspace.organization_id == organization_id)
+                                         .order_by(Workspace.created_at, Workspace.id)))
+
+    def count_in_organization(self, organization_id: str) -> int:
+        return self.session.scalar(select(func.count()).select_from(Workspace)
+                                   .where(Workspace.organization_id == organization_id))
+
+    def membership(self, workspace_id: str, user_id: str) -> WorkspaceMember | None:
+        return self.session.get(WorkspaceMember, (workspace_id, user_id))
+
+    def memberships_of_user(self, user_id: str) -> dict[str, str]:
+        rows = self.session.execute(select(WorkspaceMember.workspace_id, WorkspaceMember.role)
+                                    .where(WorkspaceMember.user_id == user_id))
+        return {workspace_id: role for workspace_id, role in rows}
+
+    def members(self, workspace_id: str) -> list[WorkspaceMember]:
+        return list(self.session.scalars(select(WorkspaceMember).where(WorkspaceMember.workspace_id == workspace_id)
+                                         .order_by(WorkspaceMember.created_at, WorkspaceMember.user_id)))
+
+    def count_owners(self, workspace_id: str) -> int:
+        return self.session.scalar(select(func.count()).select_from(WorkspaceMember)
+                                   .where(WorkspaceMember.workspace_id == workspace_id, WorkspaceMember.role == "owner"))
+
+    def remove_member(self, member: WorkspaceMember) -> None:
+        self.session.delete(member)
+        self.session.flush()
+
+    def user_in_organization(self, organization_id: str, user_id: str) -> bool:
+        """Is the user still a member of any workspace of the organization?"""
+        return self.session.scalar(
+            select(func.count()).select_from(WorkspaceMember)
+            .join(Workspace, Workspace.id == WorkspaceMember.workspace_id)
+            .where(Workspace.organization_id == organization_id, WorkspaceMember.user_id == user_id)) > 0
+
+
+class Invitations:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, invitation: Invitation) -> None:
+        self.session.add(invitation)
+        self.session.flush()
+
+    def get(self, invitation_id: str) -> Invitation | None:
+        return self.session.get(Invitation, invitation_id)
+
+    def expire_stale(self, now: datetime, workspace_id: str | None = None, email: str | None = None) -> None:
+        query = update(Invitation).where(Invitation.status == "pending", Invitation.expires_at <= now)
+        if workspace_id is not None:
+            query = query.where(Invitation.workspace_id == workspace_id)
+        if email is not None:
+            query = query.where(Invitation.email == email)
+        self.session.execute(query.values(status="expired").execution_options(synchronize_session=False))
+
+    def pending_for(self, workspace_id: str, email: str) -> Invitation | None:
+        return self.session.scalars(select(Invitation).where(Invitation.workspace_id == workspace_id,
+                                                             Invitation.email == email,
+                                                             Invitation.status == "pending")).first()
+
+    def pending_for_email(self, email: str, now: datetime) -> list[tuple[Invitation, Workspace, Organization]]:
+        rows = self.session.execute(
+            select(Invitation, Workspace, Organization)
+            .join(Workspace, Workspace.id == Invitation.workspace_id)
+            .join(Organization, Organization.id == Workspace.organization_id)
+            .where(Invitation.email == email, Invitation.status == "pending", Invitation.expires_at > now)
+            .order_by(Invitation.created_at)
+        )
+        return [tuple(row) for row in rows]
+
+    def pending_in_workspace(self, workspace_id: str, now: datetime) -> list[Invitation]:
+        return list(self.session.scalars(select(Invitation).where(
+            Invitation.workspace_id == workspace_id, Invitation.status == "pending",
+            Invitation.expires_at > now).order_by(Invitation.created_at)))

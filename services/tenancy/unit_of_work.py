@@ -1,0 +1,24 @@
+"""Tenancy's unit of work: one transaction with its repositories and its outbox."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.tenancy import repository
+from services.tenancy.models import outbox
+from shared.unit_of_work import UnitOfWork
+
+SOURCE = "/threshold/tenancy"
+
+
+class TenancyUnitOfWork(UnitOfWork):
+    organizations: repository.Organizations
+    workspaces: repository.Workspaces
+    invitations: repository.Invitations
+
+    def __init__(self, session_factory: sessionmaker):
+        super().__init__(session_factory, outbox, SOURCE)
+
+    def open_repositories(self, session: Session) -> None:
+        self.organizations = repository.Organizations(session)
+        self.workspaces = repository.Workspaces(session)
+        self.invitations = repository.Invitations(session)
