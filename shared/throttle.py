@@ -61,7 +61,8 @@ class Throttle:
             raise RateLimited(_seconds_until(blocked_until, now))
 
     def record_failure(self, key: str, free_failures: int, base_delay: int, max_delay: int, forget_after: int) -> None:
-        """One more failure: past `free_failures` each blocks for a doubling delay, capped at `max_delay`."""
+        """One more failure: from the `free_failures`-th on, each blocks the next attempt for a doubling
+        delay (`base_delay`, then twice that, ...), capped at `max_delay`."""
         now = self.clock()
         table = self.table
         with self.engine.begin() as conn:
@@ -75,8 +76,8 @@ class Throttle:
             hits = 1 if forgotten else row.hits + 1
             window_start = now if hits == 1 else row.window_start
             blocked_until = None
-            if hits > free_failures:
-                delay = min(max_delay, base_delay * 2 ** (hits - free_failures - 1))
+            if hits >= free_failures:
+                delay = min(max_delay, base_delay * 2 ** (hits - free_failures))
                 blocked_until = now + timedelta(seconds=delay)
             conn.execute(
                 update(table).where(table.c.key == key).values(hits=hits, window_start=window_start, blocked_until=blocked_until)

@@ -171,6 +171,15 @@ def bearer(tokens: dict | str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+def assert_problem(response, status: int, code: str) -> dict:
+    """Check that `response` is an RFC 9457 problem document with this status and code; returns its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json", response.mimetype
+    body = response.get_json()
+    assert body["status"] == status and body["code"] == code, body
+    return body
+
+
 class LiveServer:
     """A WSGI app served over real HTTP on loopback in a thread (for JWKS fetches and the like)."""
 
