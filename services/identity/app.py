@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.extensions[EXTENSION] = Runtime(settings, engine, session_factory, keys, Throttle(engine, throttles, clock),
                                         clock, SecretBox(settings.totp_keys))
     app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
+    app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oauth_blp, internal_blp, discovery_blp):
         api.register_blueprint(blueprint)

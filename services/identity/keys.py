@@ -1,17 +1,18 @@
 """Access-token signing keys: generation, rotation and the published key set.
 
 Keys live in the identity database (every replica sees the same set), private halves encrypted with
-SECRET_KEY. Each process loads them once at start and re-reads the set every
-`reload_interval` seconds, so a rotation reaches every worker without a restart. A rotated-in key is
-published at once but signs only from `activates_at` on, by which time every worker and every
-consumer's JWKS cache has seen it; the previous key stays published until the last token it signed
-has expired.
+SECRET_KEY. Each process loads them once at start and re-reads the set every `reload_interval` seconds
+(before a request, never inside a transaction), so a rotation reaches every worker without a restart.
+A rotated-in key is published at once but signs only from `activates_at` on, by which time every
+worker and every consumer's JWKS cache has seen it; the previous key stays published until the last
+token it signed has expired.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from shared import jwt
 from shared.database import utcnow
 
 ALGORITHM = "ES256"
+log = logging.getLogger("threshold.identity.keys")
 
 
 def _b64(data: bytes) -> str:
@@ -106,11 +108,20 @@ class KeyStore:
         public = json.loads(row.public_jwk)
         return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public), jwt.load_private_key(pem, row.algorithm))
 
-    def _current(self) -> list[LoadedKey]:
+    def refresh(self) -> None:
+        """Re-read the key set when `reload_interval` has passed. Call it outside any transaction (the
+        app does, before each request): on SQLite a reload inside one waits on the caller's own write
+        lock. If the database does not answer, the loaded keys stay in use until the next interval."""
         if time.monotonic() - self._loaded_at > self.reload_interval:
             with self._lock:
                 if time.monotonic() - self._loaded_at > self.reload_interval:
-                    self.load()
+                    try:
+                        self.load()
+                    except Exception:  # keep signing and verifying with the keys we have
+                        log.warning("signing keys could not be reloaded; keeping the loaded set", exc_info=True)
+                        self._loaded_at = time.monotonic()
+
+    def _current(self) -> list[LoadedKey]:
         return self._keys
 
     def signing_key(self) -> LoadedKey:

@@ -216,3 +216,12 @@ def test_the_page_escapes_the_token(client):
     response = client.get('/reset-password?token="><script>alert(1)</script>')
 
     assert "<script>alert(1)</script>" not in response.get_data(as_text=True)
+
+
+def test_the_page_form_is_limited_per_client_address(make_identity_app):
+    client = make_identity_app(IP_RATE_LIMIT_PER_MINUTE=2).test_client()
+    answers = [client.post("/reset-password", data={"token": "guess", "new_password": NEW_PASSWORD})
+               for _ in range(3)]
+    assert [a.status_code for a in answers] == [400, 400, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert answers[-1].mimetype == "text/html"

@@ -6,7 +6,9 @@ from flask import Blueprint, render_template, request
 from services.identity import accounts
 from services.identity.errors import OneTimeTokenError
 from services.identity.passwords import PasswordRejected
+from services.identity.api.common import limit_per_ip
 from services.identity.runtime import runtime
+from shared.errors import RateLimited
 
 blp = Blueprint("pages", __name__, template_folder="../../templates")
 
@@ -14,8 +16,7 @@ MAX_TOKEN = 512
 
 
 def _page(template: str, status: int = 200, **context):
-    response = render_template(template, **context), status
-    return response
+    return render_template(template, **context), status
 
 
 @blp.get("/verify-email")
@@ -40,8 +41,13 @@ def reset_password():
         return _page("pages/reset_password.html", title="Reset password", token=token)
     rt = runtime()
     try:
+        limit_per_ip("reset")
         accounts.reset_password(rt.uow(), rt.throttle, rt.settings, token, request.form.get("new_password", ""),
                                 rt.clock())
     except (OneTimeTokenError, PasswordRejected) as error:
         return _page("pages/reset_password.html", 400, title="Reset password", token=token, message=error.detail)
+    except RateLimited as error:
+        page, status = _page("pages/reset_password.html", 429, title="Reset password", token=token,
+                             message="Too many attempts; wait a minute and try again.")
+        return page, status, {"Retry-After": str(error.retry_after)}
     return _page("pages/reset_password.html", title="Password changed", done=True)
