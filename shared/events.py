@@ -48,6 +48,8 @@ def parse_envelope(body) -> dict:
         raise EnvelopeInvalid(f"specversion {body['specversion']!r}")
     if not isinstance(body["id"], str) or not body["id"] or len(body["id"]) > 200:
         raise EnvelopeInvalid("bad id")
+    if not isinstance(body["type"], str) or not body["type"]:
+        raise EnvelopeInvalid("bad type")
     if not isinstance(body["data"], dict):
         raise EnvelopeInvalid("data is not an object")
     return body
