@@ -37,6 +37,16 @@ def _validate() -> None:
         config.load_or_exit(lambda env: config.integer(env, name, default, minimum=1, maximum=65535))
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor itself dies (Linux), so no process is orphaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _pipe(name: str, stream) -> None:
     for line in iter(stream.readline, b""):
         sys.stdout.write(f"{name:>15} | {line.decode(errors='replace')}")
@@ -60,7 +70,7 @@ def main() -> None:
     children: dict[str, subprocess.Popen] = {}
     for name, args in PROCESSES.items():
         child = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         children[name] = child
         threading.Thread(target=_pipe, args=(name, child.stdout), daemon=True).start()
     print("threshold: identity http://127.0.0.1:%s  tenancy http://127.0.0.1:%s  notifier http://127.0.0.1:%s"

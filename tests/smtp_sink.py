@@ -5,7 +5,9 @@ It can also misbehave the way real servers do:
 * `defer_next(n)` answers the next `n` DATA commands with a transient `451` (greylisting, a full
   queue), so a sender must retry;
 * `reject_recipients(...)` answers `550` at RCPT for those addresses (no such user), which a
-  sender must treat as final.
+  sender must treat as final;
+* `hold()` keeps deliveries waiting at RCPT, before any mail is transferred, until `release()`
+  (a slow server, and a window in which to kill the sender).
 
     with SmtpSink() as sink:
         ...  # point the code under test at sink.url
@@ -16,6 +18,7 @@ what the server saw so far in the message.
 """
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -49,6 +52,10 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.sink._condition:
             self.sink.rcpt_attempts.append(address)
+            self.sink._condition.notify_all()
+        while self.sink._held.is_set():  # hold(): keep the client waiting here, without blocking the loop
+            await asyncio.sleep(0.05)
+        with self.sink._condition:
             if address.lower() in self.sink._rejected:
                 self.sink.refused_recipients.append(address)
                 self.sink._condition.notify_all()
@@ -84,6 +91,7 @@ class SmtpSink:
         self._rejected: set[str] = set()
         self._defer_remaining = 0
         self._condition = threading.Condition()
+        self._held = threading.Event()
         self._controller: Controller | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -128,6 +136,13 @@ class SmtpSink:
         """Answer the next `count` DATA commands with 451 (transient)."""
         with self._condition:
             self._defer_remaining = count
+
+    def hold(self) -> None:
+        """Keep every new delivery waiting at RCPT (before any mail is transferred) until release()."""
+        self._held.set()
+
+    def release(self) -> None:
+        self._held.clear()
 
     def reject_recipients(self, *addresses: str) -> None:
         """Answer 550 at RCPT for these addresses (permanent)."""
