@@ -19,7 +19,7 @@ run: install  ## migrate and start every process; Ctrl-C stops them
 	$(PY) -m services.run
 
 test: install  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; figures go to docs/performance.md
 	$(PY) -m bench
