@@ -7,6 +7,7 @@ rest are stopped too, so a broken setup never half-runs.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +16,14 @@ import time
 
 from shared import config
 
+#: name -> (module arguments, the service whose metrics it adds to)
 PROCESSES = {
-    "identity": ["services.identity", "serve"],
-    "tenancy": ["services.tenancy", "serve"],
-    "notifier": ["services.notifier", "serve"],
-    "mailer": ["services.notifier", "consume"],
-    "identity-relay": ["services.identity", "relay"],
-    "tenancy-relay": ["services.tenancy", "relay"],
+    "identity": (["services.identity", "serve"], "identity"),
+    "tenancy": (["services.tenancy", "serve"], "tenancy"),
+    "notifier": (["services.notifier", "serve"], "notifier"),
+    "mailer": (["services.notifier", "consume"], "notifier"),
+    "identity-relay": (["services.identity", "relay"], "identity-relay"),
+    "tenancy-relay": (["services.tenancy", "relay"], "tenancy-relay"),
 }
 MIGRATIONS = ["services.identity", "services.tenancy", "services.notifier"]
 
@@ -67,9 +69,15 @@ def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
 
+    # Each service's processes share one metrics directory, so /metrics counts every worker (and the
+    # notifier's consumer); stale files of an earlier run would be counted too, so start afresh.
+    metrics_root = config.var_dir(env) / "metrics"
+    shutil.rmtree(metrics_root, ignore_errors=True)
     children: dict[str, subprocess.Popen] = {}
-    for name, args in PROCESSES.items():
-        child = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE,
+    for name, (args, metrics_group) in PROCESSES.items():
+        (metrics_root / metrics_group).mkdir(parents=True, exist_ok=True)
+        child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)}
+        child = subprocess.Popen([sys.executable, "-m", *args], env=child_env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         children[name] = child
         threading.Thread(target=_pipe, args=(name, child.stdout), daemon=True).start()
