@@ -7,6 +7,7 @@ no stack trace.
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
@@ -113,10 +114,12 @@ class ErrorMap:
             headers["Retry-After"] = str(error.retry_after)
         status = self.status_for(error)
         if status == 401 and getattr(error, "bearer", False):
-            headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error.detail}"'
+            # RFC 6750 3: error_description may hold only %x20-21 / %x23-5B / %x5D-7E (no '"' or '\\').
+            description = re.sub(r'[^\x20\x21\x23-\x5b\x5d-\x7e]', "'", error.detail)
+            headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{description}"'
         field = getattr(error, "field", None)
         errors = {field: [error.detail]} if field else None
-        return problem(status, error.code, error.detail, headers=headers, errors=errors)
+        return problem(status, error.code, error.detail, headers=headers, errors=errors, **getattr(error, "extra", {}))
 
 
 def register(app: Flask, error_map: ErrorMap) -> None:

@@ -102,7 +102,8 @@ class Verifier:
     """Verifies access tokens from one issuer for one audience."""
 
     def __init__(self, key_source: Callable[[str], tuple[str, Key] | None], issuer: str, audience: str | Iterable[str],
-                 algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str = ACCESS_TOKEN_TYPE):
+                 algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str | None = ACCESS_TOKEN_TYPE):
+        """`token_type=None` skips the `typ` check (ID tokens from OpenID providers carry none, or "JWT")."""
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self.key_source = key_source
@@ -123,7 +124,8 @@ class Verifier:
         algorithm = header.get("alg")
         if algorithm not in self.algorithms:
             raise TokenRejected("The token's algorithm is not accepted.")
-        if str(header.get("typ", "")).lower() not in (self.token_type, f"application/{self.token_type}"):
+        if self.token_type is not None and \
+                str(header.get("typ", "")).lower() not in (self.token_type, f"application/{self.token_type}"):
             raise TokenRejected("The token is not an access token.")
         kid = header.get("kid")
         found = self.key_source(kid) if isinstance(kid, str) and kid else None
@@ -143,6 +145,6 @@ class Verifier:
                 )
             except ExpiredSignatureError:
                 raise TokenRejected("The token has expired.") from None
-            except JOSEError as exc:
+            except (JOSEError, TypeError, OverflowError) as exc:  # python-jose lets int(None) or int(inf) escape
                 last_error = exc
         raise TokenRejected(f"The token is not valid: {last_error}.")

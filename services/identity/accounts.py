@@ -35,7 +35,7 @@ def _issue_token(uow, account: Account, purpose: str, ttl: int, now: datetime) -
     return token, expires_at
 
 
-def _record_verification_mail(uow, account: Account, settings: Settings, now: datetime) -> None:
+def record_verification_mail(uow, account: Account, settings: Settings, now: datetime) -> None:
     token, expires_at = _issue_token(uow, account, EMAIL_VERIFICATION, settings.email_verification_ttl, now)
     uow.record(Event("identity.email_verification.requested", {
         "account_id": account.id,
@@ -61,7 +61,7 @@ def register(uow, settings: Settings, email: str, password: str, first_name: str
         uow.record(Event("identity.account.registered", {
             "account_id": account.id, "email": email, "first_name": first_name, "last_name": last_name,
         }))
-        _record_verification_mail(uow, account, settings, now)
+        record_verification_mail(uow, account, settings, now)
         uow.commit()
         return account.public()
 
@@ -84,7 +84,7 @@ def resend_verification(uow, throttle: Throttle, settings: Settings, email: str,
         account = uow.accounts.by_email(normalise_email(email))
         if account is None or account.email_verified:
             return
-        _record_verification_mail(uow, account, settings, now)
+        record_verification_mail(uow, account, settings, now)
         uow.commit()
 
 

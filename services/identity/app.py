@@ -15,10 +15,12 @@ from services.identity.api.internal.resources import blp as internal_blp
 from services.identity.api.me.resources import blp as me_blp
 from services.identity.api.mfa.resources import blp as mfa_blp
 from services.identity.api.oauth.resources import blp as oauth_blp
+from services.identity.api.oidc.resources import blp as oidc_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
 from services.identity.keys import KeyStore
 from services.identity.models import throttles
+from services.identity.oidc import Providers
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
@@ -48,11 +50,11 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)
     app.extensions[EXTENSION] = Runtime(settings, engine, session_factory, keys, Throttle(engine, throttles, clock),
-                                        clock, SecretBox(settings.totp_keys))
+                                        clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))
     app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
     app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oauth_blp, internal_blp, discovery_blp):
+    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oidc_blp, oauth_blp, internal_blp, discovery_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_blp)
     return app

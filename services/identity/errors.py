@@ -96,6 +96,12 @@ class InvalidCode(DomainError):
     code = "invalid_code"
 
 
+class MfaUnavailable(DomainError):
+    """Authenticator codes cannot be checked right now; use a recovery code or try again later."""
+
+    code = "mfa_unavailable"
+
+
 class MfaTokenInvalid(TokenInvalid):
     """The mfa_token is not valid (unknown, used, or voided by wrong codes); sign in again."""
 
@@ -120,3 +126,26 @@ class UnsupportedGrantType(DomainError):
     """Only grant_type=client_credentials is supported here."""
 
     code = "unsupported_grant_type"
+
+
+class AccountExists(DomainError):
+    """An account with this email exists. Sign in with its password first, then link this provider
+    from your profile (POST /v1/me/identities with the link_code)."""
+
+    code = "account_exists"
+
+    def __init__(self, link_code: str):
+        super().__init__()
+        self.extra = {"link_code": link_code}
+
+
+class IdentityAlreadyLinked(DomainError):
+    """This provider account is already linked to another account."""
+
+    code = "identity_linked_elsewhere"
+
+
+class ProviderEmailMissing(DomainError):
+    """The provider did not share an email address, which an account needs."""
+
+    code = "email_missing"

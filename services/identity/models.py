@@ -47,10 +47,12 @@ class OneTimeToken(Model):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(40))
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # None for a sign-in code of someone who has no account yet (OIDC): `data` says who they are.
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    data: Mapped[str | None] = mapped_column(Text)
 
 
 class AuthSession(Model):
@@ -126,6 +128,7 @@ class MfaChallenge(Model):
     expires_at: Mapped[datetime]
     failures: Mapped[int] = mapped_column(Integer, default=0)
     used_at: Mapped[datetime | None]
+    first_factor: Mapped[str] = mapped_column(String(10), default="pwd", server_default="pwd")  # or "fed"
 
 
 class AuditRecord(Model):
@@ -150,6 +153,19 @@ class ServiceClient(Model):
     client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[str] = mapped_column(String(500))  # space-separated
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FederatedIdentity(Model):
+    """An account's identity at an OpenID provider, keyed by (issuer, subject) as OIDC requires."""
+
+    __tablename__ = "federated_identities"
+
+    issuer: Mapped[str] = mapped_column(String(300), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 outbox = define_outbox(Model.metadata)

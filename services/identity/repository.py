@@ -7,7 +7,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
-                                     RefreshToken, ServiceClient, SigningKey, TotpCredential)
+                                     RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
 
 
 class Accounts:
@@ -215,3 +215,18 @@ class ServiceClients:
 
     def put(self, client: ServiceClient) -> None:
         self.session.merge(client)
+
+
+class FederatedIdentities:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def get(self, issuer: str, subject: str) -> FederatedIdentity | None:
+        return self.session.get(FederatedIdentity, (issuer, subject))
+
+    def add(self, identity: FederatedIdentity) -> None:
+        self.session.add(identity)
+
+    def of_account(self, account_id: str) -> list[FederatedIdentity]:
+        return list(self.session.scalars(select(FederatedIdentity).where(FederatedIdentity.account_id == account_id)
+                                         .order_by(FederatedIdentity.created_at)))

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from services.identity.keys import KeyStore
+from services.identity.oidc import Providers
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
@@ -27,6 +28,7 @@ class Runtime:
     throttle: Throttle
     clock: Callable[[], datetime]
     totp_box: SecretBox
+    oidc: Providers
 
     def uow(self) -> IdentityUnitOfWork:
         return IdentityUnitOfWork(self.session_factory)

@@ -63,11 +63,12 @@ def start_session(uow, account: Account, amr: str, keys: KeyStore, settings: Set
 MFA_METHODS = ["totp", "recovery_code"]
 
 
-def _mfa_challenge(uow, account: Account, settings: Settings, now: datetime) -> dict:
-    """The answer to a correct password when 2FA is on: a short-lived mfa_token for the second step."""
+def mfa_challenge(uow, account: Account, settings: Settings, now: datetime, first_factor: str = "pwd") -> dict:
+    """The answer to a passed first factor when 2FA is on: a short-lived mfa_token for the second step."""
     token, token_hash = opaque_tokens.generate()
     uow.mfa_challenges.add(MfaChallenge(token_hash=token_hash, account_id=account.id, created_at=now,
-                                        expires_at=now + timedelta(seconds=settings.mfa_token_ttl), failures=0))
+                                        expires_at=now + timedelta(seconds=settings.mfa_token_ttl), failures=0,
+                                        first_factor=first_factor))
     return {"mfa_required": True, "mfa_token": token, "methods": MFA_METHODS, "expires_in": settings.mfa_token_ttl}
 
 
@@ -96,7 +97,7 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
         if passwords.needs_rehash(account.password_hash):
             account.password_hash = passwords.hash_password(password)
         if account.mfa_enabled:
-            answer = _mfa_challenge(uow, account, settings, now)
+            answer = mfa_challenge(uow, account, settings, now)
             uow.commit()
             return answer
         pair = start_session(uow, account, "pwd", keys, settings, now)

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.identity import oidc
 from shared import config
 
 
@@ -37,6 +38,8 @@ class Settings:
     mfa_token_ttl: int
     mfa_max_failures: int
     service_clients: dict
+    oidc_providers: dict
+    allowed_return_urls: tuple
 
     @property
     def production(self) -> bool:
@@ -75,6 +78,9 @@ class Settings:
             mfa_token_ttl=config.integer(env, "MFA_TOKEN_TTL", 300, minimum=30, maximum=1800),
             mfa_max_failures=config.integer(env, "MFA_MAX_FAILURES", 5, minimum=1, maximum=20),
             service_clients=_service_clients(env, production),
+            oidc_providers=oidc.parse_providers(config.json_object(env, "OIDC_PROVIDERS")),
+            allowed_return_urls=oidc.parse_return_urls(
+                config.text(env, "ALLOWED_RETURN_URLS", "http://127.0.0.1:*,http://localhost:*")),
         )
 
 

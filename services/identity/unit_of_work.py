@@ -21,6 +21,7 @@ class IdentityUnitOfWork(UnitOfWork):
     mfa_challenges: repository.MfaChallenges
     audit: repository.AuditRecords
     clients: repository.ServiceClients
+    federated: repository.FederatedIdentities
 
     def __init__(self, session_factory: sessionmaker):
         super().__init__(session_factory, outbox, SOURCE)
@@ -36,3 +37,4 @@ class IdentityUnitOfWork(UnitOfWork):
         self.mfa_challenges = repository.MfaChallenges(session)
         self.audit = repository.AuditRecords(session)
         self.clients = repository.ServiceClients(session)
+        self.federated = repository.FederatedIdentities(session)

@@ -6,7 +6,7 @@ import re
 from flask import request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.identity import errors, passwords
+from services.identity import errors, oidc, passwords
 from services.identity.runtime import runtime
 from shared.auth import InsufficientScope
 from shared.errors import ErrorMap
@@ -23,9 +23,17 @@ ERROR_MAP = ErrorMap({
     errors.AccountNotFound: 404,
     errors.MfaStateConflict: 409,
     errors.InvalidCode: 401,
+    errors.MfaUnavailable: 503,
     errors.InvalidClient: 401,
     errors.InvalidScope: 400,
     errors.UnsupportedGrantType: 400,
+    errors.AccountExists: 409,
+    errors.IdentityAlreadyLinked: 409,
+    errors.ProviderEmailMissing: 400,
+    oidc.UnknownProvider: 404,
+    oidc.ReturnToNotAllowed: 400,
+    oidc.ProviderUnavailable: 503,
+    oidc.OidcError: 400,
     passwords.PasswordRejected: 422,
     TokenRejected: 401,
     InsufficientScope: 403,

@@ -1,0 +1,140 @@
+"""Accounts through an OpenID provider: one-time login codes, first and returning sign-in, linking.
+
+The provider's verified claims are kept with a one-time `login_code` (60 s) that the callback hands
+to the browser; `POST /v1/sessions/oidc` turns it into a session, creating the account on a first
+sign-in. An existing password account is linked silently only when the provider vouches for the
+email and the operator allows linking for that provider; otherwise the answer is 409 with a
+`link_code` the person uses, once signed in with the password, to link from their profile.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+from services.identity.accounts import normalise_email, record_verification_mail
+from services.identity.errors import (AccountExists, AccountNotFound, IdentityAlreadyLinked, ProviderEmailMissing,
+                                      TokenExpired, TokenInvalid)
+from services.identity.keys import KeyStore
+from services.identity.models import Account, FederatedIdentity, OneTimeToken
+from services.identity.oidc import ProviderConfig
+from services.identity.sessions import mfa_challenge, start_session
+from services.identity.settings import Settings
+from shared import opaque_tokens
+from shared.events import Event
+
+log = logging.getLogger("threshold.identity.federation")
+LOGIN_CODE = "oidc_login"
+LINK_CODE = "oidc_link"
+LOGIN_CODE_TTL = 60
+LINK_CODE_TTL = 600
+
+
+def _code(uow, purpose: str, ttl: int, data: dict, now: datetime, account_id: str | None = None) -> str:
+    token, token_hash = opaque_tokens.generate()
+    uow.tokens.add(OneTimeToken(token_hash=token_hash, purpose=purpose, account_id=account_id, created_at=now,
+                                expires_at=now + timedelta(seconds=ttl), data=json.dumps(data)))
+    return token
+
+
+def issue_login_code(uow, provider: ProviderConfig, claims: dict, now: datetime) -> str:
+    """Called by the callback once the ID token is verified; nothing about accounts is decided yet."""
+    data = {"provider": provider.name, "issuer": claims["iss"], "subject": str(claims["sub"]),
+            "email": claims.get("email"), "email_verified": claims.get("email_verified") is True,
+            "given_name": claims.get("given_name"), "family_name": claims.get("family_name")}
+    with uow:
+        code = _code(uow, LOGIN_CODE, LOGIN_CODE_TTL, data, now)
+        uow.commit()
+    return code
+
+
+def _spend(uow, code: str, purpose: str, now: datetime) -> dict:
+    row = uow.tokens.get(opaque_tokens.digest(code))
+    if row is None or row.purpose != purpose or row.used_at is not None:
+        raise TokenInvalid()
+    if row.expires_at <= now:
+        raise TokenExpired()
+    if not uow.tokens.use(row, now):
+        raise TokenInvalid()
+    return json.loads(row.data)
+
+
+def _name(value, fallback: str) -> str:
+    text = " ".join(str(value or "").split())[:100]
+    return text or fallback
+
+
+def _new_account(uow, data: dict, settings: Settings, now: datetime) -> Account:
+    email = normalise_email(data["email"])
+    account = Account(email=email, password_hash=None, first_name=_name(data.get("given_name"), email.split("@")[0]),
+                      last_name=_name(data.get("family_name"), "-"), email_verified=data["email_verified"],
+                      mfa_enabled=False, created_at=now, updated_at=now)
+    uow.accounts.add(account)
+    uow.record(Event("identity.account.registered", {"account_id": account.id, "email": email,
+                                                      "first_name": account.first_name,
+                                                      "last_name": account.last_name}))
+    if not account.email_verified:
+        record_verification_mail(uow, account, settings, now)
+    return account
+
+
+def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, ProviderConfig], login_code: str,
+            now: datetime) -> dict:
+    """A session (amr fed) for the person behind the login code; 2FA only where the provider requires it."""
+    with uow:
+        data = _spend(uow, login_code, LOGIN_CODE, now)
+        provider = providers.get(data["provider"])
+        if provider is None:
+            raise TokenInvalid()
+        linked = uow.federated.get(data["issuer"], data["subject"])
+        if linked is not None:
+            account = uow.accounts.get(linked.account_id)
+        else:
+            if not isinstance(data.get("email"), str) or "@" not in data["email"]:
+                raise ProviderEmailMissing()
+            account = uow.accounts.by_email(normalise_email(data["email"]))
+            if account is not None and not (provider.allow_linking and data["email_verified"]):
+                link_code = _code(uow, LINK_CODE, LINK_CODE_TTL, data, now)
+                uow.commit()  # the login code stays spent; the link code is what the person uses next
+                raise AccountExists(link_code)
+            if account is None:
+                account = _new_account(uow, data, settings, now)
+            uow.federated.add(FederatedIdentity(issuer=data["issuer"], subject=data["subject"],
+                                                provider=provider.name, account_id=account.id,
+                                                email=data.get("email"), created_at=now))
+        if provider.require_mfa and account.mfa_enabled:
+            answer = mfa_challenge(uow, account, settings, now, first_factor="fed")
+        else:
+            answer = start_session(uow, account, "fed", keys, settings, now)
+        uow.commit()
+    log.info("federated sign-in", extra={"event": "sign_in_succeeded", "account_id": account.id,
+                                          "provider": provider.name})
+    return answer
+
+
+def link(uow, account_id: str, link_code: str, now: datetime) -> list[dict]:
+    """Link the provider identity behind `link_code` to the signed-in account."""
+    with uow:
+        account = uow.accounts.get(account_id)
+        if account is None:
+            raise AccountNotFound()
+        data = _spend(uow, link_code, LINK_CODE, now)
+        existing = uow.federated.get(data["issuer"], data["subject"])
+        if existing is not None and existing.account_id != account_id:
+            raise IdentityAlreadyLinked()
+        if existing is None:
+            uow.federated.add(FederatedIdentity(issuer=data["issuer"], subject=data["subject"],
+                                                provider=data["provider"], account_id=account_id,
+                                                email=data.get("email"), created_at=now))
+        uow.commit()
+        return [_document(i) for i in uow.federated.of_account(account_id)]
+
+
+def _document(identity: FederatedIdentity) -> dict:
+    return {"provider": identity.provider, "issuer": identity.issuer, "subject": identity.subject,
+            "email": identity.email, "created_at": identity.created_at}
+
+
+def identities(uow, account_id: str) -> list[dict]:
+    with uow:
+        return [_document(i) for i in uow.federated.of_account(account_id)]
