@@ -33,3 +33,10 @@ def child_exit(server, worker):
 
 # Several gunicorn masters run side by side on one machine (make run); none needs the control socket.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    # Application logs (threshold.*) as JSON lines in production, with the request id.
+    from shared import logs
+
+    logs.configure()

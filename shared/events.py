@@ -18,8 +18,8 @@ class Event:
     id: str = field(default_factory=new_id)
     time: datetime = field(default_factory=utcnow)
 
-    def envelope(self, source: str) -> dict:
-        return {
+    def envelope(self, source: str, request_id: str | None = None) -> dict:
+        envelope = {
             "specversion": SPEC_VERSION,
             "id": self.id,
             "source": source,
@@ -28,6 +28,9 @@ class Event:
             "datacontenttype": "application/json",
             "data": self.data,
         }
+        if request_id:
+            envelope["requestid"] = request_id  # a CloudEvents extension attribute
+        return envelope
 
 
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "data")

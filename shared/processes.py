@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Table
 
-from shared import bus
+from shared import bus, logs
 from shared.database import make_engine
 from shared.outbox import Relay
 
@@ -18,8 +18,7 @@ GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.
 
 
 def configure_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logs.configure()
 
 
 def serve(app_factory: str, port: int, workers: int | None = None) -> None:

@@ -14,10 +14,11 @@ class UnitOfWork:
     Leaving the block without commit rolls back, events included: nothing is half-written.
     """
 
-    def __init__(self, session_factory: sessionmaker, outbox_table: Table, source: str):
+    def __init__(self, session_factory: sessionmaker, outbox_table: Table, source: str, request_id: str | None = None):
         self._session_factory = session_factory
         self._outbox_table = outbox_table
         self._source = source
+        self._request_id = request_id
         self.session: Session | None = None
         self._events: list[Event] = []
 
@@ -40,6 +41,6 @@ class UnitOfWork:
         self._events.append(event)
 
     def commit(self) -> None:
-        outbox.write(self.session, self._outbox_table, self._source, self._events)
+        outbox.write(self.session, self._outbox_table, self._source, self._events, self._request_id)
         self._events = []
         self.session.commit()

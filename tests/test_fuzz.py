@@ -16,11 +16,18 @@ from tests.conftest import bearer
 EXAMPLES_PER_OPERATION = 25
 
 
+#: Routes a browser opens (not an API client): their errors are HTML pages.
+BROWSER_ROUTES = ("/v1/oidc/{provider}/callback",)
+
+
 def problem_json_errors(ctx, response, case):
-    """Every 4xx and 5xx is application/problem+json with a code."""
+    """Every 4xx and 5xx is application/problem+json with a code (an HTML page on browser routes)."""
     if response.status_code >= 400:
         content_type = response.headers.get("Content-Type", response.headers.get("content-type", ""))
         content_type = content_type[0] if isinstance(content_type, list) else content_type
+        if case.operation.path in BROWSER_ROUTES and response.status_code < 500:
+            assert content_type.startswith("text/html"), (case.path, response.status_code, content_type)
+            return
         assert content_type.startswith("application/problem+json"), (case.path, response.status_code, content_type)
         assert "code" in response.json()
 

@@ -19,7 +19,7 @@ from services.identity.api.oidc.resources import blp as oidc_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
 from services.identity.keys import KeyStore
-from services.identity.models import throttles
+from services.identity.models import outbox, throttles
 from services.identity.oidc import Providers
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
@@ -28,6 +28,7 @@ from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import auth, bus
 from shared.database import make_engine, make_session_factory, ping, utcnow
 from shared.jwt import Verifier
+from shared.outbox import BacklogCollector
 from shared.service_app import broker_check, build_app
 from shared.throttle import Throttle
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app, api = build_app("identity", "Threshold identity", DESCRIPTION, ERROR_MAP, readiness={
         "database": lambda: ping(engine),
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
-    })
+    }, collectors=[BacklogCollector(engine, outbox, "identity")])
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)

@@ -16,6 +16,7 @@ from services.identity.accounts import normalise_email, record_verification_mail
 from services.identity.errors import (AccountExists, AccountNotFound, IdentityAlreadyLinked, ProviderEmailMissing,
                                       TokenExpired, TokenInvalid)
 from services.identity.keys import KeyStore
+from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, FederatedIdentity, OneTimeToken
 from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
@@ -107,6 +108,7 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
         else:
             answer = start_session(uow, account, "fed", keys, settings, now)
         uow.commit()
+    SIGN_INS.labels("fed", "mfa_required" if "mfa_token" in answer else "success").inc()
     log.info("federated sign-in", extra={"event": "sign_in_succeeded", "account_id": account.id,
                                           "provider": provider.name})
     return answer

@@ -14,6 +14,7 @@ from services.identity.oidc import Providers
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
+from shared.logs import current_request_id
 from shared.throttle import Throttle
 
 EXTENSION = "threshold.identity"
@@ -31,7 +32,7 @@ class Runtime:
     oidc: Providers
 
     def uow(self) -> IdentityUnitOfWork:
-        return IdentityUnitOfWork(self.session_factory)
+        return IdentityUnitOfWork(self.session_factory, current_request_id())
 
 
 def runtime() -> Runtime:

@@ -9,6 +9,7 @@ from services.identity.accounts import email_key, failure_policy, normalise_emai
 from services.identity.errors import (EmailNotVerified, InvalidCredentials, RefreshTokenExpired,
                                       RefreshTokenInvalid, RefreshTokenReused)
 from services.identity.keys import KeyStore
+from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, AuthSession, MfaChallenge, RefreshToken
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
@@ -87,6 +88,7 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
         password_hash = account.password_hash if account is not None else None
     if not passwords.verify(password_hash, password):
         throttle.record_failure(key, **failure_policy(settings))
+        SIGN_INS.labels("pwd", "failure").inc()
         log.info("sign-in failed", extra={"event": "sign_in_failed"})
         raise InvalidCredentials()
     if not account.email_verified:
@@ -99,9 +101,11 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
         if account.mfa_enabled:
             answer = mfa_challenge(uow, account, settings, now)
             uow.commit()
+            SIGN_INS.labels("pwd", "mfa_required").inc()
             return answer
         pair = start_session(uow, account, "pwd", keys, settings, now)
         uow.commit()
+    SIGN_INS.labels("pwd", "success").inc()
     log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account.id})
     return pair
 

@@ -23,8 +23,8 @@ class IdentityUnitOfWork(UnitOfWork):
     clients: repository.ServiceClients
     federated: repository.FederatedIdentities
 
-    def __init__(self, session_factory: sessionmaker):
-        super().__init__(session_factory, outbox, SOURCE)
+    def __init__(self, session_factory: sessionmaker, request_id: str | None = None):
+        super().__init__(session_factory, outbox, SOURCE, request_id)
 
     def open_repositories(self, session: Session) -> None:
         self.accounts = repository.Accounts(session)

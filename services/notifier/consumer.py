@@ -71,6 +71,8 @@ class MailConsumer(ConsumerMixin):
         self.deliveries.record(envelope["id"], envelope["type"], mail.template, utcnow())
         metrics.DELIVERED.labels(mail.template).inc()
         message.ack()
+        log.info("mail delivered", extra={"event": "mail_delivered", "event_id": envelope["id"],
+                                          "template": mail.template, "request_id": envelope.get("requestid")})
 
     def _retry(self, message, envelope: dict, reason: str) -> None:
         attempt = int((message.headers or {}).get(bus.ATTEMPT_HEADER, 0))

@@ -12,11 +12,13 @@ from services.tenancy.api.invitations.resources import blp as invitations_blp
 from services.tenancy.api.organizations.resources import blp as organizations_blp
 from services.tenancy.api.workspaces.resources import blp as workspaces_blp
 from services.tenancy.directory import IdentityDirectory
+from services.tenancy.models import outbox
 from services.tenancy.runtime import EXTENSION, Runtime
 from services.tenancy.settings import Settings
 from shared import auth, bus
 from shared.database import make_engine, make_session_factory, ping, utcnow
 from shared.jwt import JwksClient, Verifier
+from shared.outbox import BacklogCollector
 from shared.service_app import broker_check, build_app
 
 DESCRIPTION = "Organizations, workspaces, memberships and invitations."
@@ -28,7 +30,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app, api = build_app("tenancy", "Threshold tenancy", DESCRIPTION, ERROR_MAP, readiness={
         "database": lambda: ping(engine),
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
-    })
+    }, collectors=[BacklogCollector(engine, outbox, "tenancy")])
     jwks = JwksClient(f"{settings.identity_url}/.well-known/jwks.json")
     app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience)
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)

@@ -11,6 +11,7 @@ import time
 import requests
 
 from services.tenancy.errors import IdentityUnavailable
+from shared.logs import current_request_id
 
 BATCH = 100
 
@@ -42,19 +43,26 @@ class IdentityDirectory:
         self._token = (body["access_token"], time.monotonic() + max(10, int(body.get("expires_in", 60)) - 30))
         return self._token[0]
 
+    def _headers(self) -> dict:
+        headers = {"Authorization": f"Bearer {self._service_token()}"}
+        request_id = current_request_id()
+        if request_id:
+            headers["X-Request-ID"] = request_id  # one request id across services, in every log
+        return headers
+
     def _fetch(self, ids: list[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
             try:
                 response = self.http.get(f"{self.identity_url}/internal/v1/accounts", params=[("id", i) for i in chunk],
-                                         headers={"Authorization": f"Bearer {self._service_token()}"},
+                                         headers=self._headers(),
                                          timeout=self.timeout)
                 if response.status_code == 401:  # token revoked or keys rotated: one fresh token, once
                     self._token = None
                     response = self.http.get(f"{self.identity_url}/internal/v1/accounts",
                                              params=[("id", i) for i in chunk], timeout=self.timeout,
-                                             headers={"Authorization": f"Bearer {self._service_token()}"})
+                                             headers=self._headers())
                 response.raise_for_status()
                 items = response.json()["items"]
             except (requests.RequestException, ValueError, KeyError) as exc:

@@ -12,6 +12,7 @@ from services.tenancy.access import Caller
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.settings import Settings
 from services.tenancy.unit_of_work import TenancyUnitOfWork
+from shared.logs import current_request_id
 
 EXTENSION = "threshold.tenancy"
 
@@ -24,7 +25,7 @@ class Runtime:
     clock: Callable[[], datetime]
 
     def uow(self) -> TenancyUnitOfWork:
-        return TenancyUnitOfWork(self.session_factory)
+        return TenancyUnitOfWork(self.session_factory, current_request_id())
 
 
 def runtime() -> Runtime:

@@ -15,8 +15,8 @@ class TenancyUnitOfWork(UnitOfWork):
     workspaces: repository.Workspaces
     invitations: repository.Invitations
 
-    def __init__(self, session_factory: sessionmaker):
-        super().__init__(session_factory, outbox, SOURCE)
+    def __init__(self, session_factory: sessionmaker, request_id: str | None = None):
+        super().__init__(session_factory, outbox, SOURCE, request_id)
 
     def open_repositories(self, session: Session) -> None:
         self.organizations = repository.Organizations(session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import g, redirect, render_template, request
+from flask import g, make_response, redirect, render_template, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -70,7 +70,9 @@ def _back_to_app(return_to: str, **fragment) -> str:
 
 
 def _error_page(message: str, status: int = 400):
-    return render_template("pages/oidc_error.html", title="Sign-in did not work", message=message), status
+    # A Response object, so flask-smorest passes it through as HTML instead of serialising it.
+    return make_response(render_template("pages/oidc_error.html", title="Sign-in did not work", message=message),
+                         status)
 
 
 @blp.route("/oidc/<string:provider>/authorize")

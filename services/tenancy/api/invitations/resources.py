@@ -30,7 +30,9 @@ class InvitationListSchema(Schema):
 
 
 class InviteSchema(Schema):
-    email = fields.Email(required=True, validate=[validate.Length(max=254), validate.Regexp(r"^[^\r\n\x00]*\Z")])
+    # `(?![\s\S])` is end of input in both Python and ECMA-262 (the OpenAPI pattern dialect); `\Z` is Python only.
+    email = fields.Email(required=True, validate=[validate.Length(max=254),
+                                                  validate.Regexp(r"^[^\r\n\x00]*(?![\s\S])")])
     role = role_field(load_default="member")
 
 
