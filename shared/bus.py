@@ -15,7 +15,8 @@ files); it has no TTL or dead-lettering, so there a consumer waits out a retry d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kombu import Connection, Exchange, Queue, binding
@@ -34,6 +35,12 @@ class ConsumerQueues:
     name: str
     event_types: tuple[str, ...]
     retry_delays: tuple[float, ...]
+    # Every process must declare a queue with the same arguments; BUS_QUEUE_TYPE=quorum matches
+    # queues pre-declared as quorum queues (deploy/rabbitmq/definitions.json).
+    queue_type: str = field(default_factory=lambda: os.environ.get("BUS_QUEUE_TYPE", "classic"))
+
+    def _arguments(self, **arguments) -> dict:
+        return {**arguments, "x-queue-type": self.queue_type} if self.queue_type != "classic" else arguments
 
     def main(self) -> Queue:
         return Queue(
@@ -41,8 +48,8 @@ class ConsumerQueues:
             bindings=[binding(EXCHANGE, routing_key=event_type) for event_type in self.event_types],
             durable=True,
             # Whatever the broker itself drops (a reject without requeue) lands in the dead letters.
-            queue_arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-                             "x-dead-letter-routing-key": self.dead_routing_key},
+            queue_arguments=self._arguments(**{"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+                                               "x-dead-letter-routing-key": self.dead_routing_key}),
         )
 
     def retry_routing_key(self, attempt: int) -> str:
@@ -54,9 +61,9 @@ class ConsumerQueues:
             exchange=RETRY_EXCHANGE,
             routing_key=self.retry_routing_key(attempt),
             durable=True,
-            queue_arguments={"x-message-ttl": int(self.retry_delays[attempt] * 1000),
-                             "x-dead-letter-exchange": "",
-                             "x-dead-letter-routing-key": self.name},
+            queue_arguments=self._arguments(**{"x-message-ttl": int(self.retry_delays[attempt] * 1000),
+                                               "x-dead-letter-exchange": "",
+                                               "x-dead-letter-routing-key": self.name}),
         )
 
     @property
@@ -65,7 +72,7 @@ class ConsumerQueues:
 
     def dead(self) -> Queue:
         return Queue(self.dead_routing_key, exchange=DEAD_LETTER_EXCHANGE, routing_key=self.dead_routing_key,
-                     durable=True)
+                     durable=True, queue_arguments=self._arguments() or None)
 
     def all(self) -> list[Queue]:
         return [self.main(), *(self.retry(n) for n in range(len(self.retry_delays))), self.dead()]

@@ -95,6 +95,8 @@ def database_url(env: Mapping[str, str], name: str, service: str) -> str:
 
 
 def broker_url(env: Mapping[str, str]) -> str:
+    """BROKER_URL, checked together with BUS_QUEUE_TYPE (which shared.bus reads when it declares queues)."""
+    choice(env, "BUS_QUEUE_TYPE", "classic", ("classic", "quorum"))
     return url(env, "BROKER_URL", "filesystem://", ("filesystem", "memory", "amqp", "amqps", "pyamqp"))
 
 

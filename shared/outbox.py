@@ -11,7 +11,7 @@ import threading
 import time
 
 from kombu import Connection, Producer
-from sqlalchemy import Column, Engine, Index, Integer, MetaData, String, Table, Text, select, text, update
+from sqlalchemy import Column, Engine, Index, MetaData, String, Table, Text, select, text, update
 from sqlalchemy.orm import Session
 
 from shared import bus

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def dead_letters(settings, action: str, event_id: str | None) -> None:
 
 
 def consume(settings) -> None:
+    # The consumer may share PROMETHEUS_MULTIPROC_DIR with the HTTP server's workers while living in
+    # another container (its own pid namespace): name its sample files so they cannot collide.
+    from prometheus_client import values
+
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: f"consumer{os.getpid()}")
+
     from services.notifier.consumer import MailConsumer
     from services.notifier.messages import Renderer
     from services.notifier.repository import Deliveries
