@@ -1,0 +1,183 @@
+"""The deployment files: the compose file is valid and complete, the image has a target for every
+service, the RabbitMQ definitions match the topology the code declares (and load into RabbitMQ), the
+Kubernetes manifests probe every HTTP service, and the dashboard only charts metrics that exist."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from kombu import Connection
+
+from tests import backends
+
+ROOT = backends.ROOT
+HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    """`docker-compose config` as the operator's tool resolves it, with .env.example as the environment."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if backends.CI:
+            pytest.fail("docker-compose is not installed; .ci/run installs Debian's package")
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    result = subprocess.run([binary, "--env-file", ".env.example", "config"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def dockerfile_targets() -> set[str]:
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    return set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M | re.I))
+
+
+def test_compose_runs_every_process_with_a_healthcheck(compose):
+    services = compose["services"]
+    expected = {"postgres", "rabbitmq", "mailpit", "migrate", "identity", "tenancy", "notifier",
+                "notifier-consumer", "identity-relay", "tenancy-relay"}
+    assert expected <= set(services)
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_every_image_target_exists(compose):
+    targets = dockerfile_targets()
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build:
+            assert build.get("target") in targets, f"{name}: target {build.get('target')!r} not in the Dockerfile"
+
+
+def test_services_wait_for_healthy_dependencies_and_migrations(compose):
+    services = compose["services"]
+    for name in ("identity", "tenancy", "notifier", "notifier-consumer", "identity-relay", "tenancy-relay"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["rabbitmq"]["condition"] == "service_healthy", name
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_compose_runs_production_mode_with_secrets_supplied_not_baked(compose):
+    for name in ("identity", "tenancy", "notifier", "notifier-consumer", "identity-relay", "tenancy-relay"):
+        env = compose["services"][name]["environment"]
+        assert env["APP_ENV"] == "production"
+        assert env["SECRET_KEY"] == "change-me-change-me-change-me-change-me-change-me"  # from .env.example
+        assert env["BROKER_URL"].startswith("amqp://")
+        assert env["IDENTITY_DATABASE_URL"].startswith("postgresql+psycopg://")
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "SECRET_KEY" not in dockerfile and "PASSWORD" not in dockerfile
+    assert re.search(r"^USER\s+threshold", dockerfile, re.M), "the image must not run as root"
+    assert set(compose["volumes"]) >= {"postgres-data", "rabbitmq-data"}
+
+
+def test_compose_refuses_to_start_without_secrets(compose, tmp_path):
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = subprocess.run([shutil.which("docker-compose"), "--env-file", str(empty), "config"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr or "POSTGRES_PASSWORD" in result.stderr, result.stderr
+
+
+def test_the_production_settings_of_env_example_are_accepted_by_every_service():
+    """.env.example's values are placeholders, but the same kind of value must pass validation."""
+    env = {**dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                  if line and not line.startswith("#")),
+           "TOTP_ENCRYPTION_KEYS": "ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0xMjM0NTY=".replace("ZGV2", "cHJv"),
+           "SERVICE_CLIENTS": json.dumps({"tenancy": {"secret": "s" * 40, "scopes": ["accounts:read"]}})}
+    from services.identity.settings import Settings as IdentitySettings
+    from services.notifier.settings import Settings as NotifierSettings
+    from services.tenancy.settings import Settings as TenancySettings
+
+    for settings in (IdentitySettings, TenancySettings, NotifierSettings):
+        assert settings.from_env(env).app_env == "production"
+
+
+def expected_definitions_topology() -> set:
+    code = ("import os, json; os.environ['BUS_QUEUE_TYPE'] = 'quorum'\n"
+            "from shared import bus\n"
+            "t = bus.notifier()\n"
+            "print(json.dumps([[q.name, q.queue_arguments or {}] for q in t.all()]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return {(name, json.dumps(args, sort_keys=True)) for name, args in json.loads(out)}
+
+
+def test_rabbitmq_definitions_match_the_topology_the_code_declares():
+    definitions = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    declared = {(q["name"], json.dumps(q["arguments"], sort_keys=True)) for q in definitions["queues"]}
+    assert declared == expected_definitions_topology()
+    assert all(q["arguments"].get("x-queue-type") == "quorum" for q in definitions["queues"])
+    assert {e["name"] for e in definitions["exchanges"]} == {"threshold.events", "threshold.retry", "threshold.dead"}
+    assert any(p["definition"].get("dead-letter-exchange") == "threshold.dead" for p in definitions["policies"])
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_definitions_load_and_the_services_declare_against_them(monkeypatch):
+    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    vhost = backends.RabbitVhost(f"threshold-definitions-{os.getpid()}").create()
+    try:
+        definitions = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+        text = json.dumps(definitions).replace('"vhost": "/"', f'"vhost": "{vhost.name}"')
+        loaded = json.loads(text)
+        loaded["vhosts"] = [{"name": vhost.name}]
+        path = ROOT / "var" / f"definitions-{os.getpid()}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(loaded))
+        try:
+            subprocess.run(["rabbitmqctl", "-q", "import_definitions", str(path)], check=True, timeout=60,
+                           capture_output=True)
+        finally:
+            path.unlink()
+        monkeypatch.setenv("BUS_QUEUE_TYPE", "quorum")
+        from shared import bus
+
+        with Connection(vhost.url()) as connection:
+            bus.declare_topology(connection)  # equal arguments: no PRECONDITION_FAILED
+            depth = connection.default_channel.queue_declare("notifier.mail", passive=True).message_count
+        assert depth == 0
+    finally:
+        vhost.delete()
+
+
+def kubernetes_documents() -> list[dict]:
+    kustomization = yaml.safe_load((ROOT / "deploy" / "k8s" / "kustomization.yaml").read_text())
+    documents = []
+    for resource in kustomization["resources"]:
+        path = ROOT / "deploy" / "k8s" / resource
+        assert path.exists(), resource
+        documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return documents
+
+
+def test_kubernetes_http_services_have_probes_resources_and_autoscalers():
+    documents = kubernetes_documents()
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    autoscaled = {d["spec"]["scaleTargetRef"]["name"] for d in documents if d["kind"] == "HorizontalPodAutoscaler"}
+    assert {"identity", "tenancy"} <= autoscaled
+    for name in HTTP_SERVICES:
+        containers = deployments[name]["spec"]["template"]["spec"]["containers"]
+        http = containers[0]
+        assert http["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert http["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+    for deployment in deployments.values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["resources"]["requests"], (deployment["metadata"]["name"], container["name"])
+    assert any(d["kind"] == "Job" and "migrate" in d["metadata"]["name"] for d in documents)
+
+
+def test_dashboard_charts_only_metrics_the_services_export():
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "threshold-dashboard.json").read_text())
+    expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    names = set(re.findall(r"threshold_[a-z_]+", expressions))
+    source = " ".join(p.read_text() for p in list((ROOT / "shared").rglob("*.py")) + list((ROOT / "services").rglob("*.py")))
+    for name in names:
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert base in source or base.removesuffix("_total") in source, f"{name} is not exported anywhere"
