@@ -1,0 +1,170 @@
+"""Starting and stopping gunicorn for a benchmark, and reading its workers' CPU time and peak RSS."""
+from __future__ import annotations
+
+import functools
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import load
+
+ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class WorkerSample:
+    cpu_seconds: float
+    peak_rss_mb: float  # VmHWM
+    rss_mb: float  # VmRSS
+
+
+@dataclass(frozen=True)
+class Sample:
+    workers: dict[int, WorkerSample]
+    reaped_cpu_seconds: float  # CPU of workers the master has already reaped (max_requests recycling)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.reaped_cpu_seconds + sum(worker.cpu_seconds for worker in self.workers.values())
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # Fields after the command name, which may itself hold spaces: [0] is field 3 (state) of proc(5).
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _read_worker(pid: int) -> WorkerSample | None:
+    try:
+        fields = _stat_fields(pid)
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return WorkerSample(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
+
+
+class Server:
+    """A gunicorn master in its own process group, pinned to `cpu`; `with` stops the whole group."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None):
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.log_path = log_path
+        self.cpu = cpu
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Server":
+        pin = functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None else None
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200 and self.workers():
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_tail()}")
+
+    def workers(self) -> list[int]:
+        """Pids of the master's children (gunicorn workers)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(entry.name))
+        return pids
+
+    def sample(self) -> Sample:
+        fields = _stat_fields(self.process.pid)
+        reaped = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # cutime, cstime
+        workers = {pid: _read_worker(pid) for pid in self.workers()}
+        return Sample({pid: worker for pid, worker in workers.items() if worker is not None}, reaped)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # a worker the master left behind
+        except ProcessLookupError:
+            pass
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def gunicorn_argv(app_factory: str, port: int) -> list[str]:
+    """The command `shared.processes.serve` execs, for an app that has no `serve` entry point."""
+    return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}", app_factory]
+
+
+@dataclass
+class Phase:
+    """One load run against a server: the client-side result and what the workers spent on it."""
+
+    result: load.Result
+    worker_cpu: float  # cores the workers used during the window (1.0 = one core busy all the time)
+    peak_rss_mb: float  # the largest VmHWM among the workers, at either end of the window
+    restarts: int  # workers that appeared during the window (max_requests recycling)
+
+    @property
+    def rate_per_cpu_second(self) -> float:
+        """Requests per second of worker CPU: what one worker with a core to itself would answer."""
+        return self.result.requests / (self.worker_cpu * self.result.seconds) if self.worker_cpu else 0.0
+
+
+def measure(server: Server, make_step, clients: int, duration: float, warmup: float) -> Phase:
+    result = load.run(server.port, make_step, clients, duration, warmup, probe=server.sample)
+    before, after = result.probes
+    peak = max((worker.peak_rss_mb for sample in (before, after) for worker in sample.workers.values()), default=0.0)
+    return Phase(result, (after.cpu_seconds - before.cpu_seconds) / duration, peak,
+                 len(after.workers.keys() - before.workers.keys()))

@@ -1,0 +1,137 @@
+"""Production, natively: the commands the compose services run (the migrations, gunicorn with
+deploy/gunicorn.conf.py for each HTTP service, both relays, the consumer), with APP_ENV=production and
+real secrets, against the real PostgreSQL and RabbitMQ (quorum queues) on loopback and an SMTP server.
+A person signs up, verifies from the mail, signs in, creates an organization and sees its members."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from tests import backends
+from tests.processes import Processes, wait_for
+from tests.smtp_sink import SmtpSink
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
+PASSWORD = "a long production passphrase"
+
+
+@pytest.fixture
+def empty_databases():
+    """Empty PostgreSQL databases: the migrations are part of what runs."""
+    backends.require(backends.postgres_available(), "PostgreSQL")
+    names = {service: f"thr_prod_{service}_{os.getpid()}" for service in ("identity", "tenancy", "notifier")}
+    for name in names.values():
+        backends._admin_execute(f"DROP DATABASE IF EXISTS {name}")
+        backends._admin_execute(f"CREATE DATABASE {name}")
+    yield {service: backends._pg_url(name) for service, name in names.items()}
+    for name in names.values():
+        backends._admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def vhost():
+    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    host = backends.RabbitVhost(f"threshold-prod-{os.getpid()}").create()
+    yield host
+    host.delete()
+
+
+def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict, tmp_path) -> dict:
+    client_secret = "tenancy-" + uuid.uuid4().hex + uuid.uuid4().hex
+    return {
+        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1",
+        "APP_ENV": "production",
+        "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+        "TOTP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "SERVICE_CLIENTS": json.dumps({"tenancy": {"secret": client_secret, "scopes": ["accounts:read"]}}),
+        "TENANCY_CLIENT_SECRET": client_secret,
+        "IDENTITY_DATABASE_URL": databases["identity"],
+        "TENANCY_DATABASE_URL": databases["tenancy"],
+        "NOTIFIER_DATABASE_URL": databases["notifier"],
+        "BROKER_URL": broker_url, "BUS_QUEUE_TYPE": "quorum",
+        "SMTP_URL": smtp_url,
+        "IDENTITY_PORT": str(ports["identity"]), "TENANCY_PORT": str(ports["tenancy"]),
+        "NOTIFIER_PORT": str(ports["notifier"]),
+        "IDENTITY_PUBLIC_URL": f"http://127.0.0.1:{ports['identity']}",
+        "IDENTITY_INTERNAL_URL": f"http://127.0.0.1:{ports['identity']}",
+        "PASSWORD_MIN_LENGTH": "8", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "2",
+        "VAR_DIR": str(tmp_path / "var"),
+    }
+
+
+def test_production_stack_walks_sign_up_to_organization(empty_databases, vhost, tmp_path):
+    ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
+    with SmtpSink() as sink:
+        env = production_env(empty_databases, vhost.url(), sink.url, ports, tmp_path)
+        # The compose "migrate" service's command.
+        migrate = subprocess.run(["sh", "-c", "python -m services.identity migrate && python -m services.tenancy migrate"
+                                  " && python -m services.notifier migrate"], cwd=backends.ROOT, timeout=180,
+                                 env={**env, "PATH": f"{os.path.dirname(sys.executable)}:{env['PATH']}"},
+                                 capture_output=True, text=True)
+        assert migrate.returncode == 0, migrate.stderr[-2000:]
+
+        processes = Processes(tmp_path, env)
+        try:
+            for service in ("identity", "tenancy", "notifier"):
+                metrics_dir = tmp_path / "metrics" / service
+                metrics_dir.mkdir(parents=True)
+                processes.start(service, f"services.{service}", "serve", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+            processes.start("consumer", "services.notifier", "consume",
+                            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics" / "notifier"))
+            processes.start("identity-relay", "services.identity", "relay")
+            processes.start("tenancy-relay", "services.tenancy", "relay")
+            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+            def ready() -> bool:
+                try:
+                    return all(requests.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls.values())
+                except requests.RequestException:  # not listening yet, or still booting its workers
+                    return False
+
+            wait_for(ready, timeout=90, what="every service to be ready")
+            walk(urls, sink, processes)
+        finally:
+            processes.stop_all()
+
+
+def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
+    address = f"prod-{uuid.uuid4().hex[:8]}@example.com"
+    request_id = f"walk-{uuid.uuid4().hex[:12]}"
+    signed_up = requests.post(f"{urls['identity']}/v1/accounts", timeout=10, headers={"X-Request-ID": request_id},
+                              json={"email": address, "password": PASSWORD, "first_name": "Prod", "last_name": "User"})
+    assert signed_up.status_code == 201, signed_up.text
+    assert signed_up.headers["X-Request-ID"] == request_id
+
+    mail = sink.wait_for_mail(address, timeout=60)
+    link = re.search(r"(http://\S+/verify-email\?token=[\w-]+)", mail.message.get_body(("plain",)).get_content())
+    assert link, "no verification link in the mail"
+    assert requests.get(link.group(1), timeout=10).status_code == 200
+
+    tokens = requests.post(f"{urls['identity']}/v1/sessions", json={"email": address, "password": PASSWORD},
+                           timeout=10)
+    assert tokens.status_code == 200, tokens.text
+    bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+    created = requests.post(f"{urls['tenancy']}/v1/organizations", json={"name": "Production Co"}, headers=bearer,
+                            timeout=10)
+    assert created.status_code == 201, created.text
+    workspace_id = created.json()["workspace"]["id"]
+    members = requests.get(f"{urls['tenancy']}/v1/workspaces/{workspace_id}/members", headers=bearer, timeout=10)
+    assert members.status_code == 200, members.text
+    assert [(m["email"], m["role"]) for m in members.json()["items"]] == [(address, "owner")]
+
+    # Production logs are JSON lines, and the sign-up's request id reaches the notifier through the event.
+    wait_for(lambda: request_id in processes.log("consumer"), timeout=20, what="the consumer to log the mail")
+    consumer_lines = [json.loads(line) for line in processes.log("consumer").splitlines() if line.startswith("{")]
+    assert any(line.get("request_id") == request_id and line.get("event") == "mail_delivered" for line in consumer_lines)
+    assert PASSWORD not in processes.log("identity")
+    metrics = requests.get(f"{urls['notifier']}/metrics", timeout=10).text
+    assert 'threshold_notifier_mail_delivered_total{template="verification"} 1.0' in metrics
