@@ -82,7 +82,7 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
     """
     email = normalise_email(email)
     key = email_key("sign-in", email)
-    throttle.check_blocked(key)
+    earlier_failures = throttle.check_blocked(key)
     with uow:
         account = uow.accounts.by_email(email)
         password_hash = account.password_hash if account is not None else None
@@ -93,7 +93,8 @@ def sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, email: 
         raise InvalidCredentials()
     if not account.email_verified:
         raise EmailNotVerified()
-    throttle.clear(key)
+    if earlier_failures:
+        throttle.clear(key)
     with uow:
         account = uow.accounts.get(account.id)
         if passwords.needs_rehash(account.password_hash):
