@@ -52,13 +52,15 @@ class Throttle:
         if hits > limit:
             raise RateLimited(_seconds_until(window_start + timedelta(seconds=window_seconds), now))
 
-    def check_blocked(self, key: str) -> None:
-        """Raise RateLimited while `key` is blocked by earlier failures."""
+    def check_blocked(self, key: str) -> bool:
+        """Raise RateLimited while `key` is blocked by earlier failures; otherwise say whether any
+        failure is on record (so a success knows whether there is anything to clear)."""
         now = self.clock()
         with self.engine.connect() as conn:
-            blocked_until = conn.execute(select(self.table.c.blocked_until).where(self.table.c.key == key)).scalar()
-        if blocked_until is not None and blocked_until > now:
-            raise RateLimited(_seconds_until(blocked_until, now))
+            row = conn.execute(select(self.table.c.blocked_until).where(self.table.c.key == key)).first()
+        if row is not None and row.blocked_until is not None and row.blocked_until > now:
+            raise RateLimited(_seconds_until(row.blocked_until, now))
+        return row is not None
 
     def record_failure(self, key: str, free_failures: int, base_delay: int, max_delay: int, forget_after: int) -> None:
         """One more failure: from the `free_failures`-th on, each blocks the next attempt for a doubling
@@ -66,11 +68,12 @@ class Throttle:
         now = self.clock()
         table = self.table
         with self.engine.begin() as conn:
-            conn.execute(
-                self._insert(table).values(key=key, hits=0, window_start=now).on_conflict_do_nothing(index_elements=["key"])
-            )
+            # One statement that inserts or locks the row and returns it: a concurrent clear() (a success)
+            # cannot delete it between an insert-if-missing and a separate SELECT (that was a 500).
             row = conn.execute(
-                select(table.c.hits, table.c.window_start).where(table.c.key == key).with_for_update()
+                self._insert(table).values(key=key, hits=0, window_start=now)
+                .on_conflict_do_update(index_elements=["key"], set_={"hits": table.c.hits})
+                .returning(table.c.hits, table.c.window_start)
             ).one()
             forgotten = row.window_start <= now - timedelta(seconds=forget_after)
             hits = 1 if forgotten else row.hits + 1
