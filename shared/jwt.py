@@ -121,6 +121,9 @@ class Verifier:
             header = jws.get_unverified_header(token)
         except JOSEError:
             raise TokenRejected("The token header cannot be read.") from None
+        if "crit" in header:
+            # RFC 7515 4.1.11: extensions we do not understand must make the token invalid; we understand none.
+            raise TokenRejected("The token names critical header extensions.")
         algorithm = header.get("alg")
         if algorithm not in self.algorithms:
             raise TokenRejected("The token's algorithm is not accepted.")

@@ -533,6 +533,14 @@ def test_a_real_token_with_a_key_location_header_is_still_verified_by_the_real_k
     assert attacker.counter.count() == 0
 
 
+def test_a_token_with_critical_header_extensions_is_refused(product, signed_in, identity):
+    """RFC 7515 4.1.11: `crit` names extensions the verifier must understand; it understands none."""
+    token = compact(real_header(identity, crit=["exp"], exp=1), fresh_claims(signed_in), real_signer(identity))
+    assert_rejected(product.call(token))
+    plain = compact(real_header(identity), fresh_claims(signed_in), real_signer(identity))
+    assert product.call(plain).status_code == 200
+
+
 def test_an_unknown_kid_is_refused_and_refetches_the_jwks_at_most_once_per_interval(product, signed_in, identity):
     assert product.call(signed_in.tokens["access_token"]).status_code == 200
     fetches_before = identity.counter.count(JWKS_PATH)
