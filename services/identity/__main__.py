@@ -69,13 +69,19 @@ def migrate(settings) -> None:
 def _mfa_command(settings, args) -> None:
     from services.identity import mfa
     from services.identity.errors import AccountNotFound, MfaNotEnabled
-    from services.identity.totp import SecretBox
+    from services.identity.totp import SecretBox, SecretUnreadable
     from services.identity.unit_of_work import IdentityUnitOfWork
     from shared.database import utcnow
 
     uow = IdentityUnitOfWork(make_session_factory(make_engine(settings.database_url)))
     if args.command == "rotate-totp-key":
-        print(f"re-encrypted {mfa.rotate_encryption(uow, SecretBox(settings.totp_keys))} TOTP secret(s)")
+        try:
+            count = mfa.rotate_encryption(uow, SecretBox(settings.totp_keys))
+        except SecretUnreadable:
+            print("threshold: a TOTP secret cannot be decrypted with TOTP_ENCRYPTION_KEYS (list the key it was "
+                  "written with after the new one); nothing was re-encrypted", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(f"re-encrypted {count} TOTP secret(s)")
         return
     try:
         account_id = mfa.admin_reset(uow, args.email, args.actor, args.reason, utcnow())

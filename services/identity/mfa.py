@@ -9,8 +9,9 @@ from typing import TypeVar
 from services.identity import totp
 from services.identity.accounts import check_password, failure_policy
 from services.identity.errors import (AccountNotFound, InvalidCode, MfaAlreadyEnabled, MfaEnrolmentNotStarted,
-                                      MfaNotEnabled, MfaTokenExpired, MfaTokenInvalid)
+                                      MfaNotEnabled, MfaTokenExpired, MfaTokenInvalid, MfaUnavailable)
 from services.identity.keys import KeyStore
+from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, AuditRecord, TotpCredential
 from services.identity.sessions import start_session
 from services.identity.settings import Settings
@@ -48,7 +49,14 @@ def _check_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datet
         credential = uow.totp.get(account_id)
         if credential is None or (credential.confirmed_at is not None) != confirmed:
             return False
-        step = totp.matching_step(box.decrypt(credential.secret_encrypted), code, now)
+        try:
+            secret = box.decrypt(credential.secret_encrypted)
+        except totp.SecretUnreadable:
+            # The server's configuration, not the user's code: no failure is counted, the code is not spent.
+            log.error("a TOTP secret cannot be decrypted with TOTP_ENCRYPTION_KEYS (missing key?)",
+                      extra={"event": "totp_secret_unreadable", "account_id": account_id})
+            raise MfaUnavailable() from None
+        step = totp.matching_step(secret, code, now)
         return step is not None and uow.totp.accept_step(account_id, step)
     if allow_recovery:
         return uow.recovery_codes.use(account_id, totp.recovery_code_hash(code), now)
@@ -171,6 +179,7 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
         if pending.expires_at <= now:
             raise MfaTokenExpired()
         account_id = pending.account_id
+        amr = f"{pending.first_factor} otp"
 
     def attempt() -> dict:
         with uow:
@@ -178,7 +187,7 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
             if _check_code(uow, box, account_id, code, now, allow_recovery=True):
                 if not uow.mfa_challenges.use(token_hash, now):
                     raise MfaTokenInvalid()
-                pair = start_session(uow, _account(uow, account_id), "pwd otp", keys, settings, now)
+                pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now)
                 uow.commit()
                 return pair
             uow.mfa_challenges.count_failure(token_hash)
@@ -187,8 +196,13 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
             uow.commit()
             raise InvalidCode()
 
-    pair = _throttled(throttle, settings, account_id, attempt)
-    log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account_id, "amr": "pwd otp"})
+    try:
+        pair = _throttled(throttle, settings, account_id, attempt)
+    except InvalidCode:
+        SIGN_INS.labels("otp", "failure").inc()
+        raise
+    SIGN_INS.labels("otp", "success").inc()
+    log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account_id, "amr": amr})
     return pair
 
 

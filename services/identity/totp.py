@@ -65,6 +65,10 @@ def recovery_code_hash(code: str) -> str:
     return opaque_tokens.digest(code.strip().lower().replace(" ", ""))
 
 
+class SecretUnreadable(RuntimeError):
+    """A stored TOTP secret was encrypted with a key that is not in TOTP_ENCRYPTION_KEYS."""
+
+
 class SecretBox:
     """Encrypts TOTP secrets with the configured keys: the first encrypts, all decrypt."""
 
@@ -78,7 +82,10 @@ class SecretBox:
         try:
             return self.fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise RuntimeError("a TOTP secret cannot be decrypted with TOTP_ENCRYPTION_KEYS") from None
+            raise SecretUnreadable("a TOTP secret cannot be decrypted with TOTP_ENCRYPTION_KEYS") from None
 
     def rotate(self, token: str) -> str:
-        return self.fernet.rotate(token.encode()).decode()
+        try:
+            return self.fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise SecretUnreadable("a TOTP secret cannot be decrypted with TOTP_ENCRYPTION_KEYS") from None

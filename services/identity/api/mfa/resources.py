@@ -39,6 +39,7 @@ class TotpConfirmation(MethodView):
     @blp.arguments(CodeSchema)
     @blp.response(200, RecoveryCodesSchema)
     @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_enrolment_not_started or mfa_already_enabled")
     def post(self, body):
         """Turn 2FA on with a code from the authenticator
@@ -57,6 +58,7 @@ class TotpDisable(MethodView):
     @blp.arguments(CodeSchema)
     @blp.response(204)
     @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_not_enabled")
     def post(self, body):
         """Turn 2FA off with a TOTP or recovery code
@@ -73,6 +75,7 @@ class RecoveryCodes(MethodView):
     @blp.arguments(CodeSchema)
     @blp.response(200, RecoveryCodesSchema)
     @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_not_enabled")
     def post(self, body):
         """Replace the recovery codes (needs a TOTP code)
@@ -91,6 +94,7 @@ class MfaSignIn(MethodView):
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(400, description="token_invalid or token_expired (the mfa_token)")
     @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(429, description="rate_limited")
     def post(self, body):
         """Second sign-in step: a TOTP or recovery code for the mfa_token
