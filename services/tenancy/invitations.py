@@ -40,6 +40,7 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
         raise AlreadyMember()
     token, token_hash = opaque_tokens.generate()
     with uow:
+        uow.workspaces.lock(workspace_id)  # a double submit finds the first invitation pending, not a 500
         workspace, _role = workspace_role(uow, workspace_id, caller.user_id)
         uow.invitations.expire_stale(now, workspace_id=workspace_id, email=email)
         if uow.invitations.pending_for(workspace_id, email) is not None:
@@ -75,7 +76,7 @@ def _visible_to_invitee(invitation: Invitation | None, caller: Caller) -> Invita
 def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -> dict:
     """Only the holder of the invited, verified address accepts, with the token from the mail."""
     with uow:
-        invitation = _visible_to_invitee(uow.invitations.get(invitation_id), caller)
+        invitation = _visible_to_invitee(uow.invitations.get(invitation_id, lock=True), caller)  # double clicks
         if invitation.token_hash != opaque_tokens.digest(token) or invitation.status in ("revoked", "accepted"):
             raise InvitationTokenInvalid()
         if invitation.status == "expired" or invitation.expires_at <= now:

@@ -40,6 +40,7 @@ def _guard_owners(uow, caller_role: str, member: WorkspaceMember, new_role: str 
 
 def change_role(uow, caller: Caller, workspace_id: str, user_id: str, role: str) -> dict:
     with uow:
+        uow.workspaces.lock(workspace_id)  # two owners stepping down at once must not leave none
         _workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
         require_role(caller_role, "admin")
         member = _target(uow, workspace_id, user_id)
@@ -55,6 +56,7 @@ def change_role(uow, caller: Caller, workspace_id: str, user_id: str, role: str)
 def remove(uow, caller: Caller, workspace_id: str, user_id: str) -> None:
     """Remove a member, or leave when `user_id` is the caller."""
     with uow:
+        uow.workspaces.lock(workspace_id)  # two owners leaving at once must not leave none
         workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
         if user_id != caller.user_id:
             require_role(caller_role, "admin")

@@ -51,6 +51,11 @@ class Workspaces:
     def get(self, workspace_id: str) -> Workspace | None:
         return self.session.get(Workspace, workspace_id)
 
+    def lock(self, workspace_id: str) -> None:
+        """Serialize membership and invitation changes of one workspace until the transaction ends (PostgreSQL
+        row lock; SQLite already holds the database's write lock from BEGIN)."""
+        self.session.execute(select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
+
     def delete(self, workspace: Workspace) -> None:
         self.session.delete(workspace)
 
@@ -98,8 +103,8 @@ class Invitations:
         self.session.add(invitation)
         self.session.flush()
 
-    def get(self, invitation_id: str) -> Invitation | None:
-        return self.session.get(Invitation, invitation_id)
+    def get(self, invitation_id: str, lock: bool = False) -> Invitation | None:
+        return self.session.get(Invitation, invitation_id, with_for_update=True if lock else None)
 
     def expire_stale(self, now: datetime, workspace_id: str | None = None, email: str | None = None) -> None:
         query = update(Invitation).where(Invitation.status == "pending", Invitation.expires_at <= now)

@@ -1,0 +1,339 @@
+"""Invitations through the tenancy API: invite by email with a role (an event the notifier mails), the
+invitee's pending list, accept with the token from the mail (only the invited, verified address), revoke
+and decline, expiry, and at most one pending invitation per address and workspace."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from sqlalchemy import create_engine, text
+
+from tests.conftest import assert_problem
+from tests.tenancy.conftest import invitation_link, race
+from tests.tenancy.test_organizations import contains
+
+WEEK = 7 * 86400
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def stored_invitation(database_url: str, invitation_id: str) -> dict:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT status, token_hash FROM invitations WHERE id = :id"),
+                                     {"id": invitation_id}).mappings().one())
+    finally:
+        engine.dispose()
+
+
+def member_ids(tenancy, workspace_id: str, viewer: dict) -> set[str]:
+    response = tenancy.get(f"/v1/workspaces/{workspace_id}/members", headers=viewer["headers"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return {m["user_id"] for m in response.json["items"]}
+
+
+# --- invite -------------------------------------------------------------------------------------------
+
+def test_invite_returns_the_invitation_and_records_the_mail_event(tenancy, people, tenants, tenancy_outbox, clock,
+                                                                  tenancy_db):
+    ada = people.new("ada@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+
+    response = tenancy.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": "Grace@Example.COM", "role": "admin"},
+                            headers=ada["headers"])
+
+    assert response.status_code == 201, response.json
+    invitation = response.json
+    assert contains(invitation, {"workspace_id": ws_id, "workspace_name": "My Workspace",
+                                 "email": "grace@example.com", "role": "admin", "status": "pending"})
+    assert parse_time(invitation["created_at"]) == clock.now
+    assert parse_time(invitation["expires_at"]) == clock.now + timedelta(seconds=WEEK)
+    [event] = tenancy_outbox.events("tenancy.invitation.created")
+    data = event["data"]
+    assert contains(data, {"invitation_id": invitation["id"], "workspace_id": ws_id, "workspace_name": "My Workspace",
+                           "email": "grace@example.com", "inviter_name": "Ada Lovelace"})
+    assert parse_time(data["expires_at"]) == clock.now + timedelta(seconds=WEEK)
+    link = urlsplit(data["accept_url"])
+    assert f"{link.scheme}://{link.netloc}{link.path}" == "http://127.0.0.1:8002/invitations/accept"
+    token = parse_qs(link.query)["token"][0]
+    assert parse_qs(link.query)["invitation"] == [invitation["id"]]
+    assert len(token) >= 43 and token not in response.get_data(as_text=True)
+    stored = stored_invitation(tenancy_db, invitation["id"])
+    assert stored["token_hash"] == hashlib.sha256(token.encode()).hexdigest() and stored["status"] == "pending"
+
+
+def test_accept_link_base_and_lifetime_are_configuration(make_tenancy_app, people, tenancy_outbox, clock):
+    client = make_tenancy_app(INVITATION_ACCEPT_URL="https://app.example.com/join", INVITATION_TTL=3600).test_client()
+    ada = people.new("ada@example.com")
+    ws_id = client.post("/v1/organizations", json={"name": "Engines"}, headers=ada["headers"]).json["workspace"]["id"]
+
+    invitation = client.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": "grace@example.com"},
+                             headers=ada["headers"]).json
+
+    assert invitation["role"] == "member"  # the default
+    assert parse_time(invitation["expires_at"]) == clock.now + timedelta(hours=1)
+    [event] = tenancy_outbox.events("tenancy.invitation.created")
+    assert event["data"]["accept_url"].startswith(f"https://app.example.com/join?invitation={invitation['id']}&token=")
+
+
+def test_who_may_invite_with_which_role(tenancy, people, tenants):
+    ada, grace, alan = people.new("ada@example.com"), people.new("grace@example.com"), people.new("alan@example.com")
+    mallory = people.new("mallory@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    tenants.join(ada, ws_id, grace, role="admin")
+    tenants.join(ada, ws_id, alan)
+
+    def invite(inviter, email, role):
+        return tenancy.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": email, "role": role},
+                            headers=inviter["headers"])
+
+    assert_problem(invite(alan, "x1@example.com", "member"), 403, "forbidden")
+    assert_problem(invite(grace, "x2@example.com", "owner"), 403, "forbidden")  # above her own role
+    assert_problem(invite(mallory, "x3@example.com", "member"), 404, "not_found")
+    assert invite(grace, "x4@example.com", "admin").status_code == 201
+    assert invite(grace, "x5@example.com", "member").status_code == 201
+    assert invite(ada, "x6@example.com", "owner").status_code == 201
+    assert_problem(invite(ada, "x7@example.com", "superuser"), 422, "validation_failed")
+    for bad in ("not-an-email", "x8@example.com\r\nBcc: all@example.com", "", "a" * 250 + "@example.com"):
+        assert_problem(invite(ada, bad, "member"), 422, "validation_failed")
+
+    pending = tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=grace["headers"])
+    assert sorted((i["email"], i["role"]) for i in pending.json["items"]) == [
+        ("x4@example.com", "admin"), ("x5@example.com", "member"), ("x6@example.com", "owner")]
+    assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=alan["headers"]), 403, "forbidden")
+    assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=mallory["headers"]), 404, "not_found")
+
+
+def test_a_member_is_not_invited_again(tenancy, people, tenants):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    tenants.join(ada, ws_id, grace)
+
+    for email in ("grace@example.com", "GRACE@example.com", "ada@example.com"):
+        assert_problem(tenancy.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": email},
+                                    headers=ada["headers"]), 409, "already_member")
+
+
+def test_one_pending_invitation_per_address_and_workspace(tenancy, people, tenants, tenancy_outbox):
+    ada = people.new("ada@example.com")
+    created = tenants.organization(ada)
+    ws_id = created["workspace"]["id"]
+    other = tenants.workspace(ada, created["organization"]["id"], "Other")
+    first, _token = tenants.invite(ada, ws_id, "grace@example.com")
+
+    again = tenancy.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": "Grace@example.com", "role": "admin"},
+                         headers=ada["headers"])
+
+    assert_problem(again, 409, "invitation_pending")
+    assert tenancy.post(f"/v1/workspaces/{other['id']}/invitations", json={"email": "grace@example.com"},
+                        headers=ada["headers"]).status_code == 201
+    assert [i["id"] for i in tenancy.get(f"/v1/workspaces/{ws_id}/invitations",
+                                         headers=ada["headers"]).json["items"]] == [first["id"]]
+    assert len(tenancy_outbox.events("tenancy.invitation.created")) == 2
+
+
+# --- my pending invitations ---------------------------------------------------------------------------
+
+def test_i_see_my_pending_invitations_by_my_verified_email(tenancy, people, tenants):
+    ada, grace, alan = people.new("ada@example.com"), people.new("grace@example.com"), people.new("alan@example.com")
+    created = tenants.organization(ada, "Engines")
+    org_id, ws_id = created["organization"]["id"], created["workspace"]["id"]
+    invitation, _token = tenants.invite(ada, ws_id, "grace@example.com", role="admin")
+    tenants.invite(ada, ws_id, "alan@example.com")
+
+    mine = tenancy.get("/v1/invitations", headers=grace["headers"])
+
+    assert mine.status_code == 200
+    [item] = mine.json["items"]
+    assert item == {**invitation, "organization": {"id": org_id, "name": "Engines"}}
+    assert [i["email"] for i in tenancy.get("/v1/invitations", headers=alan["headers"]).json["items"]] == [
+        "alan@example.com"]
+    assert tenancy.get("/v1/invitations", headers=ada["headers"]).json["items"] == []
+
+
+def test_an_unverified_address_sees_and_accepts_no_invitation(tenancy, people, tenants, unverified_person, tenancy_db):
+    ada = people.new("ada@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, "una@example.com")
+    una = unverified_person("una@example.com")
+
+    assert tenancy.get("/v1/invitations", headers=una["headers"]).json["items"] == []
+    assert_problem(tenants.accept(una, invitation["id"], token), 404, "not_found")
+    assert_problem(tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=una["headers"]), 404, "not_found")
+
+    assert member_ids(tenancy, ws_id, ada) == {ada["id"]}
+    assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}", headers=una["headers"]), 404, "not_found")
+    assert stored_invitation(tenancy_db, invitation["id"])["status"] == "pending"
+
+
+# --- accept -------------------------------------------------------------------------------------------
+
+def test_accept_makes_the_invitee_a_member_with_the_role(tenancy, people, tenants, tenancy_outbox, clock):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    created = tenants.organization(ada, "Engines")
+    org_id, ws_id = created["organization"]["id"], created["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, grace["email"], role="admin")
+
+    accepted = tenants.accept(grace, invitation["id"], token)
+
+    assert accepted.status_code == 200, accepted.json
+    assert contains(accepted.json, {"workspace_id": ws_id, "organization_id": org_id, "user_id": grace["id"],
+                                    "role": "admin"})
+    assert parse_time(accepted.json["joined_at"]) == clock.now
+    assert tenancy.get(f"/v1/workspaces/{ws_id}", headers=grace["headers"]).json["role"] == "admin"
+    assert tenancy.get(f"/v1/organizations/{org_id}", headers=grace["headers"]).json["role"] == "member"
+    assert member_ids(tenancy, ws_id, ada) == {ada["id"], grace["id"]}
+    assert tenancy.get("/v1/invitations", headers=grace["headers"]).json["items"] == []
+    assert tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=ada["headers"]).json["items"] == []
+    assert tenancy_outbox.events("tenancy.member.added")[-1]["data"] == {"workspace_id": ws_id,
+                                                                         "user_id": grace["id"], "role": "admin"}
+    assert_problem(tenants.accept(grace, invitation["id"], token), 400, "token_invalid")  # single use
+
+
+def test_a_wrong_token_is_refused_and_the_right_one_still_works(tenancy, people, tenants):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    created = tenants.organization(ada)
+    ws_id = created["workspace"]["id"]
+    other = tenants.workspace(ada, created["organization"]["id"], "Other")
+    invitation, token = tenants.invite(ada, ws_id, grace["email"])
+    _other_invitation, other_token = tenants.invite(ada, other["id"], grace["email"])
+
+    for wrong in ("x", token[:-1], token.upper() if token.upper() != token else token.lower(), other_token):
+        assert_problem(tenants.accept(grace, invitation["id"], wrong), 400, "token_invalid")
+    assert_problem(tenancy.post(f"/v1/invitations/{invitation['id']}/accept", json={}, headers=grace["headers"]),
+                   422, "validation_failed")
+    assert_problem(tenants.accept(grace, "no-such-invitation", token), 404, "not_found")
+    assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}", headers=grace["headers"]), 404, "not_found")
+
+    assert tenants.accept(grace, invitation["id"], token).status_code == 200
+
+
+def test_only_the_invited_address_accepts(tenancy, people, tenants, tenancy_db):
+    ada, grace, mallory = people.new("ada@example.com"), people.new("grace@example.com"), people.new("m@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, grace["email"])
+
+    for person in (mallory, ada):  # even a workspace owner cannot accept on someone's behalf
+        assert_problem(tenants.accept(person, invitation["id"], token), 404, "not_found")
+
+    assert member_ids(tenancy, ws_id, ada) == {ada["id"]}
+    assert stored_invitation(tenancy_db, invitation["id"])["status"] == "pending"
+    assert tenants.accept(grace, invitation["id"], token).status_code == 200
+
+
+def test_an_invitation_expires_after_seven_days(tenancy, people, tenants, clock, tenancy_outbox):
+    ada, grace, alan = people.new("ada@example.com"), people.new("grace@example.com"), people.new("alan@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    for_grace, grace_token = tenants.invite(ada, ws_id, grace["email"])
+    for_alan, alan_token = tenants.invite(ada, ws_id, alan["email"])
+
+    clock.advance(WEEK - 1)
+    assert tenants.accept(alan, for_alan["id"], alan_token).status_code == 200
+    clock.advance(1)
+
+    assert_problem(tenants.accept(grace, for_grace["id"], grace_token), 400, "token_expired")
+    assert tenancy.get("/v1/invitations", headers=grace["headers"]).json["items"] == []
+    assert tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=ada["headers"]).json["items"] == []
+    assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}", headers=grace["headers"]), 404, "not_found")
+
+    renewed, renewed_token = tenants.invite(ada, ws_id, grace["email"])  # no longer a pending duplicate
+    assert parse_time(renewed["expires_at"]) == clock.now + timedelta(seconds=WEEK)
+    assert_problem(tenants.accept(grace, for_grace["id"], grace_token), 400, "token_expired")
+    assert tenants.accept(grace, renewed["id"], renewed_token).status_code == 200
+    assert member_ids(tenancy, ws_id, ada) == {ada["id"], grace["id"], alan["id"]}
+
+
+# --- revoke and decline -------------------------------------------------------------------------------
+
+def test_an_admin_revokes_an_invitation(tenancy, people, tenants, tenancy_db):
+    ada, grace, alan = people.new("ada@example.com"), people.new("grace@example.com"), people.new("alan@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    tenants.join(ada, ws_id, grace, role="admin")
+    invitation, token = tenants.invite(ada, ws_id, alan["email"])
+
+    assert tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=grace["headers"]).status_code == 204
+
+    assert stored_invitation(tenancy_db, invitation["id"])["status"] == "revoked"
+    assert tenancy.get("/v1/invitations", headers=alan["headers"]).json["items"] == []
+    assert tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=ada["headers"]).json["items"] == []
+    assert_problem(tenants.accept(alan, invitation["id"], token), 400, "token_invalid")
+    assert tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=ada["headers"]).status_code == 204
+    again, again_token = tenants.invite(ada, ws_id, alan["email"])  # a new invitation is allowed
+    assert tenants.accept(alan, again["id"], again_token).status_code == 200
+
+
+def test_who_may_not_revoke(tenancy, people, tenants, tenancy_db):
+    ada, alan, mallory = people.new("ada@example.com"), people.new("alan@example.com"), people.new("m@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    tenants.join(ada, ws_id, alan)
+    invitation, _token = tenants.invite(ada, ws_id, "grace@example.com")
+
+    assert_problem(tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=alan["headers"]), 403, "forbidden")
+    assert_problem(tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=mallory["headers"]), 404,
+                   "not_found")
+    assert_problem(tenancy.delete("/v1/invitations/no-such-invitation", headers=ada["headers"]), 404, "not_found")
+    assert stored_invitation(tenancy_db, invitation["id"])["status"] == "pending"
+
+
+def test_the_invitee_declines(tenancy, people, tenants, tenancy_db):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, grace["email"])
+
+    assert tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=grace["headers"]).status_code == 204
+
+    assert stored_invitation(tenancy_db, invitation["id"])["status"] == "revoked"
+    assert tenancy.get("/v1/invitations", headers=grace["headers"]).json["items"] == []
+    assert_problem(tenants.accept(grace, invitation["id"], token), 400, "token_invalid")
+    assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}", headers=grace["headers"]), 404, "not_found")
+
+
+def test_an_accepted_invitation_is_not_revoked(tenancy, people, tenants, tenancy_db, tenancy_outbox):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, grace["email"])
+    assert tenants.accept(grace, invitation["id"], token).status_code == 200
+
+    assert tenancy.delete(f"/v1/invitations/{invitation['id']}", headers=ada["headers"]).status_code == 204
+
+    assert stored_invitation(tenancy_db, invitation["id"])["status"] == "accepted"
+    assert member_ids(tenancy, ws_id, ada) == {ada["id"], grace["id"]}
+    assert invitation_link(tenancy_outbox, invitation["id"]) == token
+
+
+# --- at the same time ---------------------------------------------------------------------------------
+
+def test_accepting_twice_at_once_joins_once(tenancy_app, tenancy_db, tenancy, people, tenants):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, grace["email"])
+
+    def accept():  # a double click on the link in the mail
+        return tenancy_app.test_client().post(f"/v1/invitations/{invitation['id']}/accept", json={"token": token},
+                                              headers=grace["headers"]).status_code
+
+    statuses = race(tenancy_db, [("SELECT 1 FROM workspaces WHERE id = :ws FOR UPDATE", {"ws": ws_id}),
+                                 ("SELECT 1 FROM invitations WHERE id = :id FOR UPDATE", {"id": invitation["id"]})],
+                    [accept, accept])
+
+    assert sorted(statuses) == [200, 400]
+    assert member_ids(tenancy, ws_id, ada) == {ada["id"], grace["id"]}
+
+
+def test_inviting_twice_at_once_invites_once(tenancy_app, tenancy_db, tenancy, people, tenants, tenancy_outbox):
+    ada = people.new("ada@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+
+    def invite():  # a double submit of the invite form
+        return tenancy_app.test_client().post(f"/v1/workspaces/{ws_id}/invitations",
+                                              json={"email": "grace@example.com"}, headers=ada["headers"]).status_code
+
+    statuses = race(tenancy_db, [("SELECT 1 FROM workspaces WHERE id = :ws FOR UPDATE", {"ws": ws_id})],
+                    [invite, invite])
+
+    assert sorted(statuses) == [201, 409]
+    assert len(tenancy_outbox.events("tenancy.invitation.created")) == 1
