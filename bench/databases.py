@@ -25,9 +25,9 @@ def _admin(statement: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_postgres() -> Iterator[str]:
+def fresh_postgres(label: str = "") -> Iterator[str]:
     """A new empty database for one run, dropped afterwards whatever happens."""
-    name = f"threshold_bench_{os.getpid()}"
+    name = f"threshold_bench_{label + '_' if label else ''}{os.getpid()}"
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     _admin(f"CREATE DATABASE {name}")
     try:

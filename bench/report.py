@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from bench import event_path
 from bench.baselines import VerifyRate
 from bench.identity import Figures
 from bench.servers import Phase
@@ -107,9 +108,157 @@ def memory_table(bare: Phase, figures: dict[str, Figures]) -> str:
     return _table(["Worker", "VmHWM when ready (MB)", "VmHWM after the load (MB)", "VmRSS after the load (MB)"], rows)
 
 
-def summary(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures]) -> str:
+EventPath = event_path.Figures | event_path.Skipped | None
+
+
+def _ms(values: list[float]) -> list[str]:
+    return [f"{event_path.percentile(values, fraction) * 1000:,.0f}" if values else "-" for fraction in (0.5, 0.99, 1.0)]
+
+
+def event_target_table(events: event_path.Figures) -> str:
+    latency, throughput = events.latency, events.throughput
+    measured = (f"{event_path.percentile(latency.mailed, 0.99):.2f} s with {latency.sent_rate:.1f} sign-ups/s sent, "
+                f"{latency.missing} mail(s) missing, {latency.sent - latency.accepted} sign-up(s) failed")
+    rows = [[f"p99 sign-up to mail < {event_path.LATENCY_TARGET:g} s at {latency.rate:g} sign-ups/s", measured,
+             "yes" if latency.met else "**no**"],
+            ["mails per second through one notifier", f"{throughput.rate:.1f} (consumer start to last mail)",
+             "no target"]]
+    return _table(["Target", "Measured", "Met"], rows)
+
+
+def event_latency_table(events: event_path.Figures) -> str:
+    latency = events.latency
+    rows = [["request sent -> 201 answered", *_ms(latency.answered), f"{latency.accepted} of {latency.sent}"],
+            ["request sent -> event marked sent by the relay", *_ms(latency.published), f"{len(latency.published)}"],
+            ["**request sent -> mail at the SMTP sink** (judged)", *_ms(latency.mailed),
+             f"{latency.arrived} of {latency.accepted}"],
+            ["scheduled moment -> mail at the SMTP sink", *_ms(latency.since_scheduled), f"{latency.arrived}"],
+            ["201 answered -> event marked sent", *_ms(latency.stage("published", "answered")), ""],
+            ["event marked sent -> mail at the SMTP sink", *_ms(latency.stage("mailed", "published")), ""]]
+    return _table([f"Sign-up to mail, identity on {latency.backend}", "p50 ms", "p99 ms", "max ms", "Count"], rows)
+
+
+def event_load_table(events: event_path.Figures) -> str:
+    latency, throughput = events.latency, events.throughput
+    errors = f"{latency.sent - latency.accepted}" + (f" (first: {latency.first_error})" if latency.first_error else "")
+    cpu = ", ".join(f"{name} {cores:.2f}" for name, cores in latency.cpu.items())
+    mails = throughput.arrived
+    seconds = throughput.seconds or float("inf")
+    rows = [["Sign-ups sent", f"{latency.sent} over {latency.seconds:g} s: {latency.rate:g} per second scheduled, "
+                              f"{latency.sent_rate:.1f} sent; the latest left {latency.max_late * 1000:,.0f} ms "
+                              f"after its scheduled moment"],
+            ["Sign-ups not answered 201", errors],
+            ["Mails missing / duplicated (sign-ups)", f"{latency.missing} / {latency.duplicates}"],
+            ["CPU (cores) from the first sign-up to the last mail", cpu],
+            ["Waiting for a free core (cores) meanwhile", ", ".join(f"{name} {cores:.2f}"
+                                                                   for name, cores in latency.waiting.items())],
+            ["Events queued for the throughput run", f"{throughput.events}, published straight to threshold.events "
+                                                     f"in {throughput.published_seconds:.2f} s (one connection, "
+                                                     f"each publish waits for its confirm)"],
+            ["Mails per second, one consumer, from its start to the last mail",
+             f"{throughput.rate:.1f} ({mails} mails in {throughput.seconds:.2f} s, start-up included)"],
+            ["Mails per second, one consumer, first to last mail", f"{throughput.steady_rate:.1f}"],
+            ["Consumer CPU", f"{throughput.consumer_cpu:.2f} s, {throughput.consumer_cpu * 1000 / max(mails, 1):.1f} "
+                             f"ms per mail (start-up included), {throughput.consumer_cpu / seconds:.2f} cores; "
+                             f"{throughput.consumer_waiting:.2f} s waiting for a free core"],
+            ["SMTP sink CPU (the benchmark process)", f"{throughput.sink_cpu:.2f} s, "
+                                                      f"{throughput.sink_cpu / seconds:.2f} cores"],
+            ["Mails missing / duplicated (throughput)", f"{throughput.missing} / {throughput.duplicates}"],
+            ["ssl.create_default_context(), one call", f"{events.ssl_context_ms:.1f} ms of CPU"],
+            ["RabbitMQ", events.rabbitmq or "unknown version"]]
+    return _table(["Event path", "Measured"], rows)
+
+
+def event_summary(events: EventPath) -> str:
+    if events is None:
+        return "Event path: not run."
+    if isinstance(events, event_path.Skipped):
+        return f"Event path: not measured ({events.reason})."
+    return "\n\n".join([event_target_table(events), event_latency_table(events), event_load_table(events)])
+
+
+def _median(values: list[float]) -> str:
+    return f"{event_path.percentile(values, 0.5) * 1000:,.0f} ms" if values else "- ms"
+
+
+def event_section(events: EventPath) -> str:
+    if events is None:
+        return "## Event path\n\nNot run.\n"
+    if isinstance(events, event_path.Skipped):
+        return (f"## Event path\n\nNot measured in this run: {events.reason}. It needs RabbitMQ on 127.0.0.1:5672 "
+                f"and `rabbitmqctl`.\n")
+    latency, throughput = events.latency, events.throughput
+    verdict = "**met**" if latency.met else "**not met**"
+    busy = latency.rate / throughput.steady_rate if throughput.steady_rate else float("inf")
+    per_mail = throughput.consumer_cpu * 1000 / max(throughput.arrived, 1)
+    identity_cores = next((cores for name, cores in latency.cpu.items() if name.startswith("identity")), 0.0)
+    identity_ms = identity_cores * latency.window * 1000 / max(latency.sent, 1)
+    return f"""## Event path
+
+Target: a sign-up's verification mail at the SMTP server within 1 s at the 99th percentile, at
+{latency.rate:g} sign-ups per second, through RabbitMQ: {verdict} in this run.
+
+{event_target_table(events)}
+
+{event_latency_table(events)}
+
+{event_load_table(events)}
+
+Where the time goes:
+
+- The median sign-up was answered after {_median(latency.answered)}; the relay marked its event sent
+  {_median(latency.stage("published", "answered"))} later, and its mail reached the sink {_median(latency.stage("mailed", "published"))} after
+  that (medians of each sign-up's own steps).
+- One consumer mailed {throughput.steady_rate:.1f} per second in the throughput run, so at {latency.rate:g} sign-ups
+  per second it is busy {busy:.0%} of the time. The queue in front of it grows without bound at 100%,
+  and its waits grow steeply well before that.
+- The consumer handles one message at a time: a lookup in its deliveries table, rendering, a new SMTP
+  connection (EHLO, MAIL, RCPT, DATA, QUIT) for every mail, a delivery row committed, the ack. It used
+  {per_mail:.1f} ms of CPU per mail (start-up included). Of that, `ssl.create_default_context()` cost
+  {events.ssl_context_ms:.1f} ms in this run: `SmtpSender._connect` (`services/notifier/senders.py`) makes one
+  for every mail, for plain `smtp://` too where no TLS is used, and it loads the system's CA
+  certificates each time.
+- Identity's workers used {identity_ms:.1f} ms of CPU per sign-up (an argon2id hash, about one
+  verify's cost above, and the account, token and outbox rows in one transaction); two sync workers
+  take two sign-ups at a time and the rest wait in the listen queue.
+- Every process here shares the machine's cores with PostgreSQL, RabbitMQ and anything else running
+  (load average above). "Waiting for a free core" is the time a process was ready to run but no core
+  was free (`/proc/<pid>/task/*/schedstat`); where it is as large as the CPU column, the latency is
+  the machine's, not the code's.
+- The SMTP sink is local: aiosmtpd on 127.0.0.1, in the benchmark process, accepting every mail at
+  once. A real SMTP server adds a network round trip per command, TLS and its own queueing to every
+  mail, so a notifier against one mails fewer per second and later than here.
+
+How it was measured:
+
+- A RabbitMQ virtual host of the run's own (`rabbitmqctl add_vhost`, permissions for guest, deleted
+  afterwards), the exchanges and the notifier's queues declared first (`shared.bus.declare_topology`).
+- Identity: `python -m services.identity serve` (gunicorn with `deploy/gunicorn.conf.py`,
+  `WEB_CONCURRENCY=2`, `IP_RATE_LIMIT_PER_MINUTE` raised) on {latency.backend}, and
+  `python -m services.identity relay` (on PostgreSQL it wakes on the NOTIFY sent at commit; on
+  SQLite it polls every 0.1 s). One `python -m services.notifier consume` (its own SQLite
+  database, prefetch 10) with `SMTP_URL` at the sink. Every process in its own process group,
+  `PROMETHEUS_MULTIPROC_DIR` set as `make run` does, none pinned to a core.
+- {event_path.WARMUP_SIGN_UPS} warm-up sign-ups first, each waited for at the sink. Then {latency.sent} sign-ups
+  at {latency.rate:g} per second from {latency.clients} client threads, open loop: request i is due at
+  start + i / {latency.rate:g} s whatever became of the earlier ones, and leaves late only when every
+  thread is still waiting for an answer (the "scheduled moment" row counts that wait too). Each to a
+  new address. Latency is the mail's arrival at the sink (the end of SMTP DATA) minus the moment the
+  request was sent, both `time.monotonic()` in the benchmark process. A sign-up whose mail has not
+  arrived {event_path.MAIL_TIMEOUT:.0f} s after the last request counts as missing; the target is met only
+  with no sign-up failed, no mail missing and at least 95% of the scheduled rate sent.
+- "Event marked sent" is the outbox row's `sent_at`, written by the relay once the broker has
+  confirmed the batch (the mail can reach the sink before that).
+- Throughput: with the consumer stopped, {throughput.events} verification events (CloudEvents envelopes
+  from `shared.events.Event`) published straight to `threshold.events`; then one consumer started.
+  Mails per second are the mails over the time from starting the consumer process (Python start-up
+  and imports included) to the last mail at the sink, and between the first and the last mail.
+"""
+
+
+def summary(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures], events: EventPath = None) -> str:
     return "\n\n".join([throughput_table(baseline, bare, figures), ratio_table(baseline, bare, figures),
-                        memory_table(bare, figures)])
+                        memory_table(bare, figures), event_summary(events)])
 
 
 def _overheads(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures]) -> str:
@@ -127,7 +276,7 @@ def _overheads(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures]) -
 
 
 def document(host: Machine, baseline: VerifyRate, bare: Phase, figures: dict[str, Figures], settings: dict,
-             elapsed: float, notes: list[str]) -> str:
+             elapsed: float, notes: list[str], events: EventPath = None) -> str:
     backends = " and ".join(figures)
     return f"""# Performance
 
@@ -236,18 +385,22 @@ says how much the worker itself spends.
   CPU-second. With several workers the figures scale with cores, not with workers per core.
 - Latency percentiles include queueing: {settings['clients']} clients wait on one sync worker.
 
+{event_section(events)}
 ## How to reproduce
 
 ```
 make bench                 # or: .venv/bin/python -m bench
 ```
 
-It needs nothing but the project's virtualenv, takes about a minute and a half on two cores, listens on
-127.0.0.1 only and stops every process it started (also on Ctrl-C or an error). It uses PostgreSQL too
-when 127.0.0.1:5432 answers (`BENCH_POSTGRES_URL`, default `postgresql://postgres@127.0.0.1:5432/test`,
-must be allowed to create databases). The code is in `bench/`: `load.py` (HTTP load driver),
-`servers.py` (start/stop gunicorn, worker CPU and memory), `baselines.py` (argon2id and the bare
-endpoint), `bare_app.py`, `identity.py` (the identity scenarios), `report.py` (this page).
+It needs nothing but the project's virtualenv, takes about two and a half minutes on two cores, listens
+on 127.0.0.1 only and stops every process it started (also on Ctrl-C, SIGTERM or an error). It uses
+PostgreSQL too when 127.0.0.1:5432 answers (`BENCH_POSTGRES_URL`, default
+`postgresql://postgres@127.0.0.1:5432/test`, must be allowed to create databases), and measures the
+event path when RabbitMQ answers on 127.0.0.1:5672 and `rabbitmqctl` may add a virtual host (guest
+must exist); without them that section says it was not measured. The code is in `bench/`: `load.py`
+(HTTP load driver), `servers.py` (start/stop gunicorn, worker CPU and memory), `baselines.py`
+(argon2id and the bare endpoint), `bare_app.py`, `identity.py` (the identity scenarios),
+`event_path.py` (sign-up to mail through RabbitMQ), `smtp.py` (the SMTP sink), `report.py` (this page).
 """
 
 

@@ -1,11 +1,15 @@
 """The benchmark package's pieces, without measuring anything (no timed assertions)."""
 from __future__ import annotations
 
-from bench import load, report
+import smtplib
+from email.message import EmailMessage
+
+from bench import event_path, load, report
 from bench.bare_app import create_app
 from bench.baselines import VerifyRate
 from bench.identity import Figures
 from bench.servers import Phase
+from bench.smtp import Sink
 
 
 def test_bare_endpoint_answers_small_json():
@@ -35,6 +39,111 @@ def test_load_driver_counts_unexpected_answers_as_errors(live_server):
 
     assert result.requests == 0
     assert result.errors > 0
+
+
+def test_event_path_drive_sends_every_request_at_or_after_its_moment(live_server):
+    server = live_server(create_app())
+    port = int(server.url.rsplit(":", 1)[1])
+    addresses = [f"drive-{n}@example.com" for n in range(5)]
+
+    result = event_path.drive(port, addresses, rate=50.0, clients=2)
+
+    assert [send.address for send in result.sends] == addresses
+    assert all(send.sent >= send.scheduled for send in result.sends)  # never early: open loop, paced
+    assert all(send.answered >= send.sent for send in result.sends)
+    assert {send.status for send in result.sends} == {404}  # the bare app has no sign-up: an error each
+    assert all(send.error.startswith("404") for send in result.sends)
+
+
+def _mail(to: list[str]) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "bench@example.com"
+    message["To"] = ", ".join(to)
+    message["Subject"] = "hello"
+    message.set_content("hello")
+    return message
+
+
+def test_smtp_sink_notes_each_arrival_per_recipient():
+    with Sink() as sink:
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as client:
+            client.send_message(_mail(["Ada@example.com", "bob@example.com"]))
+            client.send_message(_mail(["ada@example.com"]))
+
+        assert sink.wait_for(["ada@example.com", "bob@example.com"], timeout=10) == set()
+        assert sink.wait_for(["nobody@example.com"], timeout=0) == {"nobody@example.com"}
+        assert len(sink.arrivals("ADA@example.com")) == 2  # a duplicate shows as a second arrival
+        assert len(sink.arrivals("bob@example.com")) == 1
+        assert sink.mails == 2
+        assert sink.first_arrival() == min(sink.arrivals("ada@example.com"))
+
+
+def test_the_queued_verification_events_become_mail():
+    from services.notifier.messages import Renderer
+    from shared.events import parse_envelope
+
+    event = event_path.verification_event("queued@example.com", "2030-01-01T00:00:00+00:00")
+
+    mail = Renderer("Threshold <no-reply@example.com>").render(parse_envelope(event.envelope("/bench")))
+
+    assert mail.template == "verification"
+    assert mail.message["To"] == "queued@example.com"
+
+
+def _latency(mailed: list[float], rate: float = 20.0, sent_rate: float = 20.0, sent: int | None = None):
+    samples = [event_path.Sample(answered=0.05, published=0.1, mailed=value, late=0.0) for value in mailed]
+    return event_path.Latency(backend="PostgreSQL", rate=rate, seconds=10.0, clients=16,
+                              sent=len(samples) if sent is None else sent, sent_rate=sent_rate, first_error="",
+                              samples=samples, duplicates=0, cpu={"identity (gunicorn workers)": 0.5},
+                              waiting={"identity (gunicorn workers)": 0.1}, window=10.5)
+
+
+def _events(latency) -> event_path.Figures:
+    throughput = event_path.Throughput(events=400, published_seconds=0.5, arrived=400, duplicates=0, seconds=10.0,
+                                       steady_seconds=9.0, consumer_cpu=8.0, consumer_waiting=1.0,
+                                       sink_cpu=1.0)
+    return event_path.Figures(latency, throughput, "3.12.0", ssl_context_ms=20.0)
+
+
+def test_event_path_target_needs_every_mail_the_rate_and_a_p99_under_a_second():
+    assert _latency([0.2] * 99 + [0.9]).met
+    assert not _latency([0.2] * 98 + [1.5, 1.5]).met  # p99 over 1 s
+    assert not _latency([0.2] * 100, sent_rate=15.0).met  # the load was not offered
+    missing = _latency([0.2] * 100)
+    missing.samples[3] = event_path.Sample(answered=0.05, published=0.1, mailed=None, late=0.0)
+    assert missing.missing == 1 and not missing.met
+    assert not _latency([0.2] * 100, sent=101).met  # a sign-up was not answered 201
+
+
+def test_event_path_percentiles_and_stages():
+    latency = _latency([0.3, 0.4, 0.5])
+
+    assert event_path.percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert event_path.percentile([], 0.99) == 0.0
+    assert latency.stage("mailed", "published") == [0.3 - 0.1, 0.4 - 0.1, 0.5 - 0.1]
+    assert latency.stage("answered", "sent") == [0.05] * 3
+
+
+def test_report_has_an_event_path_section_or_says_why_not():
+    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
+    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
+    bare = _phase(1000, 1.0, rss=30.0)
+    settings = {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0, "seconds": 6.0, "accounts": 16}
+
+    def document(events):
+        return report.document(host, baseline, bare, {}, settings, 60.0, [], events)
+
+    met = document(_events(_latency([0.2] * 99 + [0.9])))
+    missed = document(_events(_latency([0.2] * 98 + [1.5, 1.5])))
+    skipped = document(event_path.Skipped("RabbitMQ did not answer on 127.0.0.1:5672"))
+
+    assert "## Event path" in met and "**met** in this run" in met
+    assert "| p99 sign-up to mail < 1 s at 20 sign-ups/s | 0.90 s with 20.0 sign-ups/s sent" in met
+    assert "| mails per second through one notifier | 40.0 (consumer start to last mail) | no target |" in met
+    assert "**not met** in this run" in missed
+    assert "Not measured in this run: RabbitMQ did not answer on 127.0.0.1:5672." in skipped
+    assert "Event path: not measured (RabbitMQ did not answer" in report.event_summary(
+        event_path.Skipped("RabbitMQ did not answer on 127.0.0.1:5672"))
 
 
 def _phase(requests: int, cpu: float, rss: float = 50.0) -> Phase:

@@ -60,9 +60,10 @@ def dead_letters(settings, action: str, event_id: str | None) -> None:
 def consume(settings) -> None:
     # The consumer may share PROMETHEUS_MULTIPROC_DIR with the HTTP server's workers while living in
     # another container (its own pid namespace): name its sample files so they cannot collide.
-    from prometheus_client import values
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import values
 
-    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: f"consumer{os.getpid()}")
+        values.ValueClass = values.MultiProcessValue(process_identifier=lambda: f"consumer{os.getpid()}")
 
     from services.notifier.consumer import MailConsumer
     from services.notifier.messages import Renderer

@@ -44,9 +44,11 @@ class SmtpSender:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
+        # Loading the CA store costs ~20 ms: once per sender, and only when TLS is used at all.
+        self.tls_context = ssl.create_default_context() if self.scheme in ("smtps", "smtp+starttls") else None
 
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
+        context = self.tls_context
         if self.scheme == "smtps":
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:

@@ -5,6 +5,8 @@ secrets with the first TOTP_ENCRYPTION_KEYS key), and the refusal of the develop
 """
 from __future__ import annotations
 
+import base64
+
 import os
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from tests.identity.test_totp import (KEY_A, KEY_B, STEP, code_at, enable_mfa, m
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 PRODUCTION_SECRET = "a-real-production-secret-of-at-least-32-characters"
-KEY_C = Fernet.generate_key().decode()
+KEY_C = base64.urlsafe_b64encode(b"key_c-test-key".ljust(32, b".")).decode()  # fixed: test ids must not vary
 DISABLED = "identity.mfa.disabled"
 
 
