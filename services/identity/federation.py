@@ -3,7 +3,8 @@
 The provider's verified claims are kept with a one-time `login_code` (60 s) that the callback hands
 to the browser; `POST /v1/sessions/oidc` turns it into a session, creating the account on a first
 sign-in. An existing password account is linked silently only when the provider vouches for the
-email and the operator allows linking for that provider; otherwise the answer is 409 with a
+email, the account's own address is verified, and the operator allows linking for that provider
+(a pre-registered, unverified account may not be its owner's); otherwise the answer is 409 with a
 `link_code` the person uses, once signed in with the password, to link from their profile.
 """
 from __future__ import annotations
@@ -94,7 +95,10 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
             if not isinstance(data.get("email"), str) or "@" not in data["email"]:
                 raise ProviderEmailMissing()
             account = uow.accounts.by_email(normalise_email(data["email"]))
-            if account is not None and not (provider.allow_linking and data["email_verified"]):
+            # Never silently into an account whose own address is unproven: whoever registered it may not
+            # own the address (pre-account hijacking); they link from the profile once it is theirs.
+            if account is not None and not (provider.allow_linking and data["email_verified"]
+                                            and account.email_verified):
                 link_code = _code(uow, LINK_CODE, LINK_CODE_TTL, data, now)
                 uow.commit()  # the login code stays spent; the link code is what the person uses next
                 raise AccountExists(link_code)

@@ -173,6 +173,9 @@ class Provider:
                     raise ProviderUnavailable() from None
                 if not isinstance(document, dict) or document.get("issuer") != self.config.issuer:
                     raise ProviderUnavailable("The provider's discovery document names another issuer.")
+                if not all(isinstance(document.get(k), str) and document[k]
+                           for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")):
+                    raise ProviderUnavailable("The provider's discovery document lacks an endpoint.")
                 self._discovery, self._fetched_at = document, time.monotonic()
                 self._jwks = jwt.JwksClient(document["jwks_uri"], session=self.http)
             return self._discovery
