@@ -53,6 +53,15 @@ def change_role(uow, caller: Caller, workspace_id: str, user_id: str, role: str)
         return {"user_id": member.user_id, "role": member.role, "joined_at": member.created_at}
 
 
+def leave_organization_if_no_workspace(uow, organization_id: str, user_id: str) -> None:
+    """A plain organization member belongs through workspaces: with the last one gone, so is the org.
+    (Organization owners and admins stay.)"""
+    org_membership = uow.organizations.membership(organization_id, user_id)
+    if (org_membership is not None and org_membership.role == "member"
+            and not uow.workspaces.user_in_organization(organization_id, user_id)):
+        uow.organizations.remove_member(organization_id, user_id)
+
+
 def remove(uow, caller: Caller, workspace_id: str, user_id: str) -> None:
     """Remove a member, or leave when `user_id` is the caller."""
     with uow:
@@ -63,10 +72,7 @@ def remove(uow, caller: Caller, workspace_id: str, user_id: str) -> None:
         member = _target(uow, workspace_id, user_id)
         _guard_owners(uow, caller_role if user_id != caller.user_id else "owner", member, None)
         uow.workspaces.remove_member(member)
-        org_membership = uow.organizations.membership(workspace.organization_id, user_id)
-        if (org_membership is not None and org_membership.role == "member"
-                and not uow.workspaces.user_in_organization(workspace.organization_id, user_id)):
-            uow.organizations.remove_member(workspace.organization_id, user_id)
+        leave_organization_if_no_workspace(uow, workspace.organization_id, user_id)
         uow.record(Event("tenancy.member.removed", {"workspace_id": workspace_id, "user_id": user_id,
                                                      "role": member.role}))
         uow.commit()

@@ -58,6 +58,7 @@ class Workspaces:
 
     def delete(self, workspace: Workspace) -> None:
         self.session.delete(workspace)
+        self.session.flush()
 
     def in_organization(self, organization_id: str) -> list[Workspace]:
         return list(self.session.scalars(select(Workspace).where(Workspace.organization_id == organization_id)

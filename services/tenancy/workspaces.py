@@ -6,6 +6,7 @@ from datetime import datetime
 from services.tenancy.access import (Caller, effective_workspace_role, organization_role, require_role,
                                      workspace_role)
 from services.tenancy.errors import LastWorkspace
+from services.tenancy.members import leave_organization_if_no_workspace
 from services.tenancy.models import Workspace, WorkspaceMember
 from services.tenancy.organizations import record_workspace_created, workspace_document
 
@@ -77,5 +78,8 @@ def delete(uow, caller: Caller, workspace_id: str) -> None:
         require_role(role, "owner")
         if uow.workspaces.count_in_organization(workspace.organization_id) <= 1:
             raise LastWorkspace()
+        member_ids = [member.user_id for member in uow.workspaces.members(workspace_id)]
         uow.workspaces.delete(workspace)
+        for user_id in member_ids:
+            leave_organization_if_no_workspace(uow, workspace.organization_id, user_id)
         uow.commit()

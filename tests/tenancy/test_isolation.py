@@ -272,6 +272,11 @@ class World:
         self.expect(response, status, f"person {actor} deletes workspace {ws_id}")
         if status == 204:
             ws.alive = False
+            org = self.orgs[ws.org]
+            for person in list(ws.members):  # plain org members with no workspace left leave the org
+                still_in = any(w.org == ws.org and w.alive and person in w.members for w in self.workspaces.values())
+                if org.members.get(person) == "member" and not still_in:
+                    del org.members[person]
 
     def delete_organization(self, actor: int, org_id: str) -> None:
         role = self.org_role(actor, org_id)

@@ -257,3 +257,20 @@ def test_workspaces_are_independent(tenancy, people, tenants):
     assert tenancy.get(f"/v1/workspaces/{first}/invitations", headers=ada["headers"]).json["items"] == []
     for path in (f"/v1/workspaces/{second['id']}", f"/v1/workspaces/{second['id']}/members"):
         assert_problem(tenancy.get(path, headers=grace["headers"]), 404, "not_found")
+
+
+def test_deleting_a_workspace_takes_its_plain_members_out_of_the_organization(tenancy, people, tenants):
+    ada, grace, alan = people.new("ada@example.com"), people.new("grace@example.com"), people.new("alan@example.com")
+    org = tenants.organization(ada)
+    org_id = org["organization"]["id"]
+    doomed = tenants.workspace(ada, org_id, "Doomed")
+    kept = org["workspace"]["id"]
+    tenants.join(ada, doomed["id"], grace)          # only in the doomed workspace
+    tenants.join(ada, doomed["id"], alan)
+    tenants.join(ada, kept, alan)                   # also in another one
+
+    assert tenancy.delete(f"/v1/workspaces/{doomed['id']}", headers=ada["headers"]).status_code == 204
+
+    assert_problem(tenancy.get(f"/v1/organizations/{org_id}", headers=grace["headers"]), 404, "not_found")
+    assert tenancy.get("/v1/organizations", headers=grace["headers"]).json["items"] == []
+    assert tenancy.get(f"/v1/organizations/{org_id}", headers=alan["headers"]).status_code == 200
