@@ -104,7 +104,8 @@ class DatabaseFactory:
                 self.seeded[module] = _seeded_rows(working)
         return self.templates[key]
 
-    def fresh(self, backend: str, module: str) -> str:
+    def fresh(self, backend: str, module: str, disposable: bool = False) -> str:
+        """`disposable=True`: a real copy even on PostgreSQL, for a test that makes it go away."""
         template = self._template(backend, module)
         number = next(_counter)
         if backend == "sqlite":
@@ -112,7 +113,7 @@ class DatabaseFactory:
             shutil.copyfile(template, path)
             return f"sqlite:///{path}"
         working = self.working[module]
-        if working not in self.in_use:
+        if working not in self.in_use and not disposable:
             _reset(working, self.seeded[module])
             self.in_use.add(working)
             return _pg_url(working)

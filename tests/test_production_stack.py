@@ -1,7 +1,9 @@
 """Production, natively: the commands the compose services run (the migrations, gunicorn with
 deploy/gunicorn.conf.py for each HTTP service, both relays, the consumer), with APP_ENV=production and
 real secrets, against the real PostgreSQL and RabbitMQ (quorum queues) on loopback and an SMTP server.
-A person signs up, verifies from the mail, signs in, creates an organization and sees its members."""
+A person signs up, verifies from the mail, signs in, creates an organization and sees its members;
+then invites a second person, whose invitation arrives by mail, who accepts it and sees that
+workspace, and not the organization's other one."""
 from __future__ import annotations
 
 import json
@@ -71,40 +73,48 @@ def test_production_stack_walks_sign_up_to_organization(empty_databases, vhost, 
     ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
     with SmtpSink() as sink:
         env = production_env(empty_databases, vhost.url(), sink.url, ports, tmp_path)
-        # The compose "migrate" service's command.
-        migrate = subprocess.run(["sh", "-c", "python -m services.identity migrate && python -m services.tenancy migrate"
-                                  " && python -m services.notifier migrate"], cwd=backends.ROOT, timeout=180,
-                                 env={**env, "PATH": f"{os.path.dirname(sys.executable)}:{env['PATH']}"},
-                                 capture_output=True, text=True)
-        assert migrate.returncode == 0, migrate.stderr[-2000:]
-
-        processes = Processes(tmp_path, env)
+        processes = start_stack(env, tmp_path)
         try:
-            for service in ("identity", "tenancy", "notifier"):
-                metrics_dir = tmp_path / "metrics" / service
-                metrics_dir.mkdir(parents=True)
-                processes.start(service, f"services.{service}", "serve", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-            processes.start("consumer", "services.notifier", "consume",
-                            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics" / "notifier"))
-            processes.start("identity-relay", "services.identity", "relay")
-            processes.start("tenancy-relay", "services.tenancy", "relay")
-            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-
-            def ready() -> bool:
-                try:
-                    return all(requests.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls.values())
-                except requests.RequestException:  # not listening yet, or still booting its workers
-                    return False
-
-            wait_for(ready, timeout=90, what="every service to be ready")
+            urls = wait_ready(ports)
             walk(urls, sink, processes)
         finally:
             processes.stop_all()
 
 
-def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
-    address = f"prod-{uuid.uuid4().hex[:8]}@example.com"
-    request_id = f"walk-{uuid.uuid4().hex[:12]}"
+def start_stack(env: dict, tmp_path) -> Processes:
+    """The compose services' commands: the migrations, then three gunicorn servers, the consumer, both relays."""
+    migrate = subprocess.run(["sh", "-c", "python -m services.identity migrate && python -m services.tenancy migrate"
+                              " && python -m services.notifier migrate"], cwd=backends.ROOT, timeout=180,
+                             env={**env, "PATH": f"{os.path.dirname(sys.executable)}:{env['PATH']}"},
+                             capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    processes = Processes(tmp_path, env)
+    for service in ("identity", "tenancy", "notifier"):
+        metrics_dir = tmp_path / "metrics" / service
+        metrics_dir.mkdir(parents=True)
+        processes.start(service, f"services.{service}", "serve", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    processes.start("consumer", "services.notifier", "consume",
+                    PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics" / "notifier"))
+    processes.start("identity-relay", "services.identity", "relay")
+    processes.start("tenancy-relay", "services.tenancy", "relay")
+    return processes
+
+
+def wait_ready(ports: dict) -> dict:
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+    def ready() -> bool:
+        try:
+            return all(requests.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls.values())
+        except requests.RequestException:  # not listening yet, or still booting its workers
+            return False
+
+    wait_for(ready, timeout=90, what="every service to be ready")
+    return urls
+
+
+def sign_up_verify_sign_in(urls: dict, sink: SmtpSink, address: str, request_id: str) -> dict:
+    """Through the mail, as a person would; returns the bearer header."""
     signed_up = requests.post(f"{urls['identity']}/v1/accounts", timeout=10, headers={"X-Request-ID": request_id},
                               json={"email": address, "password": PASSWORD, "first_name": "Prod", "last_name": "User"})
     assert signed_up.status_code == 201, signed_up.text
@@ -118,7 +128,13 @@ def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
     tokens = requests.post(f"{urls['identity']}/v1/sessions", json={"email": address, "password": PASSWORD},
                            timeout=10)
     assert tokens.status_code == 200, tokens.text
-    bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
+    address = f"prod-{uuid.uuid4().hex[:8]}@example.com"
+    request_id = f"walk-{uuid.uuid4().hex[:12]}"
+    bearer = sign_up_verify_sign_in(urls, sink, address, request_id)
 
     created = requests.post(f"{urls['tenancy']}/v1/organizations", json={"name": "Production Co"}, headers=bearer,
                             timeout=10)
@@ -135,3 +151,42 @@ def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
     assert PASSWORD not in processes.log("identity")
     metrics = requests.get(f"{urls['notifier']}/metrics", timeout=10).text
     assert 'threshold_notifier_mail_delivered_total{template="verification"} 1.0' in metrics
+
+
+def test_an_invitation_travels_by_mail_and_opens_one_workspace_only(empty_databases, vhost, tmp_path):
+    ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
+    with SmtpSink() as sink:
+        env = production_env(empty_databases, vhost.url(), sink.url, ports, tmp_path)
+        processes = start_stack(env, tmp_path)
+        try:
+            urls = wait_ready(ports)
+            owner = sign_up_verify_sign_in(urls, sink, f"owner-{uuid.uuid4().hex[:8]}@example.com", "invite-1")
+            guest_address = f"guest-{uuid.uuid4().hex[:8]}@example.com"
+            guest = sign_up_verify_sign_in(urls, sink, guest_address, "invite-2")
+
+            created = requests.post(f"{urls['tenancy']}/v1/organizations", json={"name": "Inviting Co"},
+                                    headers=owner, timeout=10).json()
+            shared_id = created["workspace"]["id"]
+            private = requests.post(f"{urls['tenancy']}/v1/organizations/{created['organization']['id']}/workspaces",
+                                    json={"name": "Private"}, headers=owner, timeout=10)
+            assert private.status_code == 201, private.text
+            invited = requests.post(f"{urls['tenancy']}/v1/workspaces/{shared_id}/invitations",
+                                    json={"email": guest_address, "role": "member"}, headers=owner, timeout=10)
+            assert invited.status_code == 201, invited.text
+
+            mail = sink.wait_for_mail(guest_address, count=2, timeout=60)  # verification, then the invitation
+            text = mail.message.get_body(("plain",)).get_content()
+            accept = re.search(r"invitation=([\w-]+)&token=([\w-]+)", text)
+            assert accept, text
+            assert mail.message["Subject"] == "Prod User invited you to My Workspace"
+            invitation_id, token = accept.groups()
+            accepted = requests.post(f"{urls['tenancy']}/v1/invitations/{invitation_id}/accept", json={"token": token},
+                                     headers=guest, timeout=10)
+            assert accepted.status_code == 200, accepted.text
+
+            visible = requests.get(f"{urls['tenancy']}/v1/workspaces", headers=guest, timeout=10).json()["items"]
+            assert [(w["id"], w["role"]) for w in visible] == [(shared_id, "member")]
+            hidden = requests.get(f"{urls['tenancy']}/v1/workspaces/{private.json()['id']}", headers=guest, timeout=10)
+            assert hidden.status_code == 404
+        finally:
+            processes.stop_all()

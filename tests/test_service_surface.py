@@ -79,8 +79,8 @@ class Databases:
         self.factory = databases
         self.urls: list[str] = []
 
-    def fresh(self, service: str) -> str:
-        url = self.factory.fresh(self.backend, f"services.{service}")
+    def fresh(self, service: str, disposable: bool = False) -> str:
+        url = self.factory.fresh(self.backend, f"services.{service}", disposable=disposable)
         self.urls.append(url)
         return url
 
@@ -122,7 +122,7 @@ def unreachable_database_app(service: str, service_databases: Databases, tmp_pat
     """The service built on a database that does not answer. Identity needs its database to start (it
     loads its signing keys), so its database goes away after the start; the others start without one."""
     if service == "identity":
-        url = service_databases.fresh(service)
+        url = service_databases.fresh(service, disposable=True)
         app = build(service, url, tmp_path, clock=clock)
         app.extensions["threshold.identity"].engine.dispose()
         service_databases.make_unreachable(url)
@@ -183,7 +183,7 @@ def test_readyz_answers_503_naming_the_database_when_it_is_unreachable(service, 
 
 def test_readyz_names_both_when_both_are_down(service, service_databases, tmp_path, clock):
     if service == "identity":
-        url = service_databases.fresh(service)
+        url = service_databases.fresh(service, disposable=True)
         app = build(service, url, tmp_path, broker_url=CLOSED_BROKER, clock=clock)
         app.extensions["threshold.identity"].engine.dispose()
         service_databases.make_unreachable(url)

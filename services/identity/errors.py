@@ -149,3 +149,10 @@ class ProviderEmailMissing(DomainError):
     """The provider did not share an email address, which an account needs."""
 
     code = "email_missing"
+
+
+class ProviderEmailNotVerified(DomainError):
+    """The provider does not vouch for this email address, so no account is made from it. Sign up with
+    email and password instead (and link the provider from your profile later)."""
+
+    code = "email_not_verified"

@@ -6,6 +6,10 @@ sign-in. An existing password account is linked silently only when the provider 
 email, the account's own address is verified, and the operator allows linking for that provider
 (a pre-registered, unverified account may not be its owner's); otherwise the answer is 409 with a
 `link_code` the person uses, once signed in with the password, to link from their profile.
+
+No account is created from an address the provider does not vouch for: whoever holds that provider
+identity has not shown they own the address, and the address's real owner could otherwise verify (or
+reset into) an account someone else still signs in to.
 """
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from services.identity.accounts import normalise_email, record_verification_mail
+from services.identity.accounts import normalise_email
 from services.identity.errors import (AccountExists, AccountNotFound, IdentityAlreadyLinked, ProviderEmailMissing,
+                                      ProviderEmailNotVerified,
                                       TokenExpired, TokenInvalid)
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
@@ -66,17 +71,15 @@ def _name(value, fallback: str) -> str:
     return text or fallback
 
 
-def _new_account(uow, data: dict, settings: Settings, now: datetime) -> Account:
+def _new_account(uow, data: dict, now: datetime) -> Account:
     email = normalise_email(data["email"])
     account = Account(email=email, password_hash=None, first_name=_name(data.get("given_name"), email.split("@")[0]),
-                      last_name=_name(data.get("family_name"), "-"), email_verified=data["email_verified"],
+                      last_name=_name(data.get("family_name"), "-"), email_verified=True,
                       mfa_enabled=False, created_at=now, updated_at=now)
     uow.accounts.add(account)
     uow.record(Event("identity.account.registered", {"account_id": account.id, "email": email,
                                                       "first_name": account.first_name,
                                                       "last_name": account.last_name}))
-    if not account.email_verified:
-        record_verification_mail(uow, account, settings, now)
     return account
 
 
@@ -103,7 +106,9 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
                 uow.commit()  # the login code stays spent; the link code is what the person uses next
                 raise AccountExists(link_code)
             if account is None:
-                account = _new_account(uow, data, settings, now)
+                if not data["email_verified"]:
+                    raise ProviderEmailNotVerified()
+                account = _new_account(uow, data, now)
             uow.federated.add(FederatedIdentity(issuer=data["issuer"], subject=data["subject"],
                                                 provider=provider.name, account_id=account.id,
                                                 email=data.get("email"), created_at=now))

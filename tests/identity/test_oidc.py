@@ -259,16 +259,15 @@ def test_first_sign_in_creates_an_account_with_the_providers_verified_email_and_
     assert fed.count("accounts") == 1
 
 
-def test_first_sign_in_with_an_email_the_provider_does_not_vouch_for_asks_for_verification(fed):
+def test_no_account_is_made_from_an_email_the_provider_does_not_vouch_for(fed):
+    """Else the address's real owner could later verify, or reset into, an account someone else signs in to."""
     fed.idp().user = User(sub="10002", email="lin@example.com", email_verified=False)
 
-    tokens = fed.sign_in()
+    response = fed.exchange(fed.login_code())
 
-    account = fed.me(tokens)
-    assert account["email_verified"] is False
-    assert claims_of(tokens)["email_verified"] is False
-    event = fed.outbox.last(VERIFICATION_REQUESTED, "lin@example.com")
-    assert event["data"]["account_id"] == account["id"]
+    assert_problem(response, 403, "email_not_verified")
+    assert fed.count("accounts") == 0
+    assert fed.outbox.events(VERIFICATION_REQUESTED) == []
 
 
 def test_first_sign_in_without_names_falls_back_to_the_email(fed):

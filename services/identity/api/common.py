@@ -30,6 +30,7 @@ ERROR_MAP = ErrorMap({
     errors.AccountExists: 409,
     errors.IdentityAlreadyLinked: 409,
     errors.ProviderEmailMissing: 400,
+    errors.ProviderEmailNotVerified: 403,
     oidc.UnknownProvider: 404,
     oidc.ReturnToNotAllowed: 400,
     oidc.ProviderUnavailable: 503,
