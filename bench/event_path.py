@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -262,21 +261,8 @@ class Child:
             raise RuntimeError(f"{' '.join(self.args)} exited with {self.process.returncode}:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything it left behind in its group
-        except ProcessLookupError:
-            pass
+        if self.process is not None:
+            servers.stop_group(self.process, timeout=20)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

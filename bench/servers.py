@@ -57,6 +57,23 @@ def _read_worker(pid: int) -> WorkerSample | None:
     return WorkerSample(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
 
 
+def stop_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the process group, SIGKILL it after `timeout`, then kill whatever the leader left behind."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class Server:
     """A gunicorn master in its own process group, pinned to `cpu`; `with` stops the whole group."""
 
@@ -120,20 +137,8 @@ class Server:
         return Sample({pid: worker for pid, worker in workers.items() if worker is not None}, reaped)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # a worker the master left behind
-        except ProcessLookupError:
-            pass
+        if self.process is not None and self.process.poll() is None:
+            stop_group(self.process, timeout=25)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
