@@ -128,8 +128,3 @@ def declare_topology(target, consumers: tuple[ConsumerQueues, ...] | None = None
     for consumer in consumers if consumers is not None else (notifier(),):
         for queue in consumer.all():
             queue(channel).declare()
-
-
-def notifier_queues() -> list[Queue]:
-    """The queues the notifier consumes (kept for callers that only need the main queue)."""
-    return [notifier().main()]
