@@ -82,6 +82,7 @@ def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -
         if invitation.status == "expired" or invitation.expires_at <= now:
             raise InvitationExpired()
         workspace = uow.workspaces.get(invitation.workspace_id)
+        uow.organizations.lock(workspace.organization_id)  # one person accepting two invitations at once
         if uow.workspaces.membership(workspace.id, caller.user_id) is not None:
             raise AlreadyMember()
         uow.workspaces.add(WorkspaceMember(workspace_id=workspace.id, user_id=caller.user_id, role=invitation.role,

@@ -23,6 +23,11 @@ class Organizations:
     def delete(self, organization: Organization) -> None:
         self.session.delete(organization)
 
+    def lock(self, organization_id: str) -> None:
+        """Serialize changes to who belongs to the organization (PostgreSQL row lock; SQLite already
+        holds the write lock): two people joining at once must not both insert a membership."""
+        self.session.execute(select(Organization.id).where(Organization.id == organization_id).with_for_update())
+
     def membership(self, organization_id: str, user_id: str) -> OrganizationMember | None:
         return self.session.get(OrganizationMember, (organization_id, user_id))
 

@@ -337,3 +337,30 @@ def test_inviting_twice_at_once_invites_once(tenancy_app, tenancy_db, tenancy, p
 
     assert sorted(statuses) == [201, 409]
     assert len(tenancy_outbox.events("tenancy.invitation.created")) == 1
+
+
+def test_accepting_two_invitations_into_one_organization_at_once_joins_it_once(tenancy_app, tenancy_db, tenancy,
+                                                                               people, tenants):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    created = tenants.organization(ada)
+    org_id = created["organization"]["id"]
+    first, second = created["workspace"]["id"], tenants.workspace(ada, org_id, "Second")["id"]
+    invitations = [tenants.invite(ada, ws_id, grace["email"]) for ws_id in (first, second)]
+
+    def accepter(invitation, token):
+        return lambda: tenancy_app.test_client().post(f"/v1/invitations/{invitation['id']}/accept",
+                                                      json={"token": token}, headers=grace["headers"]).status_code
+
+    statuses = race(tenancy_db, [("SELECT 1 FROM organizations WHERE id = :org FOR UPDATE", {"org": org_id})],
+                    [accepter(*invitations[0]), accepter(*invitations[1])])
+
+    assert statuses == [200, 200]
+    engine = create_engine(tenancy_db)
+    try:
+        with engine.connect() as conn:
+            memberships = conn.execute(text("SELECT role FROM organization_members WHERE organization_id = :org "
+                                            "AND user_id = :user"), {"org": org_id, "user": grace["id"]}).all()
+    finally:
+        engine.dispose()
+    assert [row.role for row in memberships] == ["member"]
+    assert {w["id"] for w in tenancy.get("/v1/workspaces", headers=grace["headers"]).json["items"]} == {first, second}
