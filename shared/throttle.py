@@ -35,18 +35,16 @@ class Throttle:
         now = self.clock()
         table = self.table
         window_start_cutoff = now - timedelta(seconds=window_seconds)
+        stale = table.c.window_start <= window_start_cutoff
         with self.engine.begin() as conn:
-            conn.execute(
-                self._insert(table).values(key=key, hits=0, window_start=now).on_conflict_do_nothing(index_elements=["key"])
-            )
-            stale = table.c.window_start <= window_start_cutoff
+            # One upsert: a first hit inserts 1; later ones count on, or start a new window when the
+            # old one is over (SET reads the existing row on both PostgreSQL and SQLite).
             hits, window_start = conn.execute(
-                update(table)
-                .where(table.c.key == key)
-                .values(
-                    hits=case((stale, 1), else_=table.c.hits + 1),
-                    window_start=case((stale, now), else_=table.c.window_start),
-                )
+                self._insert(table).values(key=key, hits=1, window_start=now)
+                .on_conflict_do_update(index_elements=["key"], set_={
+                    "hits": case((stale, 1), else_=table.c.hits + 1),
+                    "window_start": case((stale, now), else_=table.c.window_start),
+                })
                 .returning(table.c.hits, table.c.window_start)
             ).one()
         if hits > limit:
