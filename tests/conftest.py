@@ -2,7 +2,9 @@
 the identity app with its test client, and AuthActions for the usual sign-up/verify/sign-in steps."""
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -47,6 +49,18 @@ def identity_db(backend, databases) -> str:
     url = databases.fresh(backend, "services.identity")
     yield url
     databases.drop(url)
+
+
+_vhosts = itertools.count()
+
+
+@pytest.fixture
+def rabbit_vhost():
+    """A RabbitMQ virtual host of this test's own on the loopback broker, deleted afterwards."""
+    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    vhost = backends.RabbitVhost(f"threshold-test-{os.getpid()}-{next(_vhosts)}").create()
+    yield vhost
+    vhost.delete()
 
 
 @pytest.fixture

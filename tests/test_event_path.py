@@ -6,7 +6,6 @@ Every mail must arrive, and arrive once.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -29,15 +28,11 @@ from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 RETRY_DELAYS = "0.5,1,2"
-_vhosts = itertools.count()
 
 
 @pytest.fixture
-def rabbit():
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
-    vhost = backends.RabbitVhost(f"threshold-test-{os.getpid()}-{next(_vhosts)}").create()
-    yield vhost
-    vhost.delete()
+def rabbit(rabbit_vhost):
+    return rabbit_vhost
 
 
 @pytest.fixture

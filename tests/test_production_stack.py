@@ -39,11 +39,16 @@ def empty_databases():
 
 
 @pytest.fixture
-def vhost():
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
-    host = backends.RabbitVhost(f"threshold-prod-{os.getpid()}").create()
-    yield host
-    host.delete()
+def stack(empty_databases, rabbit_vhost, tmp_path):
+    """Migrated and running as compose runs it; yields (urls, SMTP sink, processes)."""
+    ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
+    with SmtpSink() as sink:
+        env = production_env(empty_databases, rabbit_vhost.url(), sink.url, ports, tmp_path)
+        processes = start_stack(env, tmp_path)
+        try:
+            yield wait_ready(ports), sink, processes
+        finally:
+            processes.stop_all()
 
 
 def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict, tmp_path) -> dict:
@@ -69,16 +74,8 @@ def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict,
     }
 
 
-def test_production_stack_walks_sign_up_to_organization(empty_databases, vhost, tmp_path):
-    ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
-    with SmtpSink() as sink:
-        env = production_env(empty_databases, vhost.url(), sink.url, ports, tmp_path)
-        processes = start_stack(env, tmp_path)
-        try:
-            urls = wait_ready(ports)
-            walk(urls, sink, processes)
-        finally:
-            processes.stop_all()
+def test_production_stack_walks_sign_up_to_organization(stack):
+    walk(*stack)
 
 
 def start_stack(env: dict, tmp_path) -> Processes:
@@ -153,40 +150,33 @@ def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
     assert 'threshold_notifier_mail_delivered_total{template="verification"} 1.0' in metrics
 
 
-def test_an_invitation_travels_by_mail_and_opens_one_workspace_only(empty_databases, vhost, tmp_path):
-    ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
-    with SmtpSink() as sink:
-        env = production_env(empty_databases, vhost.url(), sink.url, ports, tmp_path)
-        processes = start_stack(env, tmp_path)
-        try:
-            urls = wait_ready(ports)
-            owner = sign_up_verify_sign_in(urls, sink, f"owner-{uuid.uuid4().hex[:8]}@example.com", "invite-1")
-            guest_address = f"guest-{uuid.uuid4().hex[:8]}@example.com"
-            guest = sign_up_verify_sign_in(urls, sink, guest_address, "invite-2")
+def test_an_invitation_travels_by_mail_and_opens_one_workspace_only(stack):
+    urls, sink, _processes = stack
+    owner = sign_up_verify_sign_in(urls, sink, f"owner-{uuid.uuid4().hex[:8]}@example.com", "invite-1")
+    guest_address = f"guest-{uuid.uuid4().hex[:8]}@example.com"
+    guest = sign_up_verify_sign_in(urls, sink, guest_address, "invite-2")
 
-            created = requests.post(f"{urls['tenancy']}/v1/organizations", json={"name": "Inviting Co"},
-                                    headers=owner, timeout=10).json()
-            shared_id = created["workspace"]["id"]
-            private = requests.post(f"{urls['tenancy']}/v1/organizations/{created['organization']['id']}/workspaces",
-                                    json={"name": "Private"}, headers=owner, timeout=10)
-            assert private.status_code == 201, private.text
-            invited = requests.post(f"{urls['tenancy']}/v1/workspaces/{shared_id}/invitations",
-                                    json={"email": guest_address, "role": "member"}, headers=owner, timeout=10)
-            assert invited.status_code == 201, invited.text
+    created = requests.post(f"{urls['tenancy']}/v1/organizations", json={"name": "Inviting Co"},
+                            headers=owner, timeout=10).json()
+    shared_id = created["workspace"]["id"]
+    private = requests.post(f"{urls['tenancy']}/v1/organizations/{created['organization']['id']}/workspaces",
+                            json={"name": "Private"}, headers=owner, timeout=10)
+    assert private.status_code == 201, private.text
+    invited = requests.post(f"{urls['tenancy']}/v1/workspaces/{shared_id}/invitations",
+                            json={"email": guest_address, "role": "member"}, headers=owner, timeout=10)
+    assert invited.status_code == 201, invited.text
 
-            mail = sink.wait_for_mail(guest_address, count=2, timeout=60)  # verification, then the invitation
-            text = mail.message.get_body(("plain",)).get_content()
-            accept = re.search(r"invitation=([\w-]+)&token=([\w-]+)", text)
-            assert accept, text
-            assert mail.message["Subject"] == "Prod User invited you to My Workspace"
-            invitation_id, token = accept.groups()
-            accepted = requests.post(f"{urls['tenancy']}/v1/invitations/{invitation_id}/accept", json={"token": token},
-                                     headers=guest, timeout=10)
-            assert accepted.status_code == 200, accepted.text
+    mail = sink.wait_for_mail(guest_address, count=2, timeout=60)  # verification, then the invitation
+    text = mail.message.get_body(("plain",)).get_content()
+    accept = re.search(r"invitation=([\w-]+)&token=([\w-]+)", text)
+    assert accept, text
+    assert mail.message["Subject"] == "Prod User invited you to My Workspace"
+    invitation_id, token = accept.groups()
+    accepted = requests.post(f"{urls['tenancy']}/v1/invitations/{invitation_id}/accept", json={"token": token},
+                             headers=guest, timeout=10)
+    assert accepted.status_code == 200, accepted.text
 
-            visible = requests.get(f"{urls['tenancy']}/v1/workspaces", headers=guest, timeout=10).json()["items"]
-            assert [(w["id"], w["role"]) for w in visible] == [(shared_id, "member")]
-            hidden = requests.get(f"{urls['tenancy']}/v1/workspaces/{private.json()['id']}", headers=guest, timeout=10)
-            assert hidden.status_code == 404
-        finally:
-            processes.stop_all()
+    visible = requests.get(f"{urls['tenancy']}/v1/workspaces", headers=guest, timeout=10).json()["items"]
+    assert [(w["id"], w["role"]) for w in visible] == [(shared_id, "member")]
+    hidden = requests.get(f"{urls['tenancy']}/v1/workspaces/{private.json()['id']}", headers=guest, timeout=10)
+    assert hidden.status_code == 404

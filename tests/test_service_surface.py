@@ -13,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.specs.openapi.definitions import OPENAPI_30
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from tests.conftest import assert_problem
+
 SERVICES = ["identity", "tenancy", "notifier"]
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1//"
 CLOSED_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:1/threshold"
@@ -132,14 +134,6 @@ def unreachable_database_app(service: str, service_databases: Databases, tmp_pat
     folder = tmp_path / "database-is-a-folder"
     folder.mkdir()
     return build(service, f"sqlite:///{folder}", tmp_path, clock=clock)
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json", response.mimetype
-    body = response.get_json()
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 # --- health and readiness -------------------------------------------------------------------------
