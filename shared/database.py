@@ -24,22 +24,29 @@ class ImmediateSQLiteDialect(SQLiteDialect_pysqlite):
     supports_statement_cache = True  # it compiles SQL exactly as its parent does
 
     def do_begin(self, dbapi_connection) -> None:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        if dbapi_connection.isolation_level is not None:  # None: AUTOCOMMIT was asked for
+            dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
-    """One engine per process; SQLite gets WAL and a busy timeout so several processes can share a file."""
+def make_engine(url: str, pool_size: int = 5, autocommit: bool = False) -> Engine:
+    """One engine per process (and, with `autocommit=True`, a second one for statements that stand alone).
+
+    SQLite gets WAL and a busy timeout so several processes can share a file. An autocommit engine runs
+    each statement as its own transaction: a single read or upsert then costs no BEGIN and COMMIT (round
+    trips on PostgreSQL) and takes no write lock on SQLite. Anything that must see or change several
+    rows at once belongs in a unit of work on the ordinary engine.
+    """
+    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         registry.register("sqlite.threshold", __name__, ImmediateSQLiteDialect.__name__)
         engine = create_engine(make_url(url).set(drivername="sqlite+threshold"),
-                               connect_args={"timeout": 30, "check_same_thread": False})
+                               connect_args={"timeout": 30, "check_same_thread": False}, **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
-            dbapi_connection.isolation_level = None  # the dialect emits BEGIN itself
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -47,7 +54,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, **options)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

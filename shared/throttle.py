@@ -1,12 +1,13 @@
 """Rate limits and failure throttles kept in the service's database, so every worker and replica
-shares them. Each call runs in its own short transaction: a refused request still counts."""
+shares them. Each call runs in its own short transaction: a refused request still counts. Calls that
+are one statement run on the autocommit engine when there is one (no BEGIN and COMMIT around them)."""
 from __future__ import annotations
 
+import importlib
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindparam, case, delete, select, update
 
 from shared.database import UTCDateTime, utcnow
 from shared.errors import RateLimited
@@ -24,29 +25,35 @@ def define_throttles(metadata: MetaData) -> Table:
 
 
 class Throttle:
-    def __init__(self, engine: Engine, table: Table, clock=utcnow):
+    def __init__(self, engine: Engine, table: Table, clock=utcnow, autocommit_engine: Engine | None = None):
         self.engine = engine
+        self.autocommit_engine = autocommit_engine or engine
         self.table = table
         self.clock = clock
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Both dialects spell the upsert alike; only the one in use is imported.
+        self._insert = importlib.import_module(f"sqlalchemy.dialects.{engine.dialect.name}").insert
+        # One upsert: a first hit inserts 1; later ones count on, or start a new window when the old one
+        # is over (SET reads the existing row on both PostgreSQL and SQLite). Built once: building and
+        # hashing a statement costs more than running it.
+        now = bindparam("now", type_=UTCDateTime)
+        stale = table.c.window_start <= bindparam("cutoff", type_=UTCDateTime)
+        self._count_hit = (
+            self._insert(table).values(key=bindparam("key"), hits=1, window_start=now)
+            .on_conflict_do_update(index_elements=["key"], set_={
+                "hits": case((stale, 1), else_=table.c.hits + 1),
+                "window_start": case((stale, now), else_=table.c.window_start),
+            })
+            .returning(table.c.hits, table.c.window_start)
+        )
+        self._blocked_until = select(table.c.blocked_until).where(table.c.key == bindparam("key"))
 
     def hit(self, key: str, limit: int, window_seconds: int) -> None:
         """Count one event in a fixed window; raise RateLimited once more than `limit` fell in it."""
         now = self.clock()
-        table = self.table
-        window_start_cutoff = now - timedelta(seconds=window_seconds)
-        stale = table.c.window_start <= window_start_cutoff
-        with self.engine.begin() as conn:
-            # One upsert: a first hit inserts 1; later ones count on, or start a new window when the
-            # old one is over (SET reads the existing row on both PostgreSQL and SQLite).
-            hits, window_start = conn.execute(
-                self._insert(table).values(key=key, hits=1, window_start=now)
-                .on_conflict_do_update(index_elements=["key"], set_={
-                    "hits": case((stale, 1), else_=table.c.hits + 1),
-                    "window_start": case((stale, now), else_=table.c.window_start),
-                })
-                .returning(table.c.hits, table.c.window_start)
-            ).one()
+        with self.autocommit_engine.begin() as conn:
+            hits, window_start = conn.execute(self._count_hit, {
+                "key": key, "now": now, "cutoff": now - timedelta(seconds=window_seconds),
+            }).one()
         if hits > limit:
             raise RateLimited(_seconds_until(window_start + timedelta(seconds=window_seconds), now))
 
@@ -54,8 +61,8 @@ class Throttle:
         """Raise RateLimited while `key` is blocked by earlier failures; otherwise say whether any
         failure is on record (so a success knows whether there is anything to clear)."""
         now = self.clock()
-        with self.engine.connect() as conn:
-            row = conn.execute(select(self.table.c.blocked_until).where(self.table.c.key == key)).first()
+        with self.autocommit_engine.connect() as conn:
+            row = conn.execute(self._blocked_until, {"key": key}).first()
         if row is not None and row.blocked_until is not None and row.blocked_until > now:
             raise RateLimited(_seconds_until(row.blocked_until, now))
         return row is not None
@@ -85,7 +92,7 @@ class Throttle:
             )
 
     def clear(self, key: str) -> None:
-        with self.engine.begin() as conn:
+        with self.autocommit_engine.begin() as conn:
             conn.execute(delete(self.table).where(self.table.c.key == key))
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from services.identity import passwords
 from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredentials, TokenExpired, TokenInvalid
 from services.identity.models import Account, OneTimeToken
+from services.identity.queries import Reads
 from services.identity.settings import Settings
 from shared import opaque_tokens
 from shared.errors import RateLimited
@@ -119,12 +120,11 @@ def confirm_email(uow, token: str, now: datetime) -> dict:
         return account.public()
 
 
-def get_account(uow, account_id: str) -> dict:
-    with uow:
-        account = uow.accounts.get(account_id)
-        if account is None:
-            raise AccountNotFound()
-        return account.public()
+def get_account(reads: Reads, account_id: str) -> dict:
+    account = reads.public_account(account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
 
 
 def update_profile(uow, account_id: str, changes: dict, now: datetime) -> dict:

@@ -21,6 +21,7 @@ from services.identity.api.sessions.resources import blp as sessions_blp
 from services.identity.keys import KeyStore
 from services.identity.models import outbox, throttles
 from services.identity.oidc import Providers
+from services.identity.queries import Reads
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
@@ -38,6 +39,7 @@ DESCRIPTION = "Accounts, email verification, sessions, refresh tokens and signin
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     engine = make_engine(settings.database_url)
+    autocommit_engine = make_engine(settings.database_url, autocommit=True)
     session_factory = make_session_factory(engine)
     keys = KeyStore(lambda: IdentityUnitOfWork(session_factory), settings.secret_key, settings.access_token_ttl,
                     settings.key_reload_interval, clock)
@@ -50,8 +52,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)
-    app.extensions[EXTENSION] = Runtime(settings, engine, session_factory, keys, Throttle(engine, throttles, clock),
-                                        clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))
+    app.extensions[EXTENSION] = Runtime(settings, engine, Reads(autocommit_engine), session_factory, keys,
+                                        Throttle(engine, throttles, clock, autocommit_engine), clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))
     app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
     app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Row, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
@@ -60,22 +60,50 @@ class OneTimeTokens:
         )
 
 
+_sessions = AuthSession.__table__
+_refresh_tokens = RefreshToken.__table__
+_accounts = Account.__table__
+
+# The session and refresh-token statements run on every sign-in and refresh: Core, built once, executed
+# on the unit of work's connection (the ORM's per-object bookkeeping would cost more than the SQL).
+_INSERT_SESSION = _sessions.insert()
+_REVOKE_SESSION = (update(_sessions).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
+                   .values(revoked_at=bindparam("now")))
+_INSERT_REFRESH_TOKEN = _refresh_tokens.insert()
+_ROTATE_REFRESH_TOKEN = (update(_refresh_tokens)
+                         .where(_refresh_tokens.c.token_hash == bindparam("hash"),
+                                _refresh_tokens.c.rotated_at.is_(None))
+                         .values(rotated_at=bindparam("now")))
+_REFRESH_TOKEN_WITH_SESSION = (
+    select(_refresh_tokens.c.session_id, _refresh_tokens.c.expires_at, _refresh_tokens.c.rotated_at,
+           _sessions.c.amr, _sessions.c.auth_time, _sessions.c.revoked_at,
+           _accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
+           _accounts.c.last_name)
+    .join(_sessions, _sessions.c.id == _refresh_tokens.c.session_id)
+    .join(_accounts, _accounts.c.id == _sessions.c.account_id)
+    .where(_refresh_tokens.c.token_hash == bindparam("token_hash"))
+)
+_SESSION_OF_REFRESH_TOKEN = select(_refresh_tokens.c.session_id).where(
+    _refresh_tokens.c.token_hash == bindparam("token_hash"))
+
+
 class Sessions:
     def __init__(self, session: Session):
         self.session = session
 
-    def add(self, auth_session: AuthSession) -> None:
-        self.session.add(auth_session)
+    def add(self, session_id: str, account_id: str, amr: str, now: datetime) -> None:
+        # Whatever the unit of work holds goes first: an account created in it must exist before its session.
         self.session.flush()
+        self.session.connection().execute(_INSERT_SESSION, {
+            "id": session_id, "account_id": account_id, "amr": amr, "auth_time": now, "created_at": now,
+            "revoked_at": None,
+        })
 
     def get(self, session_id: str) -> AuthSession | None:
         return self.session.get(AuthSession, session_id)
 
     def revoke(self, session_id: str, now: datetime) -> None:
-        self.session.execute(
-            update(AuthSession).where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-            .values(revoked_at=now).execution_options(synchronize_session=False)
-        )
+        self.session.connection().execute(_REVOKE_SESSION, {"session_id": session_id, "now": now})
 
     def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> None:
         query = update(AuthSession).where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
@@ -88,20 +116,22 @@ class RefreshTokens:
     def __init__(self, session: Session):
         self.session = session
 
-    def add(self, token: RefreshToken) -> None:
-        self.session.add(token)
+    def add(self, token_hash: str, session_id: str, now: datetime, expires_at: datetime) -> None:
+        self.session.connection().execute(_INSERT_REFRESH_TOKEN, {
+            "token_hash": token_hash, "session_id": session_id, "created_at": now, "expires_at": expires_at,
+            "rotated_at": None,
+        })
 
-    def get(self, token_hash: str) -> RefreshToken | None:
-        return self.session.get(RefreshToken, token_hash)
+    def with_session(self, token_hash: str) -> Row | None:
+        """The token, its session and the session's account, in one row (what a refresh needs)."""
+        return self.session.connection().execute(_REFRESH_TOKEN_WITH_SESSION, {"token_hash": token_hash}).first()
 
-    def rotate(self, token: RefreshToken, now: datetime) -> bool:
+    def session_id(self, token_hash: str) -> str | None:
+        return self.session.connection().execute(_SESSION_OF_REFRESH_TOKEN, {"token_hash": token_hash}).scalar()
+
+    def rotate(self, token_hash: str, now: datetime) -> bool:
         """Mark the token rotated out; False when it already was (a reuse, or a concurrent refresh)."""
-        result = self.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == token.token_hash, RefreshToken.rotated_at.is_(None))
-            .values(rotated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        result = self.session.connection().execute(_ROTATE_REFRESH_TOKEN, {"hash": token_hash, "now": now})
         return result.rowcount == 1
 
 

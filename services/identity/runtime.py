@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.identity.keys import KeyStore
 from services.identity.oidc import Providers
+from services.identity.queries import Reads
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
@@ -24,6 +25,7 @@ EXTENSION = "threshold.identity"
 class Runtime:
     settings: Settings
     engine: Engine
+    reads: Reads  # single-statement reads on the autocommit engine
     session_factory: sessionmaker
     keys: KeyStore
     throttle: Throttle

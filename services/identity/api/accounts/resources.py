@@ -17,7 +17,7 @@ ACCEPTED = {"status": "accepted"}
 
 @blp.route("/accounts")
 class Accounts(MethodView):
-    @blp.arguments(SignUpSchema)
+    @blp.arguments(SignUpSchema())
     @blp.response(201, AccountSchema)
     @blp.alt_response(409, description="email_taken")
     @blp.alt_response(422, description="validation_failed (including the password policy)")
@@ -36,7 +36,7 @@ class Accounts(MethodView):
 
 @blp.route("/email-verifications")
 class EmailVerifications(MethodView):
-    @blp.arguments(EmailSchema)
+    @blp.arguments(EmailSchema())
     @blp.response(202, AcceptedSchema)
     @blp.alt_response(429, description="rate_limited")
     def post(self, body):
@@ -53,7 +53,7 @@ class EmailVerifications(MethodView):
 
 @blp.route("/email-verifications/confirm")
 class EmailVerificationConfirm(MethodView):
-    @blp.arguments(TokenSchema)
+    @blp.arguments(TokenSchema())
     @blp.response(200, AccountSchema)
     @blp.alt_response(400, description="token_invalid or token_expired")
     def post(self, body):
@@ -67,7 +67,7 @@ class EmailVerificationConfirm(MethodView):
 
 @blp.route("/password-resets")
 class PasswordResets(MethodView):
-    @blp.arguments(EmailSchema)
+    @blp.arguments(EmailSchema())
     @blp.response(202, AcceptedSchema)
     @blp.alt_response(429, description="rate_limited")
     def post(self, body):
@@ -83,7 +83,7 @@ class PasswordResets(MethodView):
 
 @blp.route("/password-resets/confirm")
 class PasswordResetConfirm(MethodView):
-    @blp.arguments(PasswordResetConfirmSchema)
+    @blp.arguments(PasswordResetConfirmSchema())
     @blp.response(204)
     @blp.alt_response(400, description="token_invalid or token_expired")
     @blp.alt_response(422, description="validation_failed")

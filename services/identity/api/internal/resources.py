@@ -25,7 +25,7 @@ class AccountListSchema(Schema):
 @blp.route("/accounts")
 class InternalAccounts(MethodView):
     @bearer_required(scope="accounts:read", service=True)
-    @blp.arguments(AccountIdsSchema, location="query")
+    @blp.arguments(AccountIdsSchema(), location="query")
     @blp.response(200, AccountListSchema)
     @blp.alt_response(401, description="invalid_token (a user token is refused too)")
     @blp.alt_response(403, description="insufficient_scope")

@@ -22,10 +22,10 @@ class Me(MethodView):
     def get(self):
         """The signed-in account"""
         rt = runtime()
-        return accounts.get_account(rt.uow(), g.claims["sub"])
+        return accounts.get_account(rt.reads, g.claims["sub"])
 
     @bearer_required()
-    @blp.arguments(ProfileUpdateSchema)
+    @blp.arguments(ProfileUpdateSchema())
     @blp.response(200, AccountSchema)
     @blp.alt_response(401, description="invalid_token")
     def patch(self, body):
@@ -37,7 +37,7 @@ class Me(MethodView):
 @blp.route("/me/password")
 class MyPassword(MethodView):
     @bearer_required()
-    @blp.arguments(PasswordChangeSchema)
+    @blp.arguments(PasswordChangeSchema())
     @blp.response(204)
     @blp.alt_response(401, description="invalid_token, or invalid_credentials for a wrong current password")
     @blp.alt_response(422, description="validation_failed")

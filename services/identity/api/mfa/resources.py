@@ -18,7 +18,7 @@ blp = Blueprint("mfa", __name__, url_prefix="/v1", description="Two-factor authe
 @blp.route("/me/mfa/totp")
 class TotpEnrolment(MethodView):
     @bearer_required()
-    @blp.arguments(PasswordSchema)
+    @blp.arguments(PasswordSchema())
     @blp.response(201, EnrolmentSchema)
     @blp.alt_response(401, description="invalid_token, or invalid_credentials for a wrong password")
     @blp.alt_response(409, description="mfa_already_enabled")
@@ -36,7 +36,7 @@ class TotpEnrolment(MethodView):
 @blp.route("/me/mfa/totp/confirm")
 class TotpConfirmation(MethodView):
     @bearer_required()
-    @blp.arguments(CodeSchema)
+    @blp.arguments(CodeSchema())
     @blp.response(200, RecoveryCodesSchema)
     @blp.alt_response(401, description="invalid_code")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
@@ -55,7 +55,7 @@ class TotpConfirmation(MethodView):
 @blp.route("/me/mfa/totp/disable")
 class TotpDisable(MethodView):
     @bearer_required()
-    @blp.arguments(CodeSchema)
+    @blp.arguments(CodeSchema())
     @blp.response(204)
     @blp.alt_response(401, description="invalid_code")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
@@ -72,7 +72,7 @@ class TotpDisable(MethodView):
 @blp.route("/me/mfa/recovery-codes")
 class RecoveryCodes(MethodView):
     @bearer_required()
-    @blp.arguments(CodeSchema)
+    @blp.arguments(CodeSchema())
     @blp.response(200, RecoveryCodesSchema)
     @blp.alt_response(401, description="invalid_code")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
@@ -90,7 +90,7 @@ class RecoveryCodes(MethodView):
 
 @blp.route("/sessions/mfa")
 class MfaSignIn(MethodView):
-    @blp.arguments(MfaSignInSchema)
+    @blp.arguments(MfaSignInSchema())
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(400, description="token_invalid or token_expired (the mfa_token)")
     @blp.alt_response(401, description="invalid_code")

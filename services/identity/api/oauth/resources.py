@@ -45,7 +45,7 @@ def _basic_credentials() -> tuple[str, str] | None:
 
 @blp.route("/token")
 class Token(MethodView):
-    @blp.arguments(TokenRequestSchema, location="form")
+    @blp.arguments(TokenRequestSchema(), location="form")
     @blp.response(200, ServiceTokenSchema)
     @blp.alt_response(400, description="unsupported_grant_type or invalid_scope")
     @blp.alt_response(401, description="invalid_client")

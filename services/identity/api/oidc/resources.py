@@ -77,7 +77,7 @@ def _error_page(message: str, status: int = 400):
 
 @blp.route("/oidc/<string:provider>/authorize")
 class Authorize(MethodView):
-    @blp.arguments(AuthorizeQuerySchema, location="query")
+    @blp.arguments(AuthorizeQuerySchema(), location="query")
     @blp.response(302)
     @blp.alt_response(400, description="return_to_not_allowed")
     @blp.alt_response(404, description="no such provider")
@@ -101,7 +101,7 @@ class Authorize(MethodView):
 
 @blp.route("/oidc/<string:provider>/callback")
 class Callback(MethodView):
-    @blp.arguments(CallbackQuerySchema, location="query")
+    @blp.arguments(CallbackQuerySchema(), location="query")
     @blp.response(302)
     @blp.alt_response(400, description="an HTML page: the sign-in cannot continue (state, cookie)")
     def get(self, query, provider):
@@ -135,7 +135,7 @@ class Callback(MethodView):
 
 @blp.route("/sessions/oidc")
 class OidcSession(MethodView):
-    @blp.arguments(LoginCodeSchema)
+    @blp.arguments(LoginCodeSchema())
     @blp.response(200, SignInResultSchema)
     @blp.alt_response(400, description="token_invalid or token_expired")
     @blp.alt_response(409, description="account_exists: sign in with the password, then link (link_code)")
@@ -160,7 +160,7 @@ class MyIdentities(MethodView):
         return {"items": federation.identities(runtime().uow(), g.claims["sub"])}
 
     @bearer_required()
-    @blp.arguments(LinkCodeSchema)
+    @blp.arguments(LinkCodeSchema())
     @blp.response(201, IdentityListSchema)
     @blp.alt_response(400, description="token_invalid or token_expired")
     @blp.alt_response(409, description="identity_linked_elsewhere")

@@ -14,7 +14,7 @@ blp = Blueprint("sessions", __name__, url_prefix="/v1", description="Sign-in, to
 
 @blp.route("/sessions")
 class Sessions(MethodView):
-    @blp.arguments(SignInSchema)
+    @blp.arguments(SignInSchema())
     @blp.response(200, SignInResultSchema)
     @blp.alt_response(401, description="invalid_credentials (unknown email and wrong password alike)")
     @blp.alt_response(403, description="email_not_verified")
@@ -28,13 +28,13 @@ class Sessions(MethodView):
         """
         limit_per_ip("sign-in")
         rt = runtime()
-        return sessions.sign_in(rt.uow(), rt.throttle, rt.keys, rt.settings, body["email"], body["password"],
+        return sessions.sign_in(rt.uow(), rt.reads, rt.throttle, rt.keys, rt.settings, body["email"], body["password"],
                                 rt.clock())
 
 
 @blp.route("/tokens/refresh")
 class TokenRefresh(MethodView):
-    @blp.arguments(RefreshTokenSchema)
+    @blp.arguments(RefreshTokenSchema())
     @blp.response(200, TokenPairSchema)
     @blp.alt_response(401, description="token_invalid, token_expired or token_reused")
     def post(self, body):
@@ -49,7 +49,7 @@ class TokenRefresh(MethodView):
 
 @blp.route("/sessions/revoke")
 class SessionRevoke(MethodView):
-    @blp.arguments(RefreshTokenSchema)
+    @blp.arguments(RefreshTokenSchema())
     @blp.response(204)
     def post(self, body):
         """Sign out: end the session of a refresh token"""

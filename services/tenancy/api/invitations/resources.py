@@ -51,7 +51,7 @@ class MembershipSchema(Schema):
 @blp.route("/workspaces/<string:workspace_id>/invitations")
 class WorkspaceInvitations(MethodView):
     @bearer_required()
-    @blp.arguments(InviteSchema)
+    @blp.arguments(InviteSchema())
     @blp.response(201, InvitationSchema)
     @blp.alt_response(403, description="forbidden: owners and admins; only owners invite owners")
     @blp.alt_response(404, description="not_found")
@@ -85,7 +85,7 @@ class MyInvitations(MethodView):
 @blp.route("/invitations/<string:invitation_id>/accept")
 class InvitationAccept(MethodView):
     @bearer_required()
-    @blp.arguments(AcceptSchema)
+    @blp.arguments(AcceptSchema())
     @blp.response(200, MembershipSchema)
     @blp.alt_response(400, description="token_invalid or token_expired")
     @blp.alt_response(404, description="not_found (also when the invitation is for another address)")

@@ -25,7 +25,7 @@ class OrganizationListSchema(Schema):
 @blp.route("/organizations")
 class Organizations(MethodView):
     @bearer_required()
-    @blp.arguments(NameSchema)
+    @blp.arguments(NameSchema())
     @blp.response(201, OrganizationCreatedSchema)
     @blp.alt_response(403, description="email_not_verified")
     def post(self, body):
@@ -53,7 +53,7 @@ class OrganizationById(MethodView):
         return organizations.read(runtime().uow(), caller(), organization_id)
 
     @bearer_required()
-    @blp.arguments(RenameSchema)
+    @blp.arguments(RenameSchema())
     @blp.response(200, OrganizationSchema)
     @blp.alt_response(403, description="forbidden: owners and admins only")
     @blp.alt_response(404, description="not_found")
@@ -81,7 +81,7 @@ class OrganizationWorkspaces(MethodView):
         return workspaces.list_in_organization(runtime().uow(), caller(), organization_id)
 
     @bearer_required()
-    @blp.arguments(NameSchema)
+    @blp.arguments(NameSchema())
     @blp.response(201, WorkspaceSchema)
     @blp.alt_response(403, description="forbidden: organization owners and admins only")
     @blp.alt_response(404, description="not_found")

@@ -49,7 +49,7 @@ class WorkspaceById(MethodView):
         return workspaces.read(runtime().uow(), caller(), workspace_id)
 
     @bearer_required()
-    @blp.arguments(RenameSchema)
+    @blp.arguments(RenameSchema())
     @blp.response(200, WorkspaceSchema)
     @blp.alt_response(403, description="forbidden: owners and admins only")
     @blp.alt_response(404, description="not_found")
@@ -83,7 +83,7 @@ class WorkspaceMembers(MethodView):
 @blp.route("/workspaces/<string:workspace_id>/members/<string:user_id>")
 class WorkspaceMemberById(MethodView):
     @bearer_required()
-    @blp.arguments(RoleSchema)
+    @blp.arguments(RoleSchema())
     @blp.response(200, MemberSchema)
     @blp.alt_response(403, description="forbidden")
     @blp.alt_response(404, description="not_found")

@@ -1,0 +1,36 @@
+"""Read-only queries for the hot paths: one statement each on the autocommit engine, no unit of work.
+
+A single SELECT needs no transaction around it: on PostgreSQL that saves the BEGIN and ROLLBACK round
+trips, on SQLite the write lock that every transaction here takes. Statements are built once (building
+and hashing one costs more than running it) and rows come back as SQLAlchemy Rows, not ORM objects.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Engine, Row, bindparam, select
+
+from services.identity.models import Account
+
+accounts = Account.__table__
+PUBLIC_COLUMNS = (accounts.c.id, accounts.c.email, accounts.c.first_name, accounts.c.last_name,
+                  accounts.c.email_verified, accounts.c.mfa_enabled, accounts.c.created_at)
+
+_PUBLIC_BY_ID = select(*PUBLIC_COLUMNS).where(accounts.c.id == bindparam("id"))
+_SIGN_IN_BY_EMAIL = select(*PUBLIC_COLUMNS, accounts.c.password_hash).where(accounts.c.email == bindparam("email"))
+
+
+class Reads:
+    """The read-only queries, over the service's autocommit engine."""
+
+    def __init__(self, autocommit_engine: Engine):
+        self.engine = autocommit_engine
+
+    def public_account(self, account_id: str) -> dict | None:
+        """The Account document (as `Account.public()` gives it), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_PUBLIC_BY_ID, {"id": account_id}).first()
+        return row._asdict() if row is not None else None
+
+    def sign_in_account(self, email: str) -> Row | None:
+        """What a password sign-in needs of an account (the hash among it), by normalised email."""
+        with self.engine.connect() as conn:
+            return conn.execute(_SIGN_IN_BY_EMAIL, {"email": email}).first()
