@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import os
-import time
 
-from flask import Flask, Response, g, request
+from flask import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client import REGISTRY
 
@@ -15,19 +14,30 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def instrument(app: Flask, service: str) -> None:
-    @app.before_request
-    def _start_timer():
-        g.request_started = time.perf_counter()
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-    @app.after_request
-    def _observe(response):
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
-        started = g.get("request_started")
-        if started is not None:
-            HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - started)
-        return response
+
+class RequestMetrics:
+    """The request counter and latency histogram of one service.
+
+    The labelled children are kept per (method, route, status): looking one up through `labels()` costs
+    more than counting. Methods outside the usual ones count as "other", so a client cannot grow the
+    label set (and this cache) without bound; routes are URL rules, never raw paths.
+    """
+
+    def __init__(self, service: str):
+        self.service = service
+        self._children: dict[tuple[str, str, int], tuple] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method if method in METHODS else "other", route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (HTTP_REQUESTS.labels(self.service, key[0], route, str(status)),
+                        HTTP_LATENCY.labels(self.service, route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def exposition(collectors=()) -> Response:
