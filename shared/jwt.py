@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import requests
@@ -99,11 +100,20 @@ class JwksClient:
 
 
 class Verifier:
-    """Verifies access tokens from one issuer for one audience."""
+    """Verifies access tokens from one issuer for one audience.
+
+    A client sends the same access token with every request until it expires, so the verdict on a
+    token is remembered (`cache_size` tokens, least recently used dropped first). A remembered token
+    is accepted again only while it has not expired and its `kid` still gives the very key that
+    verified it: a key that leaves the key set takes its tokens with it. The remembered entry is the
+    exact token string, so nothing but a byte-identical token ever hits it; failures are never kept.
+    """
 
     def __init__(self, key_source: Callable[[str], tuple[str, Key] | None], issuer: str, audience: str | Iterable[str],
-                 algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str | None = ACCESS_TOKEN_TYPE):
-        """`token_type=None` skips the `typ` check (ID tokens from OpenID providers carry none, or "JWT")."""
+                 algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str | None = ACCESS_TOKEN_TYPE,
+                 cache_size: int = 1024):
+        """`token_type=None` skips the `typ` check (ID tokens from OpenID providers carry none, or "JWT");
+        `cache_size=0` verifies every token from scratch (one-time tokens gain nothing from the cache)."""
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self.key_source = key_source
@@ -112,9 +122,42 @@ class Verifier:
         self.algorithms = list(algorithms)
         self.leeway = leeway
         self.token_type = token_type
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[dict, str, Key, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def remembered(self) -> int:
+        """How many verified tokens are remembered now."""
+        with self._lock:
+            return len(self._verified)
 
     def verify(self, token: str) -> dict:
         """Claims of a valid token; raises TokenRejected for anything else."""
+        if not self.cache_size:
+            return self._verify_signed(token)[0]
+        with self._lock:
+            entry = self._verified.get(token)
+            if entry is not None:
+                self._verified.move_to_end(token)
+        if entry is not None:
+            claims, kid, key, expires = entry
+            found = self.key_source(kid)
+            # Expired exactly when python-jose would say so: exp before now (whole seconds) minus the leeway.
+            if found is not None and found[1] is key and expires >= int(time.time()) - self.leeway:
+                return dict(claims)
+            with self._lock:
+                self._verified.pop(token, None)
+        claims, kid, key = self._verify_signed(token)
+        with self._lock:
+            # python-jose accepted int(exp), so it is a number here whatever its JSON type was.
+            self._verified[token] = (claims, kid, key, int(claims["exp"]))
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return dict(claims)
+
+    def _verify_signed(self, token: str) -> tuple[dict, str, Key]:
+        """Claims, kid and key of a valid token, checked from scratch."""
         if not isinstance(token, str) or token.count(".") != 2:
             raise TokenRejected("The token is not a JWS compact serialization.")
         try:
@@ -141,11 +184,12 @@ class Verifier:
         last_error: Exception | None = None
         for audience in audiences:
             try:
-                return jwt.decode(
+                claims = jwt.decode(
                     token, key, algorithms=[algorithm], audience=audience, issuer=self.issuer,
                     options={"require_exp": True, "require_iat": True, "require_sub": True, "require_aud": True,
                              "require_iss": True, "leeway": self.leeway, "verify_at_hash": False},
                 )
+                return claims, kid, key
             except ExpiredSignatureError:
                 raise TokenRejected("The token has expired.") from None
             except (JOSEError, TypeError, OverflowError) as exc:  # python-jose lets int(None) or int(inf) escape

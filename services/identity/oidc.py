@@ -218,7 +218,7 @@ class Provider:
         supported = self.discovery().get("id_token_signing_alg_values_supported", ["RS256"])
         algorithms = [alg for alg in ID_TOKEN_ALGORITHMS if alg in supported] or ["RS256"]
         verifier = jwt.Verifier(self._jwks.get, self.config.issuer, self.config.client_id, algorithms=algorithms,
-                                token_type=None)
+                                token_type=None, cache_size=0)  # built per ID token: nothing to remember
         try:
             claims = verifier.verify(id_token)
         except jwt.TokenRejected as error:

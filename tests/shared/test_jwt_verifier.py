@@ -31,7 +31,7 @@ from flask import Flask, g, jsonify
 
 from shared import auth as shared_auth
 from shared.errors import ErrorMap
-from shared.jwt import MAX_LEEWAY, JwksClient, TokenRejected, Verifier, sign
+from shared.jwt import MAX_LEEWAY, JwksClient, TokenRejected, Verifier, load_public_key, sign
 from shared.service_app import build_app
 
 AUDIENCE = "threshold"
@@ -608,6 +608,106 @@ def test_symmetric_and_private_keys_in_a_jwks_are_never_used(make_product, live_
 
     assert_rejected(product.call(hs_token))
     assert_rejected(product.call(es_token))
+
+
+# --- remembered verdicts -------------------------------------------------------------------------
+
+ISSUER = "http://127.0.0.1:8001"
+
+
+@pytest.fixture
+def own_key():
+    """A key of this test's own, as a key source and a signer (no identity needed)."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    jwk = ec_public_jwk(private_key, "test-key")
+    keys = {jwk["kid"]: ("ES256", load_public_key(jwk))}
+
+    def token(**claims) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "someone", "iat": now, "exp": now + 600, **claims}
+        return compact({"alg": "ES256", "kid": jwk["kid"], "typ": "at+jwt"}, body,
+                       ecdsa_signer(private_key, hashes.SHA256()))
+
+    return SimpleNamespace(kid=jwk["kid"], keys=keys, source=keys.get, token=token)
+
+
+def test_a_remembered_token_is_refused_once_it_has_expired(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, leeway=0)
+    token = own_key.token(exp=int(time.time()) + 1)
+    assert verifier.verify(token)["sub"] == "someone"
+
+    expires = unverified_parts(token)[1]["exp"]
+    while int(time.time()) <= expires:  # at most two seconds: python-jose counts whole seconds
+        time.sleep(0.1)
+    with pytest.raises(TokenRejected, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_its_key_leaves_the_key_set(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE)
+    token = own_key.token()
+    assert verifier.verify(token)["sub"] == "someone"
+
+    del own_key.keys[own_key.kid]
+    with pytest.raises(TokenRejected, match="key we do not know"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_its_kid_names_another_key(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE)
+    token = own_key.token()
+    assert verifier.verify(token)["sub"] == "someone"
+
+    other = ec_public_jwk(ec.generate_private_key(ec.SECP256R1()), own_key.kid)
+    own_key.keys[own_key.kid] = ("ES256", load_public_key(other))
+    with pytest.raises(TokenRejected):
+        verifier.verify(token)
+
+
+def test_tampered_copies_of_a_remembered_token_are_refused(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE)
+    token = own_key.token()
+    assert verifier.verify(token)["sub"] == "someone"
+    header, payload, signature = token.split(".")
+    raw = bytearray(b64url_decode(signature))
+    raw[-1] ^= 0x01
+
+    for forged in (f"{header}.{payload}.{b64url(bytes(raw))}", f"{header}.{payload}.", token + "A", " " + token,
+                   f"{header}.{b64url_json(dict(unverified_parts(token)[1], sub='someone-else'))}.{signature}"):
+        with pytest.raises(TokenRejected):
+            verifier.verify(forged)
+    assert verifier.verify(token)["sub"] == "someone"
+
+
+def test_changing_the_claims_a_caller_got_does_not_change_the_next_answer(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE)
+    token = own_key.token()
+    verifier.verify(token)["sub"] = "someone-else"
+
+    assert verifier.verify(token)["sub"] == "someone"
+
+
+def test_the_verifier_remembers_at_most_cache_size_tokens(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, cache_size=3)
+    tokens = [own_key.token(jti=str(number)) for number in range(10)]
+    for token in tokens:
+        verifier.verify(token)
+
+    assert verifier.remembered == 3
+    assert [verifier.verify(token)["jti"] for token in tokens] == [str(number) for number in range(10)]
+    assert verifier.remembered == 3
+    assert Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, cache_size=0).remembered == 0
+
+
+def test_a_verifier_with_cache_size_zero_remembers_nothing(own_key):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, cache_size=0)
+    token = own_key.token()
+    assert verifier.verify(token)["sub"] == "someone"
+    assert verifier.remembered == 0
+
+    del own_key.keys[own_key.kid]
+    with pytest.raises(TokenRejected):
+        verifier.verify(token)
 
 
 # --- the cryptography backend ---------------------------------------------------------------------
