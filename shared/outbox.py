@@ -12,6 +12,7 @@ import time
 
 from kombu import Connection, Producer
 from sqlalchemy import Column, Engine, Index, MetaData, String, Table, Text, select, text, update
+from sqlalchemy import Connection as DbConnection
 from sqlalchemy.orm import Session
 
 from shared import bus
@@ -40,14 +41,14 @@ def define_outbox(metadata: MetaData) -> Table:
     )
 
 
-def write(session: Session, table: Table, source: str, events: list[Event], request_id: str | None = None) -> None:
-    """Add the events to the outbox in the session's transaction (called by the unit of work).
+def write(connection: DbConnection, table: Table, source: str, events: list[Event], request_id: str | None = None) -> None:
+    """Add the events to the outbox in the connection's transaction (called by the unit of work).
 
     `request_id` becomes the CloudEvents extension attribute `requestid`, so consumers' logs can name
     the request that caused the event."""
     if not events:
         return
-    session.execute(
+    connection.execute(
         table.insert(),
         [
             {
@@ -59,9 +60,9 @@ def write(session: Session, table: Table, source: str, events: list[Event], requ
             for event in events
         ],
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":
         # Delivered at commit: wakes the relays at once instead of at their next poll.
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 def unsent_count(engine: Engine, table: Table) -> int:

@@ -11,6 +11,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindpar
 
 from shared.database import UTCDateTime, utcnow
 from shared.errors import RateLimited
+from shared.statements import Precompiled
 
 
 def define_throttles(metadata: MetaData) -> Table:
@@ -37,7 +38,7 @@ class Throttle:
         # hashing a statement costs more than running it.
         now = bindparam("now", type_=UTCDateTime)
         stale = table.c.window_start <= bindparam("cutoff", type_=UTCDateTime)
-        self._count_hit = (
+        self._count_hit = Precompiled(
             self._insert(table).values(key=bindparam("key"), hits=1, window_start=now)
             .on_conflict_do_update(index_elements=["key"], set_={
                 "hits": case((stale, 1), else_=table.c.hits + 1),
@@ -45,15 +46,15 @@ class Throttle:
             })
             .returning(table.c.hits, table.c.window_start)
         )
-        self._blocked_until = select(table.c.blocked_until).where(table.c.key == bindparam("key"))
+        self._blocked_until = Precompiled(select(table.c.blocked_until).where(table.c.key == bindparam("key")))
 
     def hit(self, key: str, limit: int, window_seconds: int) -> None:
         """Count one event in a fixed window; raise RateLimited once more than `limit` fell in it."""
         now = self.clock()
         with self.autocommit_engine.begin() as conn:
-            hits, window_start = conn.execute(self._count_hit, {
+            hits, window_start = self._count_hit.first(conn, {
                 "key": key, "now": now, "cutoff": now - timedelta(seconds=window_seconds),
-            }).one()
+            })
         if hits > limit:
             raise RateLimited(_seconds_until(window_start + timedelta(seconds=window_seconds), now))
 
@@ -62,7 +63,7 @@ class Throttle:
         failure is on record (so a success knows whether there is anything to clear)."""
         now = self.clock()
         with self.autocommit_engine.connect() as conn:
-            row = conn.execute(self._blocked_until, {"key": key}).first()
+            row = self._blocked_until.first(conn, {"key": key})
         if row is not None and row.blocked_until is not None and row.blocked_until > now:
             raise RateLimited(_seconds_until(row.blocked_until, now))
         return row is not None

@@ -6,16 +6,18 @@ and hashing one costs more than running it) and rows come back as SQLAlchemy Row
 """
 from __future__ import annotations
 
-from sqlalchemy import Engine, Row, bindparam, select
+from sqlalchemy import Engine, bindparam, select
 
 from services.identity.models import Account
+from shared.statements import Precompiled
 
 accounts = Account.__table__
 PUBLIC_COLUMNS = (accounts.c.id, accounts.c.email, accounts.c.first_name, accounts.c.last_name,
                   accounts.c.email_verified, accounts.c.mfa_enabled, accounts.c.created_at)
 
-_PUBLIC_BY_ID = select(*PUBLIC_COLUMNS).where(accounts.c.id == bindparam("id"))
-_SIGN_IN_BY_EMAIL = select(*PUBLIC_COLUMNS, accounts.c.password_hash).where(accounts.c.email == bindparam("email"))
+_PUBLIC_BY_ID = Precompiled(select(*PUBLIC_COLUMNS).where(accounts.c.id == bindparam("id")))
+_SIGN_IN_BY_EMAIL = Precompiled(
+    select(*PUBLIC_COLUMNS, accounts.c.password_hash).where(accounts.c.email == bindparam("email")))
 
 
 class Reads:
@@ -27,10 +29,10 @@ class Reads:
     def public_account(self, account_id: str) -> dict | None:
         """The Account document (as `Account.public()` gives it), or None."""
         with self.engine.connect() as conn:
-            row = conn.execute(_PUBLIC_BY_ID, {"id": account_id}).first()
+            row = _PUBLIC_BY_ID.first(conn, {"id": account_id})
         return row._asdict() if row is not None else None
 
-    def sign_in_account(self, email: str) -> Row | None:
+    def sign_in_account(self, email: str):
         """What a password sign-in needs of an account (the hash among it), by normalised email."""
         with self.engine.connect() as conn:
-            return conn.execute(_SIGN_IN_BY_EMAIL, {"email": email}).first()
+            return _SIGN_IN_BY_EMAIL.first(conn, {"email": email})

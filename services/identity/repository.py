@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, bindparam, delete, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
                                      RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
+from shared.statements import Precompiled
+from shared.unit_of_work import Repository
 
 
-class Accounts:
-    def __init__(self, session: Session):
-        self.session = session
-
+class Accounts(Repository):
     def add(self, account: Account) -> None:
         self.session.add(account)
         self.session.flush()
@@ -28,10 +26,7 @@ class Accounts:
         return list(self.session.scalars(select(Account).where(Account.id.in_(ids))))
 
 
-class OneTimeTokens:
-    def __init__(self, session: Session):
-        self.session = session
-
+class OneTimeTokens(Repository):
     def add(self, token: OneTimeToken) -> None:
         self.session.add(token)
 
@@ -64,37 +59,34 @@ _sessions = AuthSession.__table__
 _refresh_tokens = RefreshToken.__table__
 _accounts = Account.__table__
 
-# The session and refresh-token statements run on every sign-in and refresh: Core, built once, executed
-# on the unit of work's connection (the ORM's per-object bookkeeping would cost more than the SQL).
-_INSERT_SESSION = _sessions.insert()
-_REVOKE_SESSION = (update(_sessions).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
-                   .values(revoked_at=bindparam("now")))
-_INSERT_REFRESH_TOKEN = _refresh_tokens.insert()
-_ROTATE_REFRESH_TOKEN = (update(_refresh_tokens)
-                         .where(_refresh_tokens.c.token_hash == bindparam("hash"),
-                                _refresh_tokens.c.rotated_at.is_(None))
-                         .values(rotated_at=bindparam("now")))
-_REFRESH_TOKEN_WITH_SESSION = (
+# The session and refresh-token statements run on every sign-in and refresh: precompiled Core, run on
+# the unit of work's connection (the ORM's per-object bookkeeping would cost more than the SQL).
+_INSERT_SESSION = Precompiled(_sessions.insert())
+_REVOKE_SESSION = Precompiled(
+    update(_sessions).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now")))
+_INSERT_REFRESH_TOKEN = Precompiled(_refresh_tokens.insert())
+_ROTATE_REFRESH_TOKEN = Precompiled(
+    update(_refresh_tokens)
+    .where(_refresh_tokens.c.token_hash == bindparam("hash"), _refresh_tokens.c.rotated_at.is_(None))
+    .values(rotated_at=bindparam("now")))
+_REFRESH_TOKEN_WITH_SESSION = Precompiled(
     select(_refresh_tokens.c.session_id, _refresh_tokens.c.expires_at, _refresh_tokens.c.rotated_at,
            _sessions.c.amr, _sessions.c.auth_time, _sessions.c.revoked_at,
            _accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
            _accounts.c.last_name)
     .join(_sessions, _sessions.c.id == _refresh_tokens.c.session_id)
     .join(_accounts, _accounts.c.id == _sessions.c.account_id)
-    .where(_refresh_tokens.c.token_hash == bindparam("token_hash"))
-)
-_SESSION_OF_REFRESH_TOKEN = select(_refresh_tokens.c.session_id).where(
-    _refresh_tokens.c.token_hash == bindparam("token_hash"))
+    .where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
+_SESSION_OF_REFRESH_TOKEN = Precompiled(
+    select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
 
-class Sessions:
-    def __init__(self, session: Session):
-        self.session = session
-
+class Sessions(Repository):
     def add(self, session_id: str, account_id: str, amr: str, now: datetime) -> None:
         # Whatever the unit of work holds goes first: an account created in it must exist before its session.
-        self.session.flush()
-        self.session.connection().execute(_INSERT_SESSION, {
+        self._uow.flush()
+        _INSERT_SESSION.rowcount(self.connection, {
             "id": session_id, "account_id": account_id, "amr": amr, "auth_time": now, "created_at": now,
             "revoked_at": None,
         })
@@ -103,7 +95,7 @@ class Sessions:
         return self.session.get(AuthSession, session_id)
 
     def revoke(self, session_id: str, now: datetime) -> None:
-        self.session.connection().execute(_REVOKE_SESSION, {"session_id": session_id, "now": now})
+        _REVOKE_SESSION.rowcount(self.connection, {"session_id": session_id, "now": now})
 
     def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> None:
         query = update(AuthSession).where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
@@ -112,33 +104,27 @@ class Sessions:
         self.session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False))
 
 
-class RefreshTokens:
-    def __init__(self, session: Session):
-        self.session = session
-
+class RefreshTokens(Repository):
     def add(self, token_hash: str, session_id: str, now: datetime, expires_at: datetime) -> None:
-        self.session.connection().execute(_INSERT_REFRESH_TOKEN, {
+        _INSERT_REFRESH_TOKEN.rowcount(self.connection, {
             "token_hash": token_hash, "session_id": session_id, "created_at": now, "expires_at": expires_at,
             "rotated_at": None,
         })
 
-    def with_session(self, token_hash: str) -> Row | None:
-        """The token, its session and the session's account, in one row (what a refresh needs)."""
-        return self.session.connection().execute(_REFRESH_TOKEN_WITH_SESSION, {"token_hash": token_hash}).first()
+    def with_session(self, token_hash: str):
+        """The token, its session and the session's account, in one row (what a refresh needs), or None."""
+        return _REFRESH_TOKEN_WITH_SESSION.first(self.connection, {"token_hash": token_hash})
 
     def session_id(self, token_hash: str) -> str | None:
-        return self.session.connection().execute(_SESSION_OF_REFRESH_TOKEN, {"token_hash": token_hash}).scalar()
+        row = _SESSION_OF_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
+        return row.session_id if row is not None else None
 
     def rotate(self, token_hash: str, now: datetime) -> bool:
         """Mark the token rotated out; False when it already was (a reuse, or a concurrent refresh)."""
-        result = self.session.connection().execute(_ROTATE_REFRESH_TOKEN, {"hash": token_hash, "now": now})
-        return result.rowcount == 1
+        return _ROTATE_REFRESH_TOKEN.rowcount(self.connection, {"hash": token_hash, "now": now}) == 1
 
 
-class SigningKeys:
-    def __init__(self, session: Session):
-        self.session = session
-
+class SigningKeys(Repository):
     def add(self, key: SigningKey) -> None:
         self.session.add(key)
 
@@ -146,10 +132,7 @@ class SigningKeys:
         return list(self.session.scalars(select(SigningKey).order_by(SigningKey.activates_at)))
 
 
-class TotpCredentials:
-    def __init__(self, session: Session):
-        self.session = session
-
+class TotpCredentials(Repository):
     def get(self, account_id: str) -> TotpCredential | None:
         return self.session.get(TotpCredential, account_id)
 
@@ -180,10 +163,7 @@ class TotpCredentials:
         return list(self.session.scalars(select(TotpCredential)))
 
 
-class RecoveryCodes:
-    def __init__(self, session: Session):
-        self.session = session
-
+class RecoveryCodes(Repository):
     def replace(self, account_id: str, code_hashes: list[str], now: datetime) -> None:
         self.delete_all(account_id)
         self.session.add_all(RecoveryCode(code_hash=h, account_id=account_id, created_at=now) for h in code_hashes)
@@ -203,10 +183,7 @@ class RecoveryCodes:
         return result.rowcount == 1
 
 
-class MfaChallenges:
-    def __init__(self, session: Session):
-        self.session = session
-
+class MfaChallenges(Repository):
     def add(self, challenge: MfaChallenge) -> None:
         self.session.add(challenge)
 
@@ -224,10 +201,7 @@ class MfaChallenges:
         return result.rowcount == 1
 
 
-class AuditRecords:
-    def __init__(self, session: Session):
-        self.session = session
-
+class AuditRecords(Repository):
     def add(self, record: AuditRecord) -> None:
         self.session.add(record)
 
@@ -236,10 +210,7 @@ class AuditRecords:
                                          .order_by(AuditRecord.at)))
 
 
-class ServiceClients:
-    def __init__(self, session: Session):
-        self.session = session
-
+class ServiceClients(Repository):
     def get(self, client_id: str) -> ServiceClient | None:
         return self.session.get(ServiceClient, client_id)
 
@@ -247,10 +218,7 @@ class ServiceClients:
         self.session.merge(client)
 
 
-class FederatedIdentities:
-    def __init__(self, session: Session):
-        self.session = session
-
+class FederatedIdentities(Repository):
     def get(self, issuer: str, subject: str) -> FederatedIdentity | None:
         return self.session.get(FederatedIdentity, (issuer, subject))
 

@@ -1,7 +1,7 @@
 """Identity's unit of work: one transaction with its repositories and its outbox."""
 from __future__ import annotations
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from services.identity import repository
 from services.identity.models import outbox
@@ -26,15 +26,15 @@ class IdentityUnitOfWork(UnitOfWork):
     def __init__(self, session_factory: sessionmaker, request_id: str | None = None):
         super().__init__(session_factory, outbox, SOURCE, request_id)
 
-    def open_repositories(self, session: Session) -> None:
-        self.accounts = repository.Accounts(session)
-        self.tokens = repository.OneTimeTokens(session)
-        self.sessions = repository.Sessions(session)
-        self.refresh_tokens = repository.RefreshTokens(session)
-        self.signing_keys = repository.SigningKeys(session)
-        self.totp = repository.TotpCredentials(session)
-        self.recovery_codes = repository.RecoveryCodes(session)
-        self.mfa_challenges = repository.MfaChallenges(session)
-        self.audit = repository.AuditRecords(session)
-        self.clients = repository.ServiceClients(session)
-        self.federated = repository.FederatedIdentities(session)
+    def open_repositories(self) -> None:
+        self.accounts = repository.Accounts(self)
+        self.tokens = repository.OneTimeTokens(self)
+        self.sessions = repository.Sessions(self)
+        self.refresh_tokens = repository.RefreshTokens(self)
+        self.signing_keys = repository.SigningKeys(self)
+        self.totp = repository.TotpCredentials(self)
+        self.recovery_codes = repository.RecoveryCodes(self)
+        self.mfa_challenges = repository.MfaChallenges(self)
+        self.audit = repository.AuditRecords(self)
+        self.clients = repository.ServiceClients(self)
+        self.federated = repository.FederatedIdentities(self)

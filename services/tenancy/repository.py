@@ -4,15 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
 
 from services.tenancy.models import Invitation, Organization, OrganizationMember, Workspace, WorkspaceMember
+from shared.unit_of_work import Repository
 
 
-class Organizations:
-    def __init__(self, session: Session):
-        self.session = session
-
+class Organizations(Repository):
     def add(self, *rows) -> None:
         self.session.add_all(rows)
         self.session.flush()
@@ -45,10 +42,7 @@ class Organizations:
                                                               OrganizationMember.user_id == user_id))
 
 
-class Workspaces:
-    def __init__(self, session: Session):
-        self.session = session
-
+class Workspaces(Repository):
     def add(self, *rows) -> None:
         self.session.add_all(rows)
         self.session.flush()
@@ -101,10 +95,7 @@ class Workspaces:
             .where(Workspace.organization_id == organization_id, WorkspaceMember.user_id == user_id)) > 0
 
 
-class Invitations:
-    def __init__(self, session: Session):
-        self.session = session
-
+class Invitations(Repository):
     def add(self, invitation: Invitation) -> None:
         self.session.add(invitation)
         self.session.flush()

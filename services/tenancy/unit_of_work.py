@@ -1,7 +1,7 @@
 """Tenancy's unit of work: one transaction with its repositories and its outbox."""
 from __future__ import annotations
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from services.tenancy import repository
 from services.tenancy.models import outbox
@@ -18,7 +18,7 @@ class TenancyUnitOfWork(UnitOfWork):
     def __init__(self, session_factory: sessionmaker, request_id: str | None = None):
         super().__init__(session_factory, outbox, SOURCE, request_id)
 
-    def open_repositories(self, session: Session) -> None:
-        self.organizations = repository.Organizations(session)
-        self.workspaces = repository.Workspaces(session)
-        self.invitations = repository.Invitations(session)
+    def open_repositories(self) -> None:
+        self.organizations = repository.Organizations(self)
+        self.workspaces = repository.Workspaces(self)
+        self.invitations = repository.Invitations(self)
