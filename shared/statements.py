@@ -31,7 +31,8 @@ class _Compiled:
         self.sql = compiled.string
         self.positions = compiled.positiontup  # None for named paramstyles (psycopg's pyformat)
         # The dialect's own variant of each type does the conversion (SQLite keeps datetimes as text).
-        self.bind_processors = {name: processor for name, bind in compiled.binds.items()
+        # Keyed by the name each parameter has in the SQL (anonymous ones, e.g. for literal values, get one).
+        self.bind_processors = {name: processor for bind, name in compiled.bind_names.items()
                                 if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
         columns = list(statement.exported_columns) if getattr(statement, "exported_columns", None) else []
         self.row_type = namedtuple("Row", [column.key for column in columns]) if columns else None
