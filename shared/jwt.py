@@ -11,13 +11,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-import requests
 from jose import jwk, jws, jwt
 from jose.backends.base import Key
 from jose.exceptions import ExpiredSignatureError, JOSEError
 
 from shared.errors import DomainError
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("threshold.jwt")
 
@@ -67,7 +70,10 @@ class JwksClient:
         self.cache_ttl = cache_ttl
         self.refetch_interval = refetch_interval
         self.timeout = timeout
+        import requests  # here, not at the top: a service that verifies only its own tokens never loads it
+
         self.http = session or requests.Session()
+        self._fetch_errors = (requests.RequestException, ValueError)
         self._keys: dict[str, tuple[str, Key]] = {}
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
@@ -77,7 +83,7 @@ class JwksClient:
             response = self.http.get(self.jwks_url, timeout=self.timeout)
             response.raise_for_status()
             document = response.json()
-        except (requests.RequestException, ValueError) as exc:
+        except self._fetch_errors as exc:
             log.warning("JWKS fetch from %s failed: %s", self.jwks_url, exc)
             self._fetched_at = time.monotonic()  # failed fetches count against the refetch budget too
             return

@@ -13,13 +13,15 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
-
-import requests
 
 from shared import jwt
 from shared.config import ConfigError
 from shared.errors import DomainError
+
+if TYPE_CHECKING:
+    import requests
 
 ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "PS256", "RS384", "ES384", "RS512")
 
@@ -169,7 +171,7 @@ class Provider:
                     response = self.http.get(url, timeout=self.timeout)
                     response.raise_for_status()
                     document = response.json()
-                except (requests.RequestException, ValueError):
+                except (_requests().RequestException, ValueError):
                     raise ProviderUnavailable() from None
                 if not isinstance(document, dict) or document.get("issuer") != self.config.issuer:
                     raise ProviderUnavailable("The provider's discovery document names another issuer.")
@@ -201,7 +203,7 @@ class Provider:
         try:
             response = self.http.post(self.discovery()["token_endpoint"], data=form, auth=auth, timeout=self.timeout,
                                       headers={"Accept": "application/json"})
-        except requests.RequestException:
+        except _requests().RequestException:
             raise ProviderUnavailable() from None
         if response.status_code >= 400:
             raise OidcError("The provider refused the authorization code (expired or already used).")
@@ -229,9 +231,17 @@ class Provider:
         return claims
 
 
+def _requests():
+    """The HTTP client, imported on first use: identity without OpenID providers never needs it (it is
+    some 5 MB of every worker's memory)."""
+    import requests
+
+    return requests
+
+
 class Providers:
     def __init__(self, configs: dict[str, ProviderConfig], http: requests.Session | None = None):
-        session = http or requests.Session()
+        session = http or (_requests().Session() if configs else None)
         self._providers = {name: Provider(config, session) for name, config in configs.items()}
 
     def get(self, name: str) -> Provider:

@@ -7,8 +7,6 @@ import secrets
 from datetime import datetime
 
 import pyotp
-import qrcode
-import qrcode.image.svg
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared import opaque_tokens
@@ -30,6 +28,10 @@ def provisioning_uri(secret: str, account_email: str, issuer: str) -> str:
 
 
 def qr_svg(uri: str) -> str:
+    # Imported on first enrolment, not by every worker at start (it brings an XML library along).
+    import qrcode
+    import qrcode.image.svg
+
     image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     buffer = io.BytesIO()
     image.save(buffer)
