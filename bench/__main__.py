@@ -58,7 +58,7 @@ def main() -> None:
     try:
         print("bare flask-smorest endpoint...", flush=True)
         (var_dir / "bare").mkdir()
-        bare = baselines.bare_endpoint(var_dir / "bare", server_cpu, CLIENTS, SECONDS, WARMUP)
+        bare, bare_post = baselines.bare_endpoint(var_dir / "bare", server_cpu, CLIENTS, SECONDS, WARMUP)
         print("identity on SQLite...", flush=True)
         sqlite_dir = var_dir / "sqlite"
         sqlite_dir.mkdir()
@@ -111,11 +111,13 @@ def main() -> None:
                      f"run, {os.getloadavg()[0]:.2f} after it, on {host.cores} cores). Wall-clock figures then drop "
                      f"and even per-CPU figures move by 10-30% between runs; rerun on a quiet machine to compare.")
     print()
-    print(report.summary(baseline, bare, figures, events))
+    floors = report.Floors(bare_post, {backend: baselines.stack_rss_mb(postgres=backend == "PostgreSQL")
+                                       for backend in figures}, baselines.argon2_block_mb())
+    print(report.summary(baseline, bare, figures, events, floors))
     for note in notes:
         print(f"- {note}")
     path = report.write(report.document(host, baseline, bare, figures, settings, time.monotonic() - started, notes,
-                                        events))
+                                        events, floors))
     print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 

@@ -1,4 +1,5 @@
-"""The baseline for request overhead: one flask-smorest GET returning a small JSON, nothing else.
+"""The baseline for request overhead: one flask-smorest GET returning a small JSON, nothing else, and
+(for the informational POST floor) the same resource taking a one-field JSON body.
 
 Served like identity: `python -m gunicorn --config deploy/gunicorn.conf.py 'bench.bare_app:create_app()'`.
 """
@@ -17,11 +18,21 @@ class PingSchema(Schema):
     service = fields.String()
 
 
+class TokenSchema(Schema):
+    refresh_token = fields.String(required=True)
+
+
 @blp.route("/ping")
 class Ping(MethodView):
     @blp.response(200, PingSchema)
     def get(self):
         """A small JSON document"""
+        return {"status": "ok", "service": "bare"}
+
+    @blp.arguments(TokenSchema())
+    @blp.response(200, PingSchema)
+    def post(self, body):
+        """The same document, after reading a body shaped like a refresh request's"""
         return {"status": "ok", "service": "bare"}
 
 

@@ -3,6 +3,8 @@ endpoint served by the same gunicorn configuration as identity."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +44,44 @@ def verify_rate(duration: float) -> VerifyRate:
     return VerifyRate(calls, time.perf_counter() - started, time.thread_time() - cpu_started)
 
 
-def bare_endpoint(var_dir: Path, cpu: int | None, clients: int, duration: float, warmup: float) -> servers.Phase:
-    """GET /v1/ping on `bench.bare_app` under gunicorn with one worker."""
+def bare_endpoint(var_dir: Path, cpu: int | None, clients: int, duration: float,
+                  warmup: float) -> tuple[servers.Phase, servers.Phase]:
+    """GET /v1/ping (the judged baseline), then POST /v1/ping with a refresh-sized JSON body (the
+    framework's floor for a request with a body, informational), on `bench.bare_app` under gunicorn
+    with one worker."""
     port = servers.free_port()
     env = dict(os.environ, WEB_CONCURRENCY="1", PYTHONUNBUFFERED="1")
     argv = servers.gunicorn_argv("bench.bare_app:create_app()", port)
+    body = {"refresh_token": "x" * 43}  # as long as a real one
 
-    def make_step(_index):
+    def get_step(_index):
         return lambda client: client.call("GET", "/v1/ping")[0] == 200
 
+    def post_step(_index):
+        return lambda client: client.call("POST", "/v1/ping", body)[0] == 200
+
     with servers.Server(argv, env, port, var_dir / "bare.log", cpu) as server:
-        return servers.measure(server, make_step, clients, duration, warmup)
+        return (servers.measure(server, get_step, clients, duration, warmup),
+                servers.measure(server, post_step, clients, duration, warmup))
+
+
+# What a sign-in worker cannot do without, by the chosen stack: gunicorn, Flask and flask-smorest,
+# SQLAlchemy with its ORM, python-jose and cryptography, argon2-cffi, prometheus-client and kombu (the
+# readiness check); psycopg too on PostgreSQL. Nothing of Threshold's own.
+STACK = ("gunicorn.app.wsgiapp", "gunicorn.workers.sync", "flask", "flask_smorest", "sqlalchemy.orm", "jose.jwt",
+         "cryptography.hazmat.primitives.asymmetric.ec", "argon2", "prometheus_client", "kombu.connection")
+
+
+def stack_rss_mb(postgres: bool) -> float:
+    """VmRSS of a fresh interpreter once the stack's libraries are imported (the floor under a worker's
+    memory before argon2id's working block)."""
+    modules = STACK + (("psycopg", "sqlalchemy.dialects.postgresql.psycopg") if postgres else ())
+    code = ("import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\n"
+            "print(open('/proc/self/status').read())")
+    status = subprocess.run([sys.executable, "-c", code, *modules], check=True, capture_output=True, text=True).stdout
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def argon2_block_mb() -> float:
+    return passwords.HASHER.memory_cost / 1024

@@ -101,6 +101,30 @@ def ratio_table(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures]) 
     return _table(["Ratio", "Per worker CPU-second (judged)", "Wall clock", "Target", "Met"], rows)
 
 
+@dataclass(frozen=True)
+class Floors:
+    """Measured in the same run, not judged: what the framework and the chosen libraries cost by themselves."""
+
+    bare_post: Phase  # the bare endpoint, POST with a refresh-sized JSON body
+    stack_rss_mb: dict[str, float]  # backend -> VmRSS with the stack's libraries imported, nothing of ours
+    argon2_mb: float  # argon2id's working block
+
+
+def floor_table(bare: Phase, figures: dict[str, Figures], floors: Floors) -> str:
+    post_ms = 1000 / floors.bare_post.rate_per_cpu_second
+    rows = [["bare flask-smorest POST, one-field JSON body (the floor under a refresh)",
+             f"{post_ms:.2f} ms of worker CPU, {floors.bare_post.rate_per_cpu_second / bare.rate_per_cpu_second:.2f}x "
+             f"the GET's rate"]]
+    for backend, result in figures.items():
+        rows.append([f"{backend}: refresh / bare POST",
+                     f"{result.refresh.rate_per_cpu_second / floors.bare_post.rate_per_cpu_second:.2f}"])
+    for backend, stack in floors.stack_rss_mb.items():
+        rows.append([f"{backend}: the stack's libraries imported, nothing of Threshold's, + argon2id's "
+                     f"{floors.argon2_mb:.0f} MiB block", f"{stack:.1f} + {floors.argon2_mb:.1f} = "
+                                                          f"{stack + floors.argon2_mb:.1f} MB (RSS floor)"])
+    return _table(["Informational (not judged)", "Measured"], rows)
+
+
 def memory_table(bare: Phase, figures: dict[str, Figures]) -> str:
     rows = [["bare flask-smorest", "", f"{bare.peak_rss_mb:.1f}", ""]]
     rows += [[f"identity on {backend}", f"{result.boot_rss_mb:.1f}", f"{result.peak_rss_mb:.1f}", f"{result.rss_mb:.1f}"]
@@ -214,10 +238,9 @@ Where the time goes:
   and its waits grow steeply well before that.
 - The consumer handles one message at a time: a lookup in its deliveries table, rendering, a new SMTP
   connection (EHLO, MAIL, RCPT, DATA, QUIT) for every mail, a delivery row committed, the ack. It used
-  {per_mail:.1f} ms of CPU per mail (start-up included). Of that, `ssl.create_default_context()` cost
-  {events.ssl_context_ms:.1f} ms in this run: `SmtpSender._connect` (`services/notifier/senders.py`) makes one
-  for every mail, for plain `smtp://` too where no TLS is used, and it loads the system's CA
-  certificates each time.
+  {per_mail:.1f} ms of CPU per mail (start-up included). `ssl.create_default_context()` costs
+  {events.ssl_context_ms:.1f} ms (it loads the system's CA certificates), which is why `SmtpSender`
+  (`services/notifier/senders.py`) makes one per sender, and only for `smtps://` and `smtp+starttls://`.
 - Identity's workers used {identity_ms:.1f} ms of CPU per sign-up (an argon2id hash, about one
   verify's cost above, and the account, token and outbox rows in one transaction); two sync workers
   take two sign-ups at a time and the rest wait in the listen queue.
@@ -256,9 +279,12 @@ How it was measured:
 """
 
 
-def summary(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures], events: EventPath = None) -> str:
-    return "\n\n".join([throughput_table(baseline, bare, figures), ratio_table(baseline, bare, figures),
-                        memory_table(bare, figures), event_summary(events)])
+def summary(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures], events: EventPath = None,
+            floors: Floors | None = None) -> str:
+    parts = [throughput_table(baseline, bare, figures), ratio_table(baseline, bare, figures), memory_table(bare, figures)]
+    if floors is not None:
+        parts.append(floor_table(bare, figures, floors))
+    return "\n\n".join(parts + [event_summary(events)])
 
 
 def _overheads(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures]) -> str:
@@ -275,9 +301,29 @@ def _overheads(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures]) -
     return "\n".join(lines)
 
 
+def _memory_note(figures: dict[str, Figures], floors: Floors | None) -> str:
+    text = ("- Memory: a worker imports Flask, SQLAlchemy, cryptography, python-jose and the rest before its first "
+            "request (the \"when ready\" column), each worker for itself; argon2id allocates its 19 MiB working "
+            "block on the first hash, which the peak keeps. `requests` is imported only when OpenID providers "
+            "are configured and `qrcode` on the first enrolment.")
+    if floors is None:
+        return text
+    parts = []
+    for backend, stack in floors.stack_rss_mb.items():
+        floor = stack + floors.argon2_mb
+        peak = figures[backend].peak_rss_mb if backend in figures else floor
+        verdict = "above" if floor >= RSS_TARGET_MB else "below"
+        parts.append(f"on {backend} the stack's libraries alone, with nothing of Threshold's, plus that block come "
+                     f"to {floor:.1f} MB, {verdict} the {RSS_TARGET_MB} MB target, and identity's own modules, its "
+                     f"OpenAPI document and a request's working memory add {peak - floor:.1f} MB")
+    return text + "\n  In this run " + "; ".join(parts) + "."
+
+
 def document(host: Machine, baseline: VerifyRate, bare: Phase, figures: dict[str, Figures], settings: dict,
-             elapsed: float, notes: list[str], events: EventPath = None) -> str:
+             elapsed: float, notes: list[str], events: EventPath = None, floors: Floors | None = None) -> str:
     backends = " and ".join(figures)
+    floor_section = f"\n{floor_table(bare, figures, floors)}\n" if floors is not None else ""
+    memory_note = _memory_note(figures, floors)
     return f"""# Performance
 
 Measured by `python -m bench` on {host.date}, in {elapsed:.0f} s. Every figure below comes from that one
@@ -309,27 +355,32 @@ Memory of a worker (`VmHWM` is the peak resident set since the process started, 
 `/proc/<worker pid>/status`):
 
 {memory_table(bare, figures)}
-
+{floor_section}
 Where the time goes:
 
 {_overheads(baseline, bare, figures)}
 {"".join(f"- {note}{chr(10)}" for note in notes)}
 ## Why the figures are where they are
 
-- Sign-in: besides the hash, a sign-in makes five short transactions through SQLAlchemy (the per-IP
-  limit, a write; the block check; the account read; clearing the failure counter, a write; the
-  session and refresh-token inserts) and signs an ES256 token. argon2id also sweeps 19 MiB through
-  the CPU caches on every call, so the Python code that runs after it starts cold.
-- Refresh and GET /v1/me: the bare endpoint is the framework floor (gunicorn, Flask routing,
-  flask-smorest serialisation). Identity adds the shared request middleware (request id, metrics,
-  problem+json), ORM reads and writes in a unit of work, and an ES256 sign (refresh) or verify
-  (GET /v1/me) through python-jose; each is a fraction of a millisecond, and together they are a
-  multiple of the floor.
-- Memory: a worker imports Flask, SQLAlchemy, cryptography, python-jose, requests (only used to fetch
-  other issuers' JWKS) and the rest before its first request (the "when ready" column; the bare app
-  needs far less); each worker imports them itself, as the app is not preloaded. argon2id
-  allocates its 19 MiB working block on the first hash, which the peak keeps. On PostgreSQL psycopg
-  and libpq add a few MB more.
+- Sign-in: besides the hash, a sign-in runs five statements: the per-IP limit (one upsert on the
+  autocommit engine, committed by itself), the block check and the account read (single SELECTs on
+  the autocommit engine), then one transaction with the session and refresh-token inserts; and it
+  signs an ES256 token. On SQLite that is two WAL commits, on PostgreSQL seven round trips.
+  argon2id also sweeps 19 MiB through the CPU caches on every call, so all that runs after it, the
+  inserts, the signature, the response, starts with cold caches.
+- Refresh: a POST with a JSON body (the framework's floor for that is the informational row above),
+  one transaction with three precompiled statements (the token, its session and account in one
+  joined SELECT; the conditional UPDATE that rotates it; the INSERT of the next one), its commit (a
+  WAL write on SQLite; on PostgreSQL BEGIN, three statements and COMMIT are five round trips) and an
+  ES256 signature through python-jose. The framework's POST floor alone takes most of the budget the
+  0.5 target leaves, which is why refresh stays under it.
+- GET /v1/me: the access token is verified once per worker and then remembered (docs/security.md),
+  so a request costs the framework, the request middleware, and one precompiled SELECT on the
+  autocommit engine.
+- The bare endpoint is the framework floor (gunicorn, Flask routing, flask-smorest serialisation).
+  Everything identity adds runs colder than in a tight loop: between two requests gunicorn's own
+  code and the kernel's network stack pass through the same core.
+{memory_note}
 - gunicorn's sync worker closes the connection after each response and then waits (up to 2 s) for
   the client to close its side before it accepts the next connection. Against a fast client that
   costs little; it is why the worker CPU column stays below 1.00 even with several clients queued,
@@ -348,9 +399,15 @@ Where the time goes:
   GET returning a small JSON document, served by the same `deploy/gunicorn.conf.py` (sync worker,
   access log on). The ratio is the share of a worker's request capacity left once identity does its
   real work: a refresh reads the token, session and account rows, rotates the token, inserts the
-  next one and signs a new access token (ES256); GET /v1/me verifies the JWT and reads the account.
-  The target of 0.5 means the service's own work may cost at most as much as the framework floor.
+  next one and signs a new access token (ES256); GET /v1/me verifies the JWT (the first time a worker
+  sees it; the verdict is then remembered) and reads the account. Every client thread reuses its own
+  access token, as a signed-in client does for the token's 15 minutes. The target of 0.5 means the
+  service's own work may cost at most as much as the framework floor. The informational POST row is
+  the same bare resource reading a refresh-sized JSON body: what the framework alone spends on a
+  request like a refresh.
 - **peak RSS per worker**: memory each extra worker costs; argon2id alone needs 19 MiB while it hashes.
+  The informational floor is a fresh interpreter's VmRSS once the libraries a sign-in worker cannot do
+  without are imported (`bench/baselines.py`, `STACK`), plus that block.
 
 "Per worker CPU-second" divides the requests answered by the CPU time the gunicorn workers used
 in the window (`utime + stime` from `/proc/<pid>/stat`, plus the master's reaped children). It is what

@@ -168,3 +168,22 @@ def test_report_judges_ratios_per_worker_cpu_second():
     assert not ratios["GET /v1/me / bare endpoint"].met
     assert "Test CPU" in text and "2025-01-01" in text
     assert "| SQLite: peak RSS per worker (MB) | 85.0 (2.8x bare) |  | < 80 | **no** |" in text
+
+
+def test_report_shows_the_informational_floors_without_judging_them():
+    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
+    bare = _phase(1000, 1.0, rss=30.0)
+    figures = {"SQLite": Figures(_phase(48, 1.0), _phase(400, 1.0), _phase(600, 1.0), boot_rss_mb=60.0,
+                                 peak_rss_mb=95.0, rss_mb=94.0, workers=1)}
+    floors = report.Floors(_phase(800, 1.0), {"SQLite": 66.0}, 19.0)
+    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
+
+    text = report.document(host, baseline, bare, figures, {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0,
+                                                           "seconds": 6.0, "accounts": 16}, 60.0, [], None, floors)
+
+    assert "| bare flask-smorest POST, one-field JSON body (the floor under a refresh) | 1.25 ms of worker CPU, " \
+           "0.80x the GET's rate |" in text
+    assert "| SQLite: refresh / bare POST | 0.50 |" in text
+    assert "66.0 + 19.0 = 85.0 MB (RSS floor)" in text
+    assert "come to 85.0 MB, above the 80 MB target" in text and "add 10.0 MB" in text
+    assert "| SQLite: refresh / bare endpoint | 0.40 |" in text  # the judged ratio is still against the GET
