@@ -105,6 +105,16 @@ def test_common_passwords_are_refused(client, common):
     assert_refused(sign_up(client, common))
 
 
+def test_the_first_and_last_words_of_the_list_are_refused(client):
+    assert_refused(sign_up(client, "123456"))  # the list's first line
+    assert_refused(sign_up(client, "fallen_angel"))  # and its last
+
+
+@pytest.mark.parametrize("password", ["password\n123456", "123456 password", "xpassword", "passwordx"])
+def test_common_words_inside_a_longer_password_do_not_make_it_common(client, password):
+    assert sign_up(client, password).status_code == 201
+
+
 def test_common_passwords_are_refused_whatever_the_minimum(make_identity_app):
     client = make_identity_app(PASSWORD_MIN_LENGTH=1).test_client()
 
