@@ -73,10 +73,16 @@ STACK = ("gunicorn.app.wsgiapp", "gunicorn.workers.sync", "flask", "flask_smores
 
 
 def stack_rss_mb(postgres: bool) -> float:
-    """VmRSS of a fresh interpreter once the stack's libraries are imported (the floor under a worker's
-    memory before argon2id's working block)."""
-    modules = STACK + (("psycopg", "sqlalchemy.dialects.postgresql.psycopg") if postgres else ())
+    """VmRSS of a fresh interpreter once the stack's libraries are imported and one ES256 signature made
+    and checked (OpenSSL sets itself up on first use): the floor under a worker's memory before
+    argon2id's working block."""
+    modules = STACK + (("psycopg", "sqlalchemy.dialects.postgresql.psycopg") if postgres else
+                       ("sqlalchemy.dialects.sqlite",))
     code = ("import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\n"
+            "from cryptography.hazmat.primitives import hashes\n"
+            "from cryptography.hazmat.primitives.asymmetric import ec\n"
+            "key = ec.generate_private_key(ec.SECP256R1())\n"
+            "key.public_key().verify(key.sign(b'x', ec.ECDSA(hashes.SHA256())), b'x', ec.ECDSA(hashes.SHA256()))\n"
             "print(open('/proc/self/status').read())")
     status = subprocess.run([sys.executable, "-c", code, *modules], check=True, capture_output=True, text=True).stdout
     line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
