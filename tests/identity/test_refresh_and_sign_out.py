@@ -1,6 +1,8 @@
 """POST /v1/tokens/refresh (rotation, reuse detection, expiry) and POST /v1/sessions/revoke (sign-out)."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from jose import jwt
 
@@ -69,6 +71,43 @@ def test_reuse_ends_only_that_session(client, auth, pair):
 
 
 @pytest.mark.parametrize("token", ["not-a-refresh-token", "x" * 43])
+def race_refresh(app, refresh_token: str, count: int) -> list:
+    """`count` requests presenting one refresh token at the same moment, each from its own client."""
+    barrier = threading.Barrier(count)
+    responses: list = [None] * count
+    errors: list = []
+
+    def run(index: int) -> None:
+        try:
+            client = app.test_client()
+            barrier.wait(timeout=30)
+            responses[index] = refresh(client, refresh_token)
+        except BaseException as error:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    assert not errors, errors
+    return responses
+
+
+def test_concurrent_refreshes_with_one_token_one_wins_and_the_session_ends(identity_app, client, pair):
+    responses = race_refresh(identity_app, pair["refresh_token"], 8)
+
+    winners = [response for response in responses if response.status_code == 200]
+    losers = [response for response in responses if response.status_code != 200]
+    assert len(winners) == 1, [(r.status_code, r.get_json()) for r in responses]
+    assert all(response.status_code == 401 for response in losers)
+    codes = [response.get_json()["code"] for response in losers]
+    assert "token_reused" in codes and set(codes) <= {"token_reused", "token_invalid"}, codes
+    # the reuse ended the session, the winner's new token with it
+    assert_problem(refresh(client, winners[0].get_json()["refresh_token"]), 401, "token_invalid")
+
+
 def test_an_unknown_refresh_token_is_401(client, token):
     assert_problem(refresh(client, token), 401, "token_invalid")
 
