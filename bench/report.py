@@ -369,11 +369,11 @@ Where the time goes:
   argon2id also sweeps 19 MiB through the CPU caches on every call, so all that runs after it, the
   inserts, the signature, the response, starts with cold caches.
 - Refresh: a POST with a JSON body (the framework's floor for that is the informational row above),
-  one transaction with three precompiled statements (the token, its session and account in one
-  joined SELECT; the conditional UPDATE that rotates it; the INSERT of the next one), its commit (a
-  WAL write on SQLite; on PostgreSQL BEGIN, three statements and COMMIT are five round trips) and an
-  ES256 signature through python-jose. The framework's POST floor alone takes most of the budget the
-  0.5 target leaves, which is why refresh stays under it.
+  two precompiled statements on the autocommit engine (the token, its session, its account and any
+  successor in one joined SELECT; the INSERT of the next token, which a unique index lets in once),
+  so one WAL commit on SQLite and two round trips on PostgreSQL, and an ES256 signature through
+  python-jose. The framework's POST floor alone takes most of the budget the 0.5 target leaves,
+  which is why refresh stays under it.
 - GET /v1/me: the access token is verified once per worker and then remembered (docs/security.md),
   so a request costs the framework, the request middleware, and one precompiled SELECT on the
   autocommit engine.
@@ -398,8 +398,8 @@ Where the time goes:
 - **refresh (and GET /v1/me) / bare endpoint**: the baseline is `bench/bare_app.py`, one flask-smorest
   GET returning a small JSON document, served by the same `deploy/gunicorn.conf.py` (sync worker,
   access log on). The ratio is the share of a worker's request capacity left once identity does its
-  real work: a refresh reads the token, session and account rows, rotates the token, inserts the
-  next one and signs a new access token (ES256); GET /v1/me verifies the JWT (the first time a worker
+  real work: a refresh reads the token, session and account rows, inserts the next token (which
+  retires the one presented) and signs a new access token (ES256); GET /v1/me verifies the JWT (the first time a worker
   sees it; the verdict is then remembered) and reads the account. Every client thread reuses its own
   access token, as a signed-in client does for the token's 15 minutes. The target of 0.5 means the
   service's own work may cost at most as much as the framework floor. The informational POST row is

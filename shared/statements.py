@@ -19,7 +19,7 @@ from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
@@ -68,8 +68,23 @@ class Precompiled:
 
     def _run(self, connection: Connection, params: Mapping[str, Any]):
         compiled = self._for(connection)
+        values = compiled.parameters(params)
         cursor = connection.connection.cursor()
-        cursor.execute(compiled.sql, compiled.parameters(params))
+        dbapi = connection.dialect.loaded_dbapi
+        try:
+            cursor.execute(compiled.sql, values)
+        except dbapi.Error as error:
+            # As SQLAlchemy's own execution would: a dead connection leaves the pool, and so do the idle
+            # ones (a restarted server killed them all); the error is SQLAlchemy's (IntegrityError,
+            # OperationalError, ...), without the statement's parameters in its text.
+            disconnected = connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+            cursor.close()
+            if disconnected:
+                connection.invalidate(error)
+                connection.engine.pool.dispose()
+            raise exc.DBAPIError.instance(compiled.sql, values, error, dbapi.Error, hide_parameters=True,
+                                          connection_invalidated=disconnected,
+                                          dialect=connection.dialect) from error
         return compiled, cursor
 
     def first(self, connection: Connection, params: Mapping[str, Any]):

@@ -51,6 +51,20 @@ def identity_db(backend, databases) -> str:
     databases.drop(url)
 
 
+@pytest.fixture
+def empty_identity_database(backend, databases, tmp_path):
+    """A database with no schema at all, for testing `migrate` and the migrations themselves."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty-identity.db'}"
+        return
+    name = f"thr_empty_{next(backends._counter)}_{databases.run_id}"
+    backends._admin_execute(f"CREATE DATABASE {name}")
+    databases.created.append(name)
+    url = backends._pg_url(name)
+    yield url
+    databases.drop(url)
+
+
 _vhosts = itertools.count()
 
 

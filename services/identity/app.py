@@ -22,6 +22,7 @@ from services.identity.keys import KeyStore
 from services.identity.models import outbox, throttles
 from services.identity.oidc import Providers
 from services.identity.queries import Reads
+from services.identity.repository import Rotations
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
@@ -52,8 +53,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)
-    app.extensions[EXTENSION] = Runtime(settings, engine, Reads(autocommit_engine), session_factory, keys,
-                                        Throttle(engine, throttles, clock, autocommit_engine), clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))
+    app.extensions[EXTENSION] = Runtime(settings, engine, Reads(autocommit_engine), Rotations(autocommit_engine),
+                                        session_factory, keys, Throttle(engine, throttles, clock, autocommit_engine),
+                                        clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))
     app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
     app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

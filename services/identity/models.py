@@ -69,13 +69,24 @@ class AuthSession(Model):
 
 
 class RefreshToken(Model):
+    """A refresh token of a session (only its SHA-256 is stored).
+
+    A refresh inserts the next token, which names the one it replaces in `previous_hash`. The unique
+    index there gives a token one successor at most: of two refreshes presenting the same token, exactly
+    one gets its successor in, and a token that has a successor has been used (a reuse ends the session).
+    """
+
     __tablename__ = "refresh_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
-    rotated_at: Mapped[datetime | None]
+    rotated_at: Mapped[datetime | None]  # how rotations were marked before revision 0005; read, not written
+    previous_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+Index("uq_refresh_tokens_previous_hash", RefreshToken.previous_hash, unique=True)
 
 
 class SigningKey(Model):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
                                      RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
@@ -66,17 +67,16 @@ _REVOKE_SESSION = Precompiled(
     update(_sessions).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now")))
 _INSERT_REFRESH_TOKEN = Precompiled(_refresh_tokens.insert())
-_ROTATE_REFRESH_TOKEN = Precompiled(
-    update(_refresh_tokens)
-    .where(_refresh_tokens.c.token_hash == bindparam("hash"), _refresh_tokens.c.rotated_at.is_(None))
-    .values(rotated_at=bindparam("now")))
+_successor = _refresh_tokens.alias("successor")
 _REFRESH_TOKEN_WITH_SESSION = Precompiled(
     select(_refresh_tokens.c.session_id, _refresh_tokens.c.expires_at, _refresh_tokens.c.rotated_at,
+           _successor.c.token_hash.label("successor_hash"),
            _sessions.c.amr, _sessions.c.auth_time, _sessions.c.revoked_at,
            _accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
            _accounts.c.last_name)
     .join(_sessions, _sessions.c.id == _refresh_tokens.c.session_id)
     .join(_accounts, _accounts.c.id == _sessions.c.account_id)
+    .outerjoin(_successor, _successor.c.previous_hash == _refresh_tokens.c.token_hash)
     .where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
@@ -108,20 +108,44 @@ class RefreshTokens(Repository):
     def add(self, token_hash: str, session_id: str, now: datetime, expires_at: datetime) -> None:
         _INSERT_REFRESH_TOKEN.rowcount(self.connection, {
             "token_hash": token_hash, "session_id": session_id, "created_at": now, "expires_at": expires_at,
-            "rotated_at": None,
+            "rotated_at": None, "previous_hash": None,
         })
-
-    def with_session(self, token_hash: str):
-        """The token, its session and the session's account, in one row (what a refresh needs), or None."""
-        return _REFRESH_TOKEN_WITH_SESSION.first(self.connection, {"token_hash": token_hash})
 
     def session_id(self, token_hash: str) -> str | None:
         row = _SESSION_OF_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
         return row.session_id if row is not None else None
 
-    def rotate(self, token_hash: str, now: datetime) -> bool:
-        """Mark the token rotated out; False when it already was (a reuse, or a concurrent refresh)."""
-        return _ROTATE_REFRESH_TOKEN.rowcount(self.connection, {"hash": token_hash, "now": now}) == 1
+
+class Rotations:
+    """Refresh-token rotation, outside any unit of work: each statement is a transaction of its own on
+    the autocommit engine. Reading a token and inserting its successor need nothing around them: the
+    unique index on `previous_hash` lets one successor in, so of two refreshes with one token exactly
+    one succeeds, whatever happens between them."""
+
+    def __init__(self, autocommit_engine: Engine):
+        self.engine = autocommit_engine
+
+    def current(self, token_hash: str):
+        """The token, whether it has a successor, its session and the session's account, in one row."""
+        with self.engine.connect() as conn:
+            return _REFRESH_TOKEN_WITH_SESSION.first(conn, {"token_hash": token_hash})
+
+    def add_successor(self, token_hash: str, previous_hash: str, session_id: str, now: datetime,
+                      expires_at: datetime) -> bool:
+        """Insert the token that replaces `previous_hash`; False when one already did."""
+        try:
+            with self.engine.connect() as conn:
+                _INSERT_REFRESH_TOKEN.rowcount(conn, {
+                    "token_hash": token_hash, "session_id": session_id, "created_at": now,
+                    "expires_at": expires_at, "rotated_at": None, "previous_hash": previous_hash,
+                })
+        except IntegrityError:
+            return False
+        return True
+
+    def revoke_session(self, session_id: str, now: datetime) -> None:
+        with self.engine.connect() as conn:
+            _REVOKE_SESSION.rowcount(conn, {"session_id": session_id, "now": now})
 
 
 class SigningKeys(Repository):

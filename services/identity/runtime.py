@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from services.identity.keys import KeyStore
 from services.identity.oidc import Providers
 from services.identity.queries import Reads
+from services.identity.repository import Rotations
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
@@ -26,6 +27,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     reads: Reads  # single-statement reads on the autocommit engine
+    rotations: Rotations  # refresh-token rotation, on the autocommit engine too
     session_factory: sessionmaker
     keys: KeyStore
     throttle: Throttle

@@ -12,6 +12,7 @@ from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
 from services.identity.models import MfaChallenge
 from services.identity.queries import Reads
+from services.identity.repository import Rotations
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
 from shared.database import new_id
@@ -43,15 +44,13 @@ def access_token(account, session_id: str, amr: str, auth_time: datetime, keys: 
     return jwt.sign(claims, key.signing, key.kid, "ES256")
 
 
-def _token_pair(uow, account, session_id: str, amr: str, auth_time: datetime, keys: KeyStore, settings: Settings,
-                now: datetime) -> dict:
-    refresh, refresh_hash = opaque_tokens.generate()
-    uow.refresh_tokens.add(refresh_hash, session_id, now, now + timedelta(seconds=settings.refresh_token_ttl))
+def _token_pair(account, session_id: str, amr: str, auth_time: datetime, refresh_token: str, keys: KeyStore,
+                settings: Settings, now: datetime) -> dict:
     return {
         "access_token": access_token(account, session_id, amr, auth_time, keys, settings, now),
         "token_type": "Bearer",
         "expires_in": settings.access_token_ttl,
-        "refresh_token": refresh,
+        "refresh_token": refresh_token,
     }
 
 
@@ -59,7 +58,9 @@ def start_session(uow, account, amr: str, keys: KeyStore, settings: Settings, no
     """Open a session for an authenticated account (inside the caller's unit of work) and issue a pair."""
     session_id = new_id()
     uow.sessions.add(session_id, account.id, amr, now)
-    return _token_pair(uow, account, session_id, amr, now, keys, settings, now)
+    refresh_token, refresh_hash = opaque_tokens.generate()
+    uow.refresh_tokens.add(refresh_hash, session_id, now, now + timedelta(seconds=settings.refresh_token_ttl))
+    return _token_pair(account, session_id, amr, now, refresh_token, keys, settings, now)
 
 
 MFA_METHODS = ["totp", "recovery_code"]
@@ -113,24 +114,32 @@ def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Set
     return pair
 
 
-def refresh(uow, keys: KeyStore, settings: Settings, refresh_token: str, now: datetime) -> dict:
-    """Rotate a refresh token. Presenting one that was already rotated ends the whole session."""
+def refresh(rotations: Rotations, keys: KeyStore, settings: Settings, refresh_token: str, now: datetime) -> dict:
+    """Rotate a refresh token. Presenting one that was already rotated ends the whole session.
+
+    Two statements, no transaction around them (see `Rotations`): read the token with its session,
+    then insert its successor, which only one refresh of a token can do.
+    """
     token_hash = opaque_tokens.digest(refresh_token)
-    with uow:
-        row = uow.refresh_tokens.with_session(token_hash)
-        if row is None or row.revoked_at is not None:
-            raise RefreshTokenInvalid()
-        if row.rotated_at is not None or not uow.refresh_tokens.rotate(token_hash, now):
-            uow.sessions.revoke(row.session_id, now)
-            uow.commit()
-            log.warning("refresh token reused; session revoked", extra={"event": "refresh_token_reused",
-                                                                          "session_id": row.session_id})
-            raise RefreshTokenReused()
-        if row.expires_at <= now:
-            raise RefreshTokenExpired()
-        pair = _token_pair(uow, row, row.session_id, row.amr, row.auth_time, keys, settings, now)
-        uow.commit()
-        return pair
+    row = rotations.current(token_hash)
+    if row is None or row.revoked_at is not None:
+        raise RefreshTokenInvalid()
+    if row.rotated_at is not None or row.successor_hash is not None:
+        _end_reused_session(rotations, row.session_id, now)
+    if row.expires_at <= now:
+        raise RefreshTokenExpired()
+    next_token, next_hash = opaque_tokens.generate()
+    if not rotations.add_successor(next_hash, token_hash, row.session_id, now,
+                                   now + timedelta(seconds=settings.refresh_token_ttl)):
+        _end_reused_session(rotations, row.session_id, now)  # a concurrent refresh of the same token won
+    return _token_pair(row, row.session_id, row.amr, row.auth_time, next_token, keys, settings, now)
+
+
+def _end_reused_session(rotations: Rotations, session_id: str, now: datetime) -> None:
+    rotations.revoke_session(session_id, now)
+    log.warning("refresh token reused; session revoked", extra={"event": "refresh_token_reused",
+                                                                  "session_id": session_id})
+    raise RefreshTokenReused()
 
 
 def sign_out(uow, refresh_token: str, now: datetime) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import exc, select, text
+from sqlalchemy import bindparam, exc, select, text
 from sqlalchemy.engine import make_url
 
 from services.identity.models import throttles
 from shared.database import make_engine, utcnow
+from shared.statements import Precompiled
 from tests import backends
 
 
@@ -82,5 +83,24 @@ def test_the_ordinary_engine_drops_what_was_not_committed(identity_db):
             conn.execute(text("INSERT INTO throttles (key, hits, window_start) VALUES ('dropped', 1, '2026-01-01')"))
         with engine.connect() as conn:
             assert conn.execute(select(throttles.c.hits).where(throttles.c.key == "dropped")).scalar() is None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_precompiled_statement_on_a_dead_connection_gives_it_up(postgres_url):
+    engine = make_engine(postgres_url, ping_after_idle=3600)  # no check at checkout: the statement finds it dead
+    query = Precompiled(select(throttles.c.hits).where(throttles.c.key == bindparam("key")))
+    try:
+        with engine.connect() as first, engine.connect() as second:  # two connections wait in the pool
+            query.first(first, {"key": "x"})
+            query.first(second, {"key": "x"})
+        kill_connections_to(postgres_url)
+
+        with engine.connect() as conn, pytest.raises(exc.OperationalError) as raised:
+            query.first(conn, {"key": "x"})
+        assert raised.value.connection_invalidated
+        with engine.connect() as conn:  # neither that connection nor the other dead one is given out again
+            assert query.first(conn, {"key": "x"}) is None
     finally:
         engine.dispose()

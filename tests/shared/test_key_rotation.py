@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from shared.jwt import MAX_LEEWAY, JwksClient, Verifier
-from tests import backends
 from tests.conftest import bearer, identity_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,20 +184,6 @@ def test_two_rotations_retire_keys_in_order(auth, client, clock, identity_db, tm
     assert published_kids(client) == [second, third]
     advance_to(clock, third_at, ACCESS_TOKEN_TTL + MAX_LEEWAY + 1)
     assert published_kids(client) == [third]
-
-
-@pytest.fixture
-def empty_identity_database(backend, databases, tmp_path):
-    """A database with no schema at all, for testing `migrate` itself."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty-identity.db'}"
-        return
-    name = f"thr_empty_{next(backends._counter)}_{databases.run_id}"
-    backends._admin_execute(f"CREATE DATABASE {name}")
-    databases.created.append(name)
-    url = backends._pg_url(name)
-    yield url
-    databases.drop(url)
 
 
 def test_migrate_creates_the_first_key_once(empty_identity_database, tmp_path, clock):

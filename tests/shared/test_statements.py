@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, exc, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.identity.models import Account, AuthSession
@@ -127,3 +127,17 @@ def test_a_naive_datetime_is_refused_as_core_refuses_it(engine):
     with engine.connect() as conn, pytest.raises(ValueError, match="naive"):
         Precompiled(select(accounts.c.id).where(accounts.c.created_at < bindparam("at", type_=UTCDateTime))).first(
             conn, {"at": datetime(2026, 1, 1)})
+
+
+def test_a_failing_statement_raises_sqlalchemys_error_without_its_parameters(engine):
+    insert = Precompiled(accounts.insert())
+    row = {"id": new_id(), "email": "twice@example.com", "password_hash": "secret-hash-value", "first_name": "A",
+           "last_name": "B", "email_verified": False, "mfa_enabled": False, "created_at": MOMENT, "updated_at": MOMENT}
+    with engine.begin() as conn:
+        insert.rowcount(conn, row)
+    with engine.connect() as conn, pytest.raises(exc.IntegrityError) as raised:
+        insert.rowcount(conn, {**row, "id": new_id()})  # the same email
+
+    # SQLAlchemy's list of the statement's parameters is left out (PostgreSQL's own message still names the
+    # conflicting key, as it does for SQLAlchemy's execution)
+    assert "secret-hash-value" not in str(raised.value)

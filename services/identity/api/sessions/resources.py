@@ -44,7 +44,7 @@ class TokenRefresh(MethodView):
         whole session (401 token_reused).
         """
         rt = runtime()
-        return sessions.refresh(rt.uow(), rt.keys, rt.settings, body["refresh_token"], rt.clock())
+        return sessions.refresh(rt.rotations, rt.keys, rt.settings, body["refresh_token"], rt.clock())
 
 
 @blp.route("/sessions/revoke")
