@@ -117,6 +117,31 @@ def client(identity_app):
     return identity_app.test_client()
 
 
+def race(app, path: str, bodies: list[dict]) -> list:
+    """POST each body to `path`, each from its own thread and test client, all released at once; the
+    responses in the order of the bodies."""
+    barrier = threading.Barrier(len(bodies))
+    responses: list = [None] * len(bodies)
+    errors: list = []
+
+    def run(index: int, body: dict) -> None:
+        try:
+            client = app.test_client()
+            barrier.wait(timeout=30)
+            responses[index] = client.post(path, json=body)
+        except BaseException as error:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index, body)) for index, body in enumerate(bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    assert not errors, errors
+    return responses
+
+
 class Outbox:
     """Reads the events a service wrote to its outbox, in the database it really uses."""
 

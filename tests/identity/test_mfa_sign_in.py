@@ -6,13 +6,12 @@ Time is the app's clock: a new TOTP step is `clock.advance(30)`, never a sleep.
 """
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from jose import jwt
 
-from tests.conftest import AuthActions, assert_problem, bearer, token_from_url
+from tests.conftest import AuthActions, assert_problem, bearer, race, token_from_url
 from tests.identity.test_totp import (PASSWORD, STEP, code_at, database_dump, enable_mfa, me, mfa_token_for,
                                       query, second_step)
 
@@ -332,28 +331,7 @@ def test_the_edges_of_a_step_are_the_clocks_not_the_wall_clocks(client, auth, cl
 # --- concurrency ------------------------------------------------------------------------------------------------
 
 
-def race(app, bodies: list[dict]) -> list:
-    """POST each body to /v1/sessions/mfa from its own thread and test client, released at once."""
-    barrier = threading.Barrier(len(bodies))
-    responses: list = [None] * len(bodies)
-    errors: list = []
-
-    def run(index: int, body: dict) -> None:
-        try:
-            client = app.test_client()
-            barrier.wait(timeout=30)
-            responses[index] = client.post("/v1/sessions/mfa", json=body)
-        except BaseException as error:  # noqa: BLE001 - reported below, in the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i, body)) for i, body in enumerate(bodies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    assert not errors, errors
-    return responses
+MFA_STEP = "/v1/sessions/mfa"
 
 
 @pytest.mark.parametrize("kind", ["totp", "recovery_code"])
@@ -363,7 +341,7 @@ def test_two_concurrent_requests_with_one_code_exactly_one_wins(identity_app, au
         # two mfa_tokens, so only the code can decide between them
         bodies = [{"mfa_token": mfa_token_for(auth, ada.email), "code": code} for _ in range(2)]
 
-        responses = race(identity_app, bodies)
+        responses = race(identity_app, MFA_STEP, bodies)
 
         statuses = sorted(response.status_code for response in responses)
         assert statuses == [200, 401], [(r.status_code, r.get_json()) for r in responses]
@@ -387,7 +365,7 @@ def test_a_right_code_racing_wrong_ones_is_never_a_server_error(make_identity_ap
         bodies = [{"mfa_token": mfa_token_for(auth, user.email), "code": right}]
         bodies += [{"mfa_token": mfa_token_for(auth, user.email), "code": wrong(right)} for _ in range(4)]
 
-        responses = race(app, bodies)
+        responses = race(app, MFA_STEP, bodies)
 
         assert [response.status_code for response in responses] == [200, 401, 401, 401, 401], \
             [(r.status_code, r.get_json()) for r in responses]
@@ -399,7 +377,7 @@ def test_concurrent_wrong_codes_cannot_overrun_the_mfa_token(identity_app, auth,
     right = code_at(ada.secret, clock.now)
     bodies = [{"mfa_token": token, "code": f"{(int(right) + n) % 1_000_000:06d}"} for n in range(1, 9)]
 
-    responses = race(identity_app, bodies)
+    responses = race(identity_app, MFA_STEP, bodies)
 
     assert all(response.status_code in (400, 401, 429) for response in responses), \
         [(r.status_code, r.get_json()) for r in responses]

@@ -1,12 +1,10 @@
 """POST /v1/tokens/refresh (rotation, reuse detection, expiry) and POST /v1/sessions/revoke (sign-out)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 from jose import jwt
 
-from tests.conftest import AuthActions, assert_problem, bearer
+from tests.conftest import AuthActions, assert_problem, bearer, race
 
 REFRESH_TTL = 30 * 24 * 3600  # REFRESH_TOKEN_TTL default
 
@@ -70,32 +68,8 @@ def test_reuse_ends_only_that_session(client, auth, pair):
     assert refresh(client, other["refresh_token"]).status_code == 200
 
 
-def race_refresh(app, refresh_token: str, count: int) -> list:
-    """`count` requests presenting one refresh token at the same moment, each from its own client."""
-    barrier = threading.Barrier(count)
-    responses: list = [None] * count
-    errors: list = []
-
-    def run(index: int) -> None:
-        try:
-            client = app.test_client()
-            barrier.wait(timeout=30)
-            responses[index] = refresh(client, refresh_token)
-        except BaseException as error:  # noqa: BLE001 - reported below, in the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a request hung"
-    assert not errors, errors
-    return responses
-
-
 def test_concurrent_refreshes_with_one_token_one_wins_and_the_session_ends(identity_app, client, pair):
-    responses = race_refresh(identity_app, pair["refresh_token"], 8)
+    responses = race(identity_app, "/v1/tokens/refresh", [{"refresh_token": pair["refresh_token"]}] * 8)
 
     winners = [response for response in responses if response.status_code == 200]
     losers = [response for response in responses if response.status_code != 200]
