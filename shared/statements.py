@@ -4,8 +4,8 @@ SQLAlchemy still writes the SQL (for each dialect) and still converts every valu
 type's own bind and result processors. What `Precompiled` leaves out is the per-execution machinery
 around them (cache-key generation, execution context, result objects and their events), which costs
 several times the statement itself: 70 to 100 microseconds a statement against 10 to 25 for the
-driver, measured in docs/performance.md. Sign-in, token refresh, GET /v1/me and the rate limits run
-four or five statements a request, so that difference is most of what they spend besides the
+driver on the 2-core machine of docs/performance.md. Sign-in, refresh, GET /v1/me and the rate limits
+run one to five statements a request, so that difference was most of what they spent besides the
 framework. Everything else keeps the ordinary Core and ORM APIs.
 
 A statement runs on the DB-API connection of a SQLAlchemy `Connection`, inside whatever transaction

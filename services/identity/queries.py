@@ -1,8 +1,8 @@
 """Read-only queries for the hot paths: one statement each on the autocommit engine, no unit of work.
 
 A single SELECT needs no transaction around it: on PostgreSQL that saves the BEGIN and ROLLBACK round
-trips, on SQLite the write lock that every transaction here takes. Statements are built once (building
-and hashing one costs more than running it) and rows come back as SQLAlchemy Rows, not ORM objects.
+trips, on SQLite the write lock that every transaction here takes. The statements are precompiled
+(`shared.statements`) and rows come back as named tuples, not ORM objects.
 """
 from __future__ import annotations
 

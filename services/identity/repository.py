@@ -60,8 +60,9 @@ _sessions = AuthSession.__table__
 _refresh_tokens = RefreshToken.__table__
 _accounts = Account.__table__
 
-# The session and refresh-token statements run on every sign-in and refresh: precompiled Core, run on
-# the unit of work's connection (the ORM's per-object bookkeeping would cost more than the SQL).
+# The session and refresh-token statements run on every sign-in and refresh: precompiled Core (the ORM's
+# per-object bookkeeping would cost more than the SQL), on a unit of work's connection or, for
+# rotation, on the autocommit engine.
 _INSERT_SESSION = Precompiled(_sessions.insert())
 _REVOKE_SESSION = Precompiled(
     update(_sessions).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
@@ -90,9 +91,6 @@ class Sessions(Repository):
             "id": session_id, "account_id": account_id, "amr": amr, "auth_time": now, "created_at": now,
             "revoked_at": None,
         })
-
-    def get(self, session_id: str) -> AuthSession | None:
-        return self.session.get(AuthSession, session_id)
 
     def revoke(self, session_id: str, now: datetime) -> None:
         _REVOKE_SESSION.rowcount(self.connection, {"session_id": session_id, "now": now})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from services.identity import passwords
 from services.identity.accounts import email_key, failure_policy, normalise_email
@@ -135,7 +136,7 @@ def refresh(rotations: Rotations, keys: KeyStore, settings: Settings, refresh_to
     return _token_pair(row, row.session_id, row.amr, row.auth_time, next_token, keys, settings, now)
 
 
-def _end_reused_session(rotations: Rotations, session_id: str, now: datetime) -> None:
+def _end_reused_session(rotations: Rotations, session_id: str, now: datetime) -> NoReturn:
     rotations.revoke_session(session_id, now)
     log.warning("refresh token reused; session revoked", extra={"event": "refresh_token_reused",
                                                                   "session_id": session_id})
