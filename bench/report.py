@@ -436,7 +436,8 @@ says how much the worker itself spends.
   requests completing inside the window count; any other answer than the expected 2xx is an error.
 - Fairness on two cores: the gunicorn master and worker are pinned to one core
   (`sched_setaffinity`), the load driver to the other; the argon2id baseline runs on the workers' core
-  before the first server starts and again after the last one stops. The client's own CPU use is in the "Client CPU" column: while it stays
+  before the first server starts and again after the last one stops, and the bare endpoint is
+  measured before the identity servers and again after them (each baseline is the sum of its two runs). The client's own CPU use is in the "Client CPU" column: while it stays
   well under 1.00 the driver is not the bottleneck. Anything else running on the machine (the load
   average above) still shares the cores, which is one more reason the targets are judged per worker
   CPU-second. With several workers the figures scale with cores, not with workers per core.

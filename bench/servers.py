@@ -166,6 +166,18 @@ class Phase:
         """Requests per second of worker CPU: what one worker with a core to itself would answer."""
         return self.result.requests / (self.worker_cpu * self.result.seconds) if self.worker_cpu else 0.0
 
+    def __add__(self, other: "Phase") -> "Phase":
+        """Two runs of one load as one: requests, seconds and worker CPU added up (a baseline measured
+        before and after the servers under test, so that the machine's drift falls on both sides)."""
+        a, b = self.result, other.result
+        seconds = a.seconds + b.seconds
+        result = load.Result(requests=a.requests + b.requests, errors=a.errors + b.errors, seconds=seconds,
+                             latencies=a.latencies + b.latencies,
+                             client_cpu=(a.client_cpu * a.seconds + b.client_cpu * b.seconds) / seconds,
+                             first_error=a.first_error or b.first_error)
+        return Phase(result, (self.worker_cpu * a.seconds + other.worker_cpu * b.seconds) / seconds,
+                     max(self.peak_rss_mb, other.peak_rss_mb), self.restarts + other.restarts)
+
 
 def measure(server: Server, make_step, clients: int, duration: float, warmup: float) -> Phase:
     result = load.run(server.port, make_step, clients, duration, warmup, probe=server.sample)

@@ -187,3 +187,13 @@ def test_report_shows_the_informational_floors_without_judging_them():
     assert "66.0 + 19.0 = 85.0 MB (RSS floor)" in text
     assert "come to 85.0 MB, above the 80 MB target" in text and "add 10.0 MB" in text
     assert "| SQLite: refresh / bare endpoint | 0.40 |" in text  # the judged ratio is still against the GET
+
+
+def test_two_runs_of_a_baseline_add_up_requests_and_worker_cpu():
+    first, second = _phase(1000, 1.0, rss=30.0), _phase(500, 0.25, rss=31.0)  # 1000/s, then 2000/s of CPU
+
+    both = first + second
+
+    assert both.result.requests == 1500 and both.result.seconds == 2.0
+    assert both.rate_per_cpu_second == 1500 / 1.25  # all requests over all the CPU, not a mean of the rates
+    assert both.peak_rss_mb == 31.0
