@@ -87,7 +87,7 @@ def sign_in(client: load.Client, email: str) -> tuple[bool, dict]:
 
 
 def run(database_url: str, var_dir: Path, cpu: int | None, clients: int, sign_in_seconds: float, seconds: float,
-        warmup: float) -> Figures:
+        warmup: float, windows: int = 1) -> Figures:
     port = servers.free_port()
     env = environment(database_url, var_dir, port)
     migration = subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=servers.ROOT,
@@ -104,7 +104,7 @@ def run(database_url: str, var_dir: Path, cpu: int | None, clients: int, sign_in
             mine = itertools.cycle(emails[index::clients])
             return lambda client: sign_in(client, next(mine))[0]
 
-        sign_in_phase = servers.measure(server, sign_in_step, clients, sign_in_seconds, warmup)
+        sign_in_phase = servers.measure(server, sign_in_step, clients, sign_in_seconds, warmup, windows)
 
         pairs = []
         client = load.Client(port)
@@ -129,13 +129,13 @@ def run(database_url: str, var_dir: Path, cpu: int | None, clients: int, sign_in
 
             return step
 
-        refresh_phase = servers.measure(server, refresh_step, clients, seconds, warmup)
+        refresh_phase = servers.measure(server, refresh_step, clients, seconds, warmup, windows)
 
         def me_step(index):
             token = pairs[index]["access_token"]
             return lambda client: client.call("GET", "/v1/me", token=token)[0] == 200
 
-        me_phase = servers.measure(server, me_step, clients, seconds, warmup)
+        me_phase = servers.measure(server, me_step, clients, seconds, warmup, windows)
         phases = (sign_in_phase, refresh_phase, me_phase)
         final = server.sample().workers.values()
         return Figures(*phases, boot_rss_mb=max(worker.peak_rss_mb for worker in boot),

@@ -431,9 +431,12 @@ says how much the worker itself spends.
 - Load: {settings['clients']} threads in the benchmark process, each with its own `http.client`
   connection to 127.0.0.1. gunicorn's sync worker closes the connection after every response, so each
   request also opens a loopback TCP connection (as it would behind a proxy that does not pool).
-  Each load has {settings['warmup']:.0f} s of warm-up that is discarded, then a measured window:
-  {settings['sign_in_seconds']:.0f} s for sign-in, {settings['seconds']:.0f} s for the others. Only
-  requests completing inside the window count; any other answer than the expected 2xx is an error.
+  Each load has {settings['warmup']:.0f} s of warm-up that is discarded, then a measured stretch of
+  {settings['sign_in_seconds']:.0f} s for sign-in and {settings['seconds']:.0f} s for the others, run as
+  {settings.get('windows', 1)} consecutive windows; the figures are those of the window with the most
+  requests per worker CPU-second, the one least disturbed by other work on the machine (the
+  baselines are taken the same way: their best window). Only requests completing inside a window
+  count; any other answer than the expected 2xx is an error.
 - Fairness on two cores: the gunicorn master and worker are pinned to one core
   (`sched_setaffinity`), the load driver to the other; the argon2id baseline runs on the workers' core
   before the first server starts and again after the last one stops, and the bare endpoint is
