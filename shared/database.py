@@ -39,7 +39,9 @@ def make_engine(url: str, pool_size: int = 5, autocommit: bool = False, ping_aft
     rows at once belongs in a unit of work on the ordinary engine. PostgreSQL connections that sat in
     the pool for `ping_after_idle` seconds are checked before use.
     """
-    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    # An autocommit connection has no transaction to roll back when it returns to the pool: skipping
+    # that reset saves a driver call per checkout (a hundred microseconds on PostgreSQL).
+    options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
