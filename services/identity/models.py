@@ -28,16 +28,11 @@ class Account(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The Account document of the API: what `public()` gives and what `queries` selects.
+    PUBLIC_FIELDS = ("id", "email", "first_name", "last_name", "email_verified", "mfa_enabled", "created_at")
+
     def public(self) -> dict:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "email_verified": self.email_verified,
-            "mfa_enabled": self.mfa_enabled,
-            "created_at": self.created_at,
-        }
+        return {name: getattr(self, name) for name in self.PUBLIC_FIELDS}
 
 
 class OneTimeToken(Model):

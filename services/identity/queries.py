@@ -12,8 +12,7 @@ from services.identity.models import Account
 from shared.statements import Precompiled
 
 accounts = Account.__table__
-PUBLIC_COLUMNS = (accounts.c.id, accounts.c.email, accounts.c.first_name, accounts.c.last_name,
-                  accounts.c.email_verified, accounts.c.mfa_enabled, accounts.c.created_at)
+PUBLIC_COLUMNS = tuple(accounts.c[name] for name in Account.PUBLIC_FIELDS)
 
 _PUBLIC_BY_ID = Precompiled(select(*PUBLIC_COLUMNS).where(accounts.c.id == bindparam("id")))
 _SIGN_IN_BY_EMAIL = Precompiled(
