@@ -311,7 +311,7 @@ def _memory_note(figures: dict[str, Figures], floors: Floors | None) -> str:
     parts = []
     for backend, stack in floors.stack_rss_mb.items():
         floor = stack + floors.argon2_mb
-        peak = figures[backend].peak_rss_mb if backend in figures else floor
+        peak = figures[backend].peak_rss_mb
         verdict = "above" if floor >= RSS_TARGET_MB else "below"
         parts.append(f"on {backend} the stack's libraries alone, with nothing of Threshold's, plus that block come "
                      f"to {floor:.1f} MB, {verdict} the {RSS_TARGET_MB} MB target, and identity's own modules, its "
@@ -372,8 +372,8 @@ Where the time goes:
   two precompiled statements on the autocommit engine (the token, its session, its account and any
   successor in one joined SELECT; the INSERT of the next token, which a unique index lets in once),
   so one WAL commit on SQLite and two round trips on PostgreSQL, and an ES256 signature through
-  python-jose. The framework's POST floor alone takes most of the budget the 0.5 target leaves,
-  which is why refresh stays under it.
+  python-jose. The framework's POST floor alone takes most of the budget the 0.5 target leaves
+  (refresh against that floor is in the informational rows).
 - GET /v1/me: the access token is verified once per worker and then remembered (docs/security.md),
   so a request costs the framework, the request middleware, and one precompiled SELECT on the
   autocommit engine.
