@@ -145,6 +145,30 @@ def test_healthz_answers_200(app):
     assert response.get_json() == {"status": "ok"}
 
 
+def test_every_response_carries_a_request_id_and_no_store_headers(app):
+    client = app.test_client()
+
+    made_up = client.get("/healthz")
+    echoed = client.get("/healthz", headers={"X-Request-ID": "trace-1.a_B"})
+    refused = client.get("/healthz", headers={"X-Request-ID": "not a valid id"})
+
+    assert re.fullmatch(r"[0-9a-f]{16}", made_up.headers["X-Request-ID"])
+    assert echoed.headers["X-Request-ID"] == "trace-1.a_B"
+    assert re.fullmatch(r"[0-9a-f]{16}", refused.headers["X-Request-ID"])
+    for response in (made_up, echoed, refused):
+        assert response.headers.getlist("Cache-Control") == ["no-store"]
+        assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+
+
+def test_a_response_that_sets_its_own_cache_control_keeps_it(service_databases, tmp_path, clock):
+    identity = build("identity", service_databases.fresh("identity"), tmp_path, clock=clock).test_client()
+
+    jwks = identity.get("/.well-known/jwks.json")
+
+    assert jwks.headers.getlist("Cache-Control") == ["public, max-age=300"]
+    assert jwks.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+
+
 def test_readyz_answers_200_when_database_and_bus_answer(app):
     response = app.test_client().get("/readyz")
 
