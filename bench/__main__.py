@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baselines, databases, event_path, identity, report
+from bench import baselines, databases, event_path, identity, report, servers
 
 CLIENTS = 4
 WARMUP = 1.0
@@ -55,6 +55,7 @@ def main() -> None:
 
     var_dir = Path(tempfile.mkdtemp(prefix="threshold-bench-"))
     figures: dict[str, identity.Figures] = {}
+    refresh_floors: dict[str, servers.Phase] = {}
     notes: list[str] = []
     kept = False
     try:
@@ -62,18 +63,23 @@ def main() -> None:
         (var_dir / "bare").mkdir()
         bare_before, bare_post_before = baselines.bare_endpoint(var_dir / "bare", server_cpu, CLIENTS, SECONDS,
                                                                 WARMUP, WINDOWS)
-        print("identity on SQLite...", flush=True)
+        print("identity on SQLite, then the refresh floor...", flush=True)
         sqlite_dir = var_dir / "sqlite"
         sqlite_dir.mkdir()
         figures["SQLite"] = identity.run(f"sqlite:///{sqlite_dir / 'identity.db'}", sqlite_dir, server_cpu, CLIENTS,
                                          SIGN_IN_SECONDS, SECONDS, WARMUP, WINDOWS)
+        refresh_floors["SQLite"] = baselines.rotation_floor(f"sqlite:///{sqlite_dir / 'floor.db'}", sqlite_dir,
+                                                            server_cpu, CLIENTS, SECONDS, WARMUP, WINDOWS)
         if databases.postgres_available():
-            print("identity on PostgreSQL...", flush=True)
+            print("identity on PostgreSQL, then the refresh floor...", flush=True)
             postgres_dir = var_dir / "postgres"
             postgres_dir.mkdir()
             with databases.fresh_postgres() as url:
                 figures["PostgreSQL"] = identity.run(url, postgres_dir, server_cpu, CLIENTS, SIGN_IN_SECONDS,
                                                      SECONDS, WARMUP, WINDOWS)
+            with databases.fresh_postgres("floor") as url:
+                refresh_floors["PostgreSQL"] = baselines.rotation_floor(url, postgres_dir, server_cpu, CLIENTS,
+                                                                        SECONDS, WARMUP, WINDOWS)
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")
         print("bare flask-smorest endpoint again...", flush=True)
@@ -121,8 +127,8 @@ def main() -> None:
                      f"run, {os.getloadavg()[0]:.2f} after it, on {host.cores} cores). Wall-clock figures then drop "
                      f"and even per-CPU figures move by 10-30% between runs; rerun on a quiet machine to compare.")
     print()
-    floors = report.Floors(bare_post, {backend: baselines.stack_rss_mb(postgres=backend == "PostgreSQL")
-                                       for backend in figures}, baselines.argon2_block_mb())
+    floors = report.Floors(bare_post, refresh_floors, {backend: baselines.stack_rss_mb(postgres=backend == "PostgreSQL")
+                                                       for backend in figures}, baselines.argon2_block_mb())
     print(report.summary(baseline, bare, figures, events, floors))
     for note in notes:
         print(f"- {note}")

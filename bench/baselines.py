@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import servers
+from bench import load, rotation_floor, servers
 from services.identity import passwords
 
 PASSWORD = "baseline-Correct-Horse-42"
@@ -68,6 +68,20 @@ def bare_endpoint(var_dir: Path, cpu: int | None, clients: int, duration: float,
         return (servers.measure(server, get_step, clients, duration, warmup, windows),
                 servers.measure(server, post_step, clients, duration, warmup, windows))
 
+
+
+def rotation_floor(database_url: str, var_dir: Path, cpu: int | None, clients: int, duration: float,
+                   warmup: float, windows: int = 1) -> servers.Phase:
+    """POST /v1/rotate on `bench.rotation_floor` under gunicorn with one worker, each client rotating
+    its own token chain: the floor under a refresh on this database (informational)."""
+    issued = rotation_floor.seed(database_url, clients)
+    port = servers.free_port()
+    env = dict(os.environ, WEB_CONCURRENCY="1", PYTHONUNBUFFERED="1", **{rotation_floor.URL_VARIABLE: database_url})
+    argv = servers.gunicorn_argv("bench.rotation_floor:create_app()", port)
+
+    with servers.Server(argv, env, port, var_dir / "rotation-floor.log", cpu) as server:
+        return servers.measure(server, lambda index: load.rotating("/v1/rotate", issued[index]), clients, duration,
+                               warmup, windows)
 
 # What a sign-in worker cannot do without, by the chosen stack: gunicorn, Flask and flask-smorest,
 # SQLAlchemy with its ORM, python-jose and cryptography, argon2-cffi, prometheus-client and kombu (the

@@ -117,19 +117,9 @@ def run(database_url: str, var_dir: Path, cpu: int | None, clients: int, sign_in
         finally:
             client.close()
 
-        def refresh_step(index):
-            chain = {"token": pairs[index]["refresh_token"]}  # each rotation hands out the next token
-
-            def step(client):
-                status, body = client.call("POST", "/v1/tokens/refresh", {"refresh_token": chain["token"]})
-                if status != 200:
-                    return False
-                chain["token"] = body["refresh_token"]
-                return True
-
-            return step
-
-        refresh_phase = servers.measure(server, refresh_step, clients, seconds, warmup, windows)
+        refresh_phase = servers.measure(server, lambda index: load.rotating("/v1/tokens/refresh",
+                                                                            pairs[index]["refresh_token"]),
+                                        clients, seconds, warmup, windows)
 
         def me_step(index):
             token = pairs[index]["access_token"]

@@ -44,6 +44,21 @@ class Client:
 Step = Callable[[Client], bool]  # one request; True when the answer was the expected one
 
 
+
+def rotating(path: str, first_token: str) -> Step:
+    """A step that presents a refresh token at `path` and keeps the one each answer hands out: one
+    client's token chain, as a signed-in client refreshes."""
+    chain = {"token": first_token}
+
+    def step(client: Client) -> bool:
+        status, body = client.call("POST", path, {"refresh_token": chain["token"]})
+        if status != 200:
+            return False
+        chain["token"] = body["refresh_token"]
+        return True
+
+    return step
+
 @dataclass
 class Result:
     requests: int = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
-from bench import event_path, load, report
+from bench import event_path, load, report, rotation_floor
 from bench.bare_app import create_app
 from bench.baselines import VerifyRate
 from bench.identity import Figures
@@ -17,6 +17,23 @@ def test_bare_endpoint_answers_small_json():
 
     assert response.status_code == 200
     assert response.json == {"status": "ok", "service": "bare"}
+
+
+def test_the_refresh_floor_rotates_each_token_once(empty_identity_database, monkeypatch):
+    monkeypatch.setenv(rotation_floor.URL_VARIABLE, empty_identity_database)
+    first, other = rotation_floor.seed(empty_identity_database, 2)
+    client = rotation_floor.create_app().test_client()
+
+    rotated = client.post("/v1/rotate", json={"refresh_token": first})
+    again = client.post("/v1/rotate", json={"refresh_token": rotated.json["refresh_token"]})
+    reused = client.post("/v1/rotate", json={"refresh_token": first})
+    unknown = client.post("/v1/rotate", json={"refresh_token": "not-a-token"})
+    others = client.post("/v1/rotate", json={"refresh_token": other})
+
+    assert rotated.status_code == again.status_code == others.status_code == 200
+    assert set(rotated.json) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert rotated.json["access_token"].count(".") == 2
+    assert reused.status_code == unknown.status_code == 401
 
 
 def test_load_driver_counts_answers_over_http(live_server):
@@ -175,7 +192,7 @@ def test_report_shows_the_informational_floors_without_judging_them():
     bare = _phase(1000, 1.0, rss=30.0)
     figures = {"SQLite": Figures(_phase(48, 1.0), _phase(400, 1.0), _phase(600, 1.0), boot_rss_mb=60.0,
                                  peak_rss_mb=95.0, rss_mb=94.0, workers=1)}
-    floors = report.Floors(_phase(800, 1.0), {"SQLite": 66.0}, 19.0)
+    floors = report.Floors(_phase(800, 1.0), {"SQLite": _phase(250, 0.5)}, {"SQLite": 66.0}, 19.0)
     host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
 
     text = report.document(host, baseline, bare, figures, {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0,
@@ -186,6 +203,10 @@ def test_report_shows_the_informational_floors_without_judging_them():
     assert "| SQLite: refresh / bare POST | 0.50 |" in text
     assert "66.0 + 19.0 = 85.0 MB (RSS floor)" in text
     assert "come to 85.0 MB, above the 80 MB target" in text and "add 10.0 MB" in text
+    assert "| SQLite: refresh floor (bench/rotation_floor.py: the stack alone doing a rotation) | 2.00 ms of " \
+           "worker CPU, 0.50 of the bare GET's rate |" in text
+    assert "| SQLite: refresh / refresh floor | 0.80 |" in text
+    assert "on SQLite it reached 0.50 of the bare GET, at or over the 0.5 target" in text
     assert "| SQLite: refresh / bare endpoint | 0.40 |" in text  # the judged ratio is still against the GET
 
 
