@@ -68,7 +68,7 @@ def main() -> None:
         sqlite_dir.mkdir()
         figures["SQLite"] = identity.run(f"sqlite:///{sqlite_dir / 'identity.db'}", sqlite_dir, server_cpu, CLIENTS,
                                          SIGN_IN_SECONDS, SECONDS, WARMUP, WINDOWS)
-        refresh_floors["SQLite"] = baselines.rotation_floor(f"sqlite:///{sqlite_dir / 'floor.db'}", sqlite_dir,
+        refresh_floors["SQLite"] = baselines.refresh_floor(f"sqlite:///{sqlite_dir / 'floor.db'}", sqlite_dir,
                                                             server_cpu, CLIENTS, SECONDS, WARMUP, WINDOWS)
         if databases.postgres_available():
             print("identity on PostgreSQL, then the refresh floor...", flush=True)
@@ -78,7 +78,7 @@ def main() -> None:
                 figures["PostgreSQL"] = identity.run(url, postgres_dir, server_cpu, CLIENTS, SIGN_IN_SECONDS,
                                                      SECONDS, WARMUP, WINDOWS)
             with databases.fresh_postgres("floor") as url:
-                refresh_floors["PostgreSQL"] = baselines.rotation_floor(url, postgres_dir, server_cpu, CLIENTS,
+                refresh_floors["PostgreSQL"] = baselines.refresh_floor(url, postgres_dir, server_cpu, CLIENTS,
                                                                         SECONDS, WARMUP, WINDOWS)
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")

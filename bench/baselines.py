@@ -70,7 +70,7 @@ def bare_endpoint(var_dir: Path, cpu: int | None, clients: int, duration: float,
 
 
 
-def rotation_floor(database_url: str, var_dir: Path, cpu: int | None, clients: int, duration: float,
+def refresh_floor(database_url: str, var_dir: Path, cpu: int | None, clients: int, duration: float,
                    warmup: float, windows: int = 1) -> servers.Phase:
     """POST /v1/rotate on `bench.rotation_floor` under gunicorn with one worker, each client rotating
     its own token chain: the floor under a refresh on this database (informational)."""
