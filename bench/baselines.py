@@ -69,7 +69,6 @@ def bare_endpoint(var_dir: Path, cpu: int | None, clients: int, duration: float,
                 servers.measure(server, post_step, clients, duration, warmup, windows))
 
 
-
 def refresh_floor(database_url: str, var_dir: Path, cpu: int | None, clients: int, duration: float,
                    warmup: float, windows: int = 1) -> servers.Phase:
     """POST /v1/rotate on `bench.rotation_floor` under gunicorn with one worker, each client rotating
@@ -82,6 +81,7 @@ def refresh_floor(database_url: str, var_dir: Path, cpu: int | None, clients: in
     with servers.Server(argv, env, port, var_dir / "rotation-floor.log", cpu) as server:
         return servers.measure(server, lambda index: load.rotating("/v1/rotate", issued[index]), clients, duration,
                                warmup, windows)
+
 
 # What a sign-in worker cannot do without, by the chosen stack: gunicorn, Flask and flask-smorest,
 # SQLAlchemy with its ORM, python-jose and cryptography, argon2-cffi, prometheus-client and kombu (the

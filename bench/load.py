@@ -44,7 +44,6 @@ class Client:
 Step = Callable[[Client], bool]  # one request; True when the answer was the expected one
 
 
-
 def rotating(path: str, first_token: str) -> Step:
     """A step that presents a refresh token at `path` and keeps the one each answer hands out: one
     client's token chain, as a signed-in client refreshes."""
@@ -58,6 +57,7 @@ def rotating(path: str, first_token: str) -> Step:
         return True
 
     return step
+
 
 @dataclass
 class Result:
