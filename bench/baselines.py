@@ -1,5 +1,6 @@
-"""The two baselines every run measures: the bare argon2id verify rate, and a bare flask-smorest
-endpoint served by the same gunicorn configuration as identity."""
+"""What every run measures besides identity: the bare argon2id verify rate and a bare flask-smorest
+endpoint served by the same gunicorn configuration as identity (the judged baselines), and the
+informational floors: the refresh floor on each database and the RSS of the stack's libraries."""
 from __future__ import annotations
 
 import os

@@ -1,15 +1,16 @@
 """The floor under a refresh: the least the chosen stack can do to rotate a refresh token, with
 nothing of Threshold's request path in it (informational, measured in the same run as identity).
 
-One flask-smorest POST reading the refresh-sized JSON body; on one pooled SQLAlchemy connection (the
-same engine settings as identity's autocommit engine), the DB-API cursor runs the two statements a
-rotation cannot do without: the token joined to its session, its account and any successor, then
-the INSERT of the next token, which a unique index on `previous_hash` lets in once; then python-jose
-signs an ES256 access token with identity's claims, and the pair goes back as JSON. It checks less
-than identity (no request id, metrics or security headers; expiry only in the WHERE clause; stored
-times are not parsed), so it is a floor for identity's design of a refresh (two statements and an
-ES256 signature) on this stack. A different design could go lower on PostgreSQL: one data-modifying
-CTE instead of two statements would save a round trip.
+One flask-smorest POST reading the refresh-sized JSON body; on one pooled SQLAlchemy connection (from
+`shared.database.make_engine`, so with identity's autocommit engine settings and pool listeners), the
+DB-API cursor runs the two statements a rotation cannot do without: the token joined to its session,
+its account and any successor, then the INSERT of the next token, which a unique index on
+`previous_hash` lets in once; then python-jose signs an ES256 access token with identity's claims, and
+the pair goes back as JSON. It does less than identity: no request id, metrics or security headers,
+no problem+json, expiry only in the WHERE clause, stored times not parsed, and a reused token only
+gets a 401 (identity also ends its session). So it is a floor for identity's design of a refresh
+(two statements and an ES256 signature) on this stack. A different design could go lower on
+PostgreSQL: one data-modifying CTE instead of two statements would save a round trip.
 
 Served like identity, with `ROTATION_FLOOR_DATABASE_URL`:
 `python -m gunicorn --config deploy/gunicorn.conf.py 'bench.rotation_floor:create_app()'`.
@@ -20,20 +21,23 @@ import hashlib
 import os
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Flask
+from flask import Flask, current_app
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint, abort
 from jose import jwk, jwt
+from jose.backends.base import Key
 from marshmallow import Schema, fields
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table
+from sqlalchemy import Boolean, Column, DateTime, Engine, ForeignKey, Index, MetaData, String, Table
 
 from shared.database import make_engine
 
 URL_VARIABLE = "ROTATION_FLOOR_DATABASE_URL"
+EXTENSION = "bench.rotation_floor"
 
 metadata = MetaData()
 accounts = Table("accounts", metadata, Column("id", String(36), primary_key=True), Column("email", String(320)),
@@ -75,42 +79,56 @@ def _sql(statement: str, dialect) -> str:
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.isoformat(sep=" ")  # the text SQLite keeps; PostgreSQL reads it into timestamptz
+    # ISO text with its offset: PostgreSQL reads it into timestamptz; SQLite compares it as text, which
+    # orders it against the times SQLAlchemy stored there to the second, enough for a 30-day expiry.
+    return moment.isoformat(sep=" ")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the view uses for the life of the process, built once by `create_app`."""
+
+    engine: Engine
+    key: Key
+    read: str  # READ and INSERT in the driver's parameter style
+    insert: str
 
 
 @blp.route("/rotate")
-class Rotate(MethodView):
+class Rotation(MethodView):
     @blp.arguments(RefreshSchema())
     @blp.response(200, PairSchema)
     def post(self, body):
-        engine, key, (read, insert) = _STATE["engine"], _STATE["key"], _STATE["statements"]
+        """Rotate a refresh token: read it with its session and account, insert its successor, sign"""
+        runtime: Runtime = current_app.extensions[EXTENSION]
         now = datetime.now(timezone.utc)
         token_hash = _digest(body["refresh_token"])
         next_token = secrets.token_urlsafe(32)
-        connection = engine.raw_connection()
-        cursor = connection.cursor()
+        connection = runtime.engine.raw_connection()
         try:
-            cursor.execute(read, (token_hash, _timestamp(now)))
-            row = cursor.fetchone()
-            if row is None or row[3] is not None or row[9] is not None:
-                abort(401)
+            cursor = connection.cursor()
             try:
-                cursor.execute(insert, (_digest(next_token), row[0], _timestamp(now + timedelta(days=30)), token_hash))
-            except engine.dialect.loaded_dbapi.IntegrityError:
-                abort(401)  # a concurrent rotation of the same token got in first
+                cursor.execute(runtime.read, (token_hash, _timestamp(now)))
+                row = cursor.fetchone()
+                if row is None or row[3] is not None or row[9] is not None:
+                    abort(401)
+                try:
+                    cursor.execute(runtime.insert, (_digest(next_token), row[0], _timestamp(now + timedelta(days=30)),
+                                                  token_hash))
+                except runtime.engine.dialect.loaded_dbapi.IntegrityError:
+                    abort(401)  # a concurrent rotation of the same token got in first (the bench makes none)
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
             connection.close()
         issued = int(now.timestamp())
         claims = {"iss": "http://127.0.0.1", "sub": row[4], "aud": "threshold", "exp": issued + 900, "iat": issued,
                   "jti": str(uuid.uuid4()), "sid": row[0], "email": row[5], "email_verified": bool(row[6]),
                   "given_name": row[7], "family_name": row[8], "amr": row[1].split(),
                   "auth_time": issued}
-        access = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "floor", "typ": "at+jwt"})
+        access = jwt.encode(claims, runtime.key, algorithm="ES256", headers={"kid": "floor", "typ": "at+jwt"})
         return {"access_token": access, "token_type": "Bearer", "expires_in": 900, "refresh_token": next_token}
 
-
-_STATE: dict = {}
 
 
 def seed(database_url: str, count: int) -> list[str]:
@@ -137,9 +155,9 @@ def create_app() -> Flask:
     engine = make_engine(os.environ[URL_VARIABLE], autocommit=True)
     private = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _STATE.update(engine=engine, key=jwk.construct(private, "ES256"),
-                  statements=(_sql(READ, engine.dialect), _sql(INSERT, engine.dialect)))
     app = Flask("rotation-floor")
+    app.extensions[EXTENSION] = Runtime(engine, jwk.construct(private, "ES256"), _sql(READ, engine.dialect),
+                                      _sql(INSERT, engine.dialect))
     app.config.update(API_TITLE="Refresh floor", API_VERSION="1.0", OPENAPI_VERSION="3.0.3")
     Api(app).register_blueprint(blp)
 

@@ -13,7 +13,7 @@ from flask_smorest import Api
 from shared import errors, metrics
 from shared.errors import ErrorMap
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class ProblemApi(Api):
@@ -50,12 +50,12 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
     def _begin():
         g.request_started = time.perf_counter()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
 
     @app.after_request
     def _finish(response):
         headers = response.headers
-        present = {name.lower() for name, _value in headers.items()}
+        present = set(headers.keys(lower=True))
         headers["X-Request-ID"] = g.get("request_id", "")
         if "cache-control" not in present:
             headers["Cache-Control"] = "no-store"

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import smtplib
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
+
+from sqlalchemy import select, update
 
 from bench import event_path, load, report, rotation_floor
 from bench.bare_app import create_app
@@ -10,6 +13,7 @@ from bench.baselines import VerifyRate
 from bench.identity import Figures
 from bench.servers import Phase
 from bench.smtp import Sink
+from shared.database import make_engine
 
 
 def test_bare_endpoint_answers_small_json():
@@ -19,21 +23,34 @@ def test_bare_endpoint_answers_small_json():
     assert response.json == {"status": "ok", "service": "bare"}
 
 
-def test_the_refresh_floor_rotates_each_token_once(empty_identity_database, monkeypatch):
+def test_the_refresh_floor_rotates_each_live_token_once(empty_identity_database, monkeypatch):
     monkeypatch.setenv(rotation_floor.URL_VARIABLE, empty_identity_database)
-    first, other = rotation_floor.seed(empty_identity_database, 2)
-    client = rotation_floor.create_app().test_client()
+    first, other, revoked, expired = rotation_floor.seed(empty_identity_database, 4)
+    engine = make_engine(empty_identity_database)
+    with engine.begin() as connection:
+        tokens, sessions = rotation_floor.tokens, rotation_floor.sessions
+        session_of = select(tokens.c.session_id).where(tokens.c.token_hash == rotation_floor._digest(revoked))
+        connection.execute(update(sessions).where(sessions.c.id == session_of.scalar_subquery())
+                           .values(revoked_at=datetime.now(timezone.utc)))
+        connection.execute(update(tokens).where(tokens.c.token_hash == rotation_floor._digest(expired))
+                           .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+    engine.dispose()
+    app = rotation_floor.create_app()
+    client = app.test_client()
 
     rotated = client.post("/v1/rotate", json={"refresh_token": first})
     again = client.post("/v1/rotate", json={"refresh_token": rotated.json["refresh_token"]})
     reused = client.post("/v1/rotate", json={"refresh_token": first})
     unknown = client.post("/v1/rotate", json={"refresh_token": "not-a-token"})
     others = client.post("/v1/rotate", json={"refresh_token": other})
+    refused = [client.post("/v1/rotate", json={"refresh_token": token}).status_code for token in (revoked, expired)]
+    app.extensions[rotation_floor.EXTENSION].engine.dispose()
 
     assert rotated.status_code == again.status_code == others.status_code == 200
     assert set(rotated.json) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert rotated.json["access_token"].count(".") == 2
     assert reused.status_code == unknown.status_code == 401
+    assert refused == [401, 401]
 
 
 def test_load_driver_counts_answers_over_http(live_server):
@@ -204,10 +221,31 @@ def test_report_shows_the_informational_floors_without_judging_them():
     assert "66.0 + 19.0 = 85.0 MB (RSS floor)" in text
     assert "come to 85.0 MB, above the 80 MB target" in text and "add 10.0 MB" in text
     assert "| SQLite: refresh floor (bench/rotation_floor.py: the stack alone doing a rotation) | 2.00 ms of " \
-           "worker CPU, 0.50 of the bare GET's rate |" in text
+           "worker CPU, 0.50x the GET's rate (250 requests, 0 errors) |" in text
     assert "| SQLite: refresh / refresh floor | 0.80 |" in text
-    assert "on SQLite it reached 0.50 of the bare GET, at or over the 0.5 target" in text
+    assert "on SQLite it reached 0.50x the bare GET's rate, about at the target, within the run-to-run noise" in text
     assert "| SQLite: refresh / bare endpoint | 0.40 |" in text  # the judged ratio is still against the GET
+
+
+def test_the_refresh_floor_verdict_needs_a_clear_margin_and_a_failed_floor_is_said_so():
+    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
+    bare = _phase(1000, 1.0, rss=30.0)
+    figures = {name: Figures(_phase(48, 1.0), _phase(300, 1.0), _phase(600, 1.0), boot_rss_mb=60.0,
+                             peak_rss_mb=95.0, rss_mb=94.0, workers=1) for name in ("SQLite", "PostgreSQL")}
+    failed = Phase(load.Result(requests=0, errors=7, seconds=1.0, first_error="401 from /v1/rotate"), 1.0, 40.0, 0)
+    floors = report.Floors(_phase(800, 1.0), {"SQLite": _phase(400, 1.0), "PostgreSQL": failed}, {"SQLite": 66.0},
+                           19.0)
+    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
+
+    text = report.document(host, baseline, bare, figures, {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0,
+                                                           "seconds": 6.0, "accounts": 16}, 60.0, [], None, floors)
+
+    assert "on SQLite it reached 0.40x the bare GET's rate, under the target of 0.5" in text
+    assert "| SQLite: refresh / refresh floor | 0.75 |" in text
+    assert "| PostgreSQL: refresh floor (bench/rotation_floor.py: the stack alone doing a rotation) | not measured " \
+           "(0 requests, 7 errors; first error: 401 from /v1/rotate) |" in text
+    assert "on PostgreSQL it was not measured" in text
+    assert "PostgreSQL: refresh / refresh floor" not in text
 
 
 def test_two_runs_of_a_baseline_add_up_requests_and_worker_cpu():

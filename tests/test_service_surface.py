@@ -151,11 +151,15 @@ def test_every_response_carries_a_request_id_and_no_store_headers(app):
     made_up = client.get("/healthz")
     echoed = client.get("/healthz", headers={"X-Request-ID": "trace-1.a_B"})
     refused = client.get("/healthz", headers={"X-Request-ID": "not a valid id"})
+    longest = client.get("/healthz", headers={"X-Request-ID": "a" * 64})
+    too_long = client.get("/healthz", headers={"X-Request-ID": "a" * 65})
 
     assert re.fullmatch(r"[0-9a-f]{16}", made_up.headers["X-Request-ID"])
     assert echoed.headers["X-Request-ID"] == "trace-1.a_B"
+    assert longest.headers["X-Request-ID"] == "a" * 64
     assert re.fullmatch(r"[0-9a-f]{16}", refused.headers["X-Request-ID"])
-    for response in (made_up, echoed, refused):
+    assert re.fullmatch(r"[0-9a-f]{16}", too_long.headers["X-Request-ID"])
+    for response in (made_up, echoed, refused, longest, too_long):
         assert response.headers.getlist("Cache-Control") == ["no-store"]
         assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
 
