@@ -113,8 +113,8 @@ class Rotation(MethodView):
                 if row is None or row[3] is not None or row[9] is not None:
                     abort(401)
                 try:
-                    cursor.execute(runtime.insert, (_digest(next_token), row[0], _timestamp(now + timedelta(days=30)),
-                                                  token_hash))
+                    cursor.execute(runtime.insert, (_digest(next_token), row[0],
+                                                    _timestamp(now + timedelta(days=30)), token_hash))
                 except runtime.engine.dialect.loaded_dbapi.IntegrityError:
                     abort(401)  # a concurrent rotation of the same token got in first (the bench makes none)
             finally:
@@ -128,7 +128,6 @@ class Rotation(MethodView):
                   "auth_time": issued}
         access = jwt.encode(claims, runtime.key, algorithm="ES256", headers={"kid": "floor", "typ": "at+jwt"})
         return {"access_token": access, "token_type": "Bearer", "expires_in": 900, "refresh_token": next_token}
-
 
 
 def seed(database_url: str, count: int) -> list[str]:
