@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
@@ -83,6 +83,15 @@ _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
 
+def _insert_refresh_token(connection: Connection, token_hash: str, session_id: str, now: datetime,
+                          expires_at: datetime, previous_hash: str | None = None) -> None:
+    """A session's first refresh token (no `previous_hash`), or the one that replaces `previous_hash`."""
+    _INSERT_REFRESH_TOKEN.rowcount(connection, {
+        "token_hash": token_hash, "session_id": session_id, "created_at": now, "expires_at": expires_at,
+        "rotated_at": None, "previous_hash": previous_hash,
+    })
+
+
 class Sessions(Repository):
     def add(self, session_id: str, account_id: str, amr: str, now: datetime) -> None:
         # Whatever the unit of work holds goes first: an account created in it must exist before its session.
@@ -104,10 +113,7 @@ class Sessions(Repository):
 
 class RefreshTokens(Repository):
     def add(self, token_hash: str, session_id: str, now: datetime, expires_at: datetime) -> None:
-        _INSERT_REFRESH_TOKEN.rowcount(self.connection, {
-            "token_hash": token_hash, "session_id": session_id, "created_at": now, "expires_at": expires_at,
-            "rotated_at": None, "previous_hash": None,
-        })
+        _insert_refresh_token(self.connection, token_hash, session_id, now, expires_at)
 
     def session_id(self, token_hash: str) -> str | None:
         row = _SESSION_OF_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
@@ -133,10 +139,7 @@ class Rotations:
         """Insert the token that replaces `previous_hash`; False when one already did."""
         try:
             with self.engine.connect() as conn:
-                _INSERT_REFRESH_TOKEN.rowcount(conn, {
-                    "token_hash": token_hash, "session_id": session_id, "created_at": now,
-                    "expires_at": expires_at, "rotated_at": None, "previous_hash": previous_hash,
-                })
+                _insert_refresh_token(conn, token_hash, session_id, now, expires_at, previous_hash)
         except IntegrityError:
             return False
         return True
