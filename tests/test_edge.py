@@ -1,0 +1,217 @@
+"""What faces clients. gunicorn's own refusals of a malformed request (before any reaches the app) are
+problem+json, not HTML; and the nginx of deploy/nginx/, Debian's binary run on that very file, keeps
+slow clients dripping header bytes away from identity's sync workers, and answers its own errors as
+problem+json too."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from tests import backends
+from tests.processes import Processes, wait_for
+
+pytestmark = pytest.mark.slow
+NGINX_DIR = backends.ROOT / "deploy" / "nginx"
+WORKERS = 2
+
+
+@pytest.fixture
+def identity(databases, tmp_path):
+    """`python -m services.identity serve` (gunicorn with deploy/gunicorn.conf.py) on a free port; its URL."""
+    port = backends.free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1",
+           "IDENTITY_DATABASE_URL": databases.fresh("sqlite", "services.identity"), "VAR_DIR": str(tmp_path / "var"),
+           "IDENTITY_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS)}
+    processes = Processes(tmp_path, env)
+    processes.start("identity", "services.identity", "serve")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: answers(f"{url}/healthz"), timeout=60, what="identity to serve")
+        yield url
+    finally:
+        processes.stop_all()
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def exchange(port: int, data: bytes) -> tuple[str, dict, bytes]:
+    """Send raw bytes, read the whole answer (the server closes); returns status line, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}, body
+
+
+MALFORMED = {
+    "a bad request line": (b"NOT A REQUEST LINE\r\n\r\n", 400),
+    "a header name with a space": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
+    "a URI over the limit": (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "too many headers": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(120))
+                         + b"\r\n", 431),
+    "a header too long": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 431),
+}
+
+
+def assert_problem_bytes(status_line: str, headers: dict, body: bytes, status: int) -> dict:
+    assert status_line.split(" ")[1] == str(status), status_line
+    assert headers["content-type"] == "application/problem+json", (headers, body[:200])
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["code"] and problem["detail"].endswith("."), problem
+    assert set(problem) == {"type", "title", "status", "detail", "code"}, problem
+    assert int(headers["content-length"]) == len(body)
+    return problem
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_gunicorn_answers_a_malformed_request_with_a_problem(identity, name):
+    data, status = MALFORMED[name]
+
+    problem = assert_problem_bytes(*exchange(int(identity.rsplit(":", 1)[1]), data), status)
+
+    assert b"<html" not in json.dumps(problem).encode()
+    assert requests.get(f"{identity}/healthz", timeout=5).status_code == 200  # the worker carries on
+
+
+# -- nginx -------------------------------------------------------------------------------------------
+
+
+def nginx_binary() -> str:
+    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    if binary is None:
+        if backends.CI:
+            pytest.fail("nginx is not installed; .ci/run installs Debian's nginx-light")
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    return binary
+
+
+def nginx_args(prefix, conf, directives: str = "") -> list[str]:
+    """A prefix of the test's own (temp files, pid) and logs on stderr: nothing outside tmp_path."""
+    user = " user root;" if os.geteuid() == 0 else ""  # workers write to the test's 0700 temp directory
+    return [nginx_binary(), "-p", f"{prefix}/", "-c", str(conf), "-g", f"pid {prefix}/nginx.pid;{user}{directives}"]
+
+
+def test_the_checked_in_nginx_config_is_valid(tmp_path):
+    result = subprocess.run(nginx_args(tmp_path, NGINX_DIR / "nginx.conf") + ["-t"], capture_output=True, text=True,
+                            timeout=30)
+
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+@pytest.fixture
+def edge(identity, tmp_path):
+    """deploy/nginx/nginx.conf with its ports on free loopback ones, in front of the live identity; its port.
+    Tenancy's and the notifier's servers point at a closed port (nothing listens there)."""
+    ports = {service: backends.free_port() for service in ("identity", "tenancy", "notifier")}
+    text = (NGINX_DIR / "nginx.conf").read_text()
+    replacements = {"listen 8001;": f"listen 127.0.0.1:{ports['identity']};",
+                    "listen 8002;": f"listen 127.0.0.1:{ports['tenancy']};",
+                    "listen 8003;": f"listen 127.0.0.1:{ports['notifier']};",
+                    "identity:8001": identity.removeprefix("http://"),
+                    "tenancy:8002": "127.0.0.1:1", "notifier:8003": "127.0.0.1:1"}
+    for old, new in replacements.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "nginx.conf").write_text(text)
+    shutil.copy(NGINX_DIR / "problems.conf", conf_dir)
+    with open(tmp_path / "nginx.log", "wb") as log:
+        nginx = subprocess.Popen(nginx_args(tmp_path, conf_dir / "nginx.conf", " daemon off;"), stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{ports['identity']}/healthz"), timeout=30, what="nginx")
+        yield ports
+    finally:
+        os.killpg(nginx.pid, signal.SIGTERM)
+        nginx.wait(timeout=20)
+
+
+class SlowClients:
+    """Connections that send a request line and then one header byte every half second, never finishing."""
+
+    def __init__(self, port: int, count: int):
+        self.sockets = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drip, daemon=True)
+
+    def _drip(self) -> None:
+        for sock in self.sockets:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        while not self.stop.wait(0.5):
+            for sock in self.sockets:
+                try:
+                    sock.sendall(b"a")
+                except OSError:  # the server gave up on this one: that is allowed
+                    pass
+
+    def __enter__(self) -> "SlowClients":
+        self.thread.start()
+        time.sleep(1)  # every connection has been accepted and is dripping
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_slow_clients_freeze_gunicorn_when_it_faces_them(identity):
+    """The attack, without nginx: twice as many drippers as workers and identity stops answering."""
+    with SlowClients(int(identity.rsplit(":", 1)[1]), WORKERS * 2):
+        with pytest.raises(requests.Timeout):
+            requests.get(f"{identity}/healthz", timeout=3)
+
+
+def test_behind_nginx_slow_clients_do_not_hold_identity(edge):
+    with SlowClients(edge["identity"], WORKERS * 4):
+        answered = requests.get(f"http://127.0.0.1:{edge['identity']}/healthz", timeout=10)
+        signed_up = requests.post(f"http://127.0.0.1:{edge['identity']}/v1/accounts", timeout=30, json={
+            "email": "edge@example.com", "password": "a long enough passphrase", "first_name": "E", "last_name": "G"})
+
+    assert answered.status_code == 200 and answered.json() == {"status": "ok"}
+    assert signed_up.status_code == 201, signed_up.text
+
+
+def test_nginx_answers_its_own_errors_with_problems(edge):
+    cases = [
+        (edge["identity"], b"NOT A REQUEST LINE\r\n\r\n", 400),
+        (edge["identity"], b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (edge["identity"], b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (edge["identity"], b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n", 413),
+        (edge["identity"], b"GET /_threshold/problem HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (edge["tenancy"], b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 502),
+    ]
+    for port, data, status in cases:
+        assert_problem_bytes(*exchange(port, data), status)
+
+
+def test_nginx_passes_the_services_own_answers_through(edge):
+    """Identity's own error answers are its own (they carry its X-Request-ID): nginx does not replace them."""
+    unknown = requests.get(f"http://127.0.0.1:{edge['identity']}/no-such-page", timeout=10,
+                           headers={"X-Request-ID": "edge-404"})
+    invalid = requests.post(f"http://127.0.0.1:{edge['identity']}/v1/accounts", json={}, timeout=10,
+                            headers={"X-Request-ID": "edge-422"})
+
+    assert unknown.status_code == 404 and unknown.headers["X-Request-ID"] == "edge-404"
+    assert invalid.status_code == 422 and invalid.headers["X-Request-ID"] == "edge-422"
+    assert invalid.json()["code"] == "validation_failed"
