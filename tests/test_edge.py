@@ -1,9 +1,11 @@
 """What faces clients. gunicorn's own refusals of a malformed request (before any reaches the app) are
 problem+json, not HTML; and the nginx of deploy/nginx/, Debian's binary run on that very file, keeps
-slow clients dripping header bytes away from identity's sync workers, and answers its own errors as
-problem+json too."""
+slow clients dripping header bytes away from identity's sync workers, answers its own errors as
+problem+json too, and, with PROXY_HOPS as compose sets it, lets identity tell its clients apart."""
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -18,19 +20,21 @@ import requests
 
 from tests import backends
 from tests.processes import Processes, wait_for
+from tests.test_deploy import compose  # noqa: F401  (the compose file as docker-compose resolves it)
 
 pytestmark = pytest.mark.slow
 NGINX_DIR = backends.ROOT / "deploy" / "nginx"
 WORKERS = 2
+IP_LIMIT = 2
 
 
-@pytest.fixture
-def identity(databases, tmp_path):
+@contextlib.contextmanager
+def serving_identity(databases, tmp_path, **env):
     """`python -m services.identity serve` (gunicorn with deploy/gunicorn.conf.py) on a free port; its URL."""
     port = backends.free_port()
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1",
            "IDENTITY_DATABASE_URL": databases.fresh("sqlite", "services.identity"), "VAR_DIR": str(tmp_path / "var"),
-           "IDENTITY_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS)}
+           "IDENTITY_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS), **env}
     processes = Processes(tmp_path, env)
     processes.start("identity", "services.identity", "serve")
     url = f"http://127.0.0.1:{port}"
@@ -39,6 +43,21 @@ def identity(databases, tmp_path):
         yield url
     finally:
         processes.stop_all()
+
+
+@pytest.fixture
+def identity(databases, tmp_path):
+    with serving_identity(databases, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def proxied_identity(compose, databases, tmp_path):
+    """Identity as compose configures it for nginx in front (PROXY_HOPS), allowing IP_LIMIT sign-ups per
+    client address and minute."""
+    with serving_identity(databases, tmp_path, PROXY_HOPS=compose["services"]["identity"]["environment"]["PROXY_HOPS"],
+                          IP_RATE_LIMIT_PER_MINUTE=str(IP_LIMIT)) as url:
+        yield url
 
 
 def answers(url: str) -> bool:
@@ -117,15 +136,15 @@ def test_the_checked_in_nginx_config_is_valid(tmp_path):
 
 
 @pytest.fixture
-def edge(identity, tmp_path):
-    """deploy/nginx/nginx.conf with its ports on free loopback ones, in front of the live identity; its port.
+def edge(proxied_identity, tmp_path):
+    """deploy/nginx/nginx.conf with its ports on free loopback ones, in front of the live identity; its ports.
     Tenancy's and the notifier's servers point at a closed port (nothing listens there)."""
     ports = {service: backends.free_port() for service in ("identity", "tenancy", "notifier")}
     text = (NGINX_DIR / "nginx.conf").read_text()
     replacements = {"listen 8001;": f"listen 127.0.0.1:{ports['identity']};",
                     "listen 8002;": f"listen 127.0.0.1:{ports['tenancy']};",
                     "listen 8003;": f"listen 127.0.0.1:{ports['notifier']};",
-                    "identity:8001": identity.removeprefix("http://"),
+                    "identity:8001": proxied_identity.removeprefix("http://"),
                     "tenancy:8002": "127.0.0.1:1", "notifier:8003": "127.0.0.1:1"}
     for old, new in replacements.items():
         assert text.count(old) == 1, old
@@ -215,3 +234,28 @@ def test_nginx_passes_the_services_own_answers_through(edge):
     assert unknown.status_code == 404 and unknown.headers["X-Request-ID"] == "edge-404"
     assert invalid.status_code == 422 and invalid.headers["X-Request-ID"] == "edge-422"
     assert invalid.json()["code"] == "validation_failed"
+
+
+def sign_up_from(source: str, port: int, address: str, forwarded_for: str | None = None) -> int:
+    """A sign-up sent from the loopback address `source` (all of 127.0.0.0/8 is this machine); its status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    headers = {"Content-Type": "application/json", **({"X-Forwarded-For": forwarded_for} if forwarded_for else {})}
+    body = {"email": address, "password": "a long enough passphrase", "first_name": "E", "last_name": "G"}
+    try:
+        connection.request("POST", "/v1/accounts", json.dumps(body), headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_behind_nginx_each_client_address_has_its_own_limit(edge):
+    """With PROXY_HOPS as compose sets it, identity sees each client's address, not nginx's: one client
+    that used up its sign-ups does not use up another's, and a forged X-Forwarded-For buys it none."""
+    port = edge["identity"]
+    statuses = [sign_up_from("127.0.0.2", port, f"first-{n}@example.com") for n in range(IP_LIMIT)]
+    forged = sign_up_from("127.0.0.2", port, "forged@example.com", forwarded_for="203.0.113.7")
+    other_client = sign_up_from("127.0.0.3", port, "second@example.com")
+
+    assert statuses == [201] * IP_LIMIT
+    assert forged == 429
+    assert other_client == 201
