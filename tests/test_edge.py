@@ -8,8 +8,6 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -18,12 +16,11 @@ import time
 import pytest
 import requests
 
-from tests import backends
+from tests import backends, nginx
 from tests.processes import Processes, wait_for
 from tests.test_deploy import compose  # noqa: F401  (the compose file as docker-compose resolves it)
 
 pytestmark = pytest.mark.slow
-NGINX_DIR = backends.ROOT / "deploy" / "nginx"
 WORKERS = 2
 IP_LIMIT = 2
 
@@ -112,24 +109,9 @@ def test_gunicorn_answers_a_malformed_request_with_a_problem(identity, name):
 # -- nginx -------------------------------------------------------------------------------------------
 
 
-def nginx_binary() -> str:
-    binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if binary is None:
-        if backends.CI:
-            pytest.fail("nginx is not installed; .ci/run installs Debian's nginx-light")
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    return binary
-
-
-def nginx_args(prefix, conf, directives: str = "") -> list[str]:
-    """A prefix of the test's own (temp files, pid) and logs on stderr: nothing outside tmp_path."""
-    user = " user root;" if os.geteuid() == 0 else ""  # workers write to the test's 0700 temp directory
-    return [nginx_binary(), "-p", f"{prefix}/", "-c", str(conf), "-g", f"pid {prefix}/nginx.pid;{user}{directives}"]
-
-
 def test_the_checked_in_nginx_config_is_valid(tmp_path):
-    result = subprocess.run(nginx_args(tmp_path, NGINX_DIR / "nginx.conf") + ["-t"], capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(nginx.command(tmp_path, nginx.NGINX_DIR / "nginx.conf") + ["-t"], capture_output=True,
+                            text=True, timeout=30)
 
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
@@ -139,29 +121,11 @@ def test_the_checked_in_nginx_config_is_valid(tmp_path):
 def edge(proxied_identity, tmp_path):
     """deploy/nginx/nginx.conf with its ports on free loopback ones, in front of the live identity; its ports.
     Tenancy's and the notifier's servers point at a closed port (nothing listens there)."""
-    ports = {service: backends.free_port() for service in ("identity", "tenancy", "notifier")}
-    text = (NGINX_DIR / "nginx.conf").read_text()
-    replacements = {"listen 8001;": f"listen 127.0.0.1:{ports['identity']};",
-                    "listen 8002;": f"listen 127.0.0.1:{ports['tenancy']};",
-                    "listen 8003;": f"listen 127.0.0.1:{ports['notifier']};",
-                    "identity:8001": proxied_identity.removeprefix("http://"),
-                    "tenancy:8002": "127.0.0.1:1", "notifier:8003": "127.0.0.1:1"}
-    for old, new in replacements.items():
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    conf_dir = tmp_path / "conf"
-    conf_dir.mkdir()
-    (conf_dir / "nginx.conf").write_text(text)
-    shutil.copy(NGINX_DIR / "problems.conf", conf_dir)
-    with open(tmp_path / "nginx.log", "wb") as log:
-        nginx = subprocess.Popen(nginx_args(tmp_path, conf_dir / "nginx.conf", " daemon off;"), stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: answers(f"http://127.0.0.1:{ports['identity']}/healthz"), timeout=30, what="nginx")
+    ports = {service: backends.free_port() for service in nginx.SERVICES}
+    upstreams = {"identity": proxied_identity.removeprefix("http://"), "tenancy": "127.0.0.1:1",
+                 "notifier": "127.0.0.1:1"}
+    with nginx.Nginx(tmp_path, ports, upstreams):
         yield ports
-    finally:
-        os.killpg(nginx.pid, signal.SIGTERM)
-        nginx.wait(timeout=20)
 
 
 class SlowClients:
