@@ -5,7 +5,8 @@ import os
 
 # Password hashing is CPU-bound, so sync workers, one per core; override with WEB_CONCURRENCY.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "sync"
+# gunicorn's sync worker whose own error answers (a malformed request) are problem+json, not HTML.
+worker_class = "shared.processes.ProblemWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
 keepalive = 5

@@ -1,4 +1,5 @@
-"""Entry points every service shares: migrate, serve (gunicorn), relay (outbox to bus)."""
+"""Entry points every service shares: migrate, serve (gunicorn), relay (outbox to bus); and the gunicorn
+worker every HTTP service runs."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
+from gunicorn import util
+from gunicorn.workers.sync import SyncWorker
 from sqlalchemy import Table
 
-from shared import bus, logs
+from shared import bus, errors, logs
 from shared.database import make_engine
 from shared.outbox import Relay
 
@@ -28,6 +31,47 @@ def serve(app_factory: str, port: int, workers: int | None = None) -> None:
     if workers:
         argv += ["--workers", str(workers)]
     os.execv(sys.executable, argv + [app_factory])
+
+
+# What gunicorn itself answers, before any request reaches the app, by status; anything else is a 500.
+SERVER_PROBLEMS = {
+    400: ("bad_request", "The request is not valid HTTP."),
+    403: ("forbidden", "The request was refused."),
+    414: ("uri_too_long", "The request line is longer than the service accepts."),
+    417: ("expectation_failed", "The request's Expect header cannot be met."),
+    431: ("headers_too_large", "The request has more or longer headers than the service accepts."),
+    501: ("not_implemented", "The request's transfer coding is not supported."),
+}
+
+
+class ProblemWorker(SyncWorker):
+    """gunicorn's sync worker, whose own refusals (a bad request line, too many or too long headers, a URI
+    over its limit) are problem+json like every other error, not gunicorn's HTML page."""
+
+    def handle_error(self, req, client, addr, exc):
+        page = _Page()
+        super().handle_error(req, page, addr, exc)  # gunicorn picks the status, logs, writes its page to `page`
+        _version, status, reason = page.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+        code, detail = SERVER_PROBLEMS.get(int(status), ("internal_error", "Something went wrong on our side."))
+        body = errors.problem(int(status), code, detail).get_data()
+        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {errors.PROBLEM_JSON}\r\n"
+                f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n")
+        try:
+            util.write_nonblock(client, head.encode("latin-1") + body)
+        except Exception:  # the client is gone: nothing to tell it
+            self.log.debug("Failed to send error message.")
+
+
+class _Page:
+    """Stands in for the client socket while gunicorn writes its error page, which is kept, not sent."""
+
+    data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
 
 
 def stop_event_on_signals() -> threading.Event:

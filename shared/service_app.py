@@ -1,11 +1,11 @@
 """What every service's Flask app shares: OpenAPI and /docs, problem+json errors, request ids,
-`/healthz`, `/readyz` and `/metrics`."""
+`/healthz`, `/readyz`, `/readyz/serving` and `/metrics`."""
 from __future__ import annotations
 
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
@@ -24,7 +24,8 @@ class ProblemApi(Api):
 
 
 def build_app(name: str, title: str, description: str, error_map: ErrorMap,
-              readiness: dict[str, Callable[[], None]], collectors=()) -> tuple[Flask, Api]:
+              readiness: dict[str, Callable[[], None]], collectors=(),
+              serving: Collection[str] = ("database",)) -> tuple[Flask, Api]:
     app = Flask(name)
     app.config.update(
         API_TITLE=title,
@@ -72,10 +73,9 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
     def healthz():
         return jsonify(status="ok")
 
-    @app.get("/readyz")
-    def readyz():
+    def ready(checks: dict[str, Callable[[], None]]):
         results, ok = {}, True
-        for check_name, check in readiness.items():
+        for check_name, check in checks.items():
             try:
                 check()
                 results[check_name] = "ok"
@@ -86,6 +86,16 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
             return jsonify(status="ready", checks=results)
         failed = ", ".join(n for n, r in results.items() if r != "ok")
         return errors.problem(503, "not_ready", f"Not ready: {failed} did not answer.", checks=results)
+
+    @app.get("/readyz")
+    def readyz():
+        return ready(readiness)
+
+    # What a load balancer should probe: only the checks requests need (`serving`). The bus is not one of
+    # them: events wait in the outbox, so a broker outage must not take every API instance out of service.
+    @app.get("/readyz/serving")
+    def readyz_serving():
+        return ready({name: check for name, check in readiness.items() if name in serving})
 
     @app.get("/metrics")
     def metrics_endpoint():

@@ -1,6 +1,7 @@
 """The deployment files: the compose file is valid and complete, the image has a target for every
 service, the RabbitMQ definitions match the topology the code declares (and load into RabbitMQ), the
-Kubernetes manifests probe every HTTP service, and the dashboard only charts metrics that exist."""
+Kubernetes manifests probe every HTTP service, and the dashboard only charts metrics that exist. Clients
+reach the HTTP services only through a buffering proxy, and identity counts that proxy (PROXY_HOPS)."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from tests import backends
 
 ROOT = backends.ROOT
 HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003}
+API_SERVICES = ("identity", "tenancy")  # their readiness for requests leaves the bus out
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def dockerfile_targets() -> set[str]:
 def test_compose_runs_every_process_with_a_healthcheck(compose):
     services = compose["services"]
     expected = {"postgres", "rabbitmq", "mailpit", "migrate", "identity", "tenancy", "notifier",
-                "notifier-consumer", "identity-relay", "tenancy-relay"}
+                "notifier-consumer", "identity-relay", "tenancy-relay", "nginx"}
     assert expected <= set(services)
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
@@ -165,7 +167,8 @@ def test_kubernetes_http_services_have_probes_resources_and_autoscalers():
     for name in HTTP_SERVICES:
         containers = deployments[name]["spec"]["template"]["spec"]["containers"]
         http = containers[0]
-        assert http["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        readiness = "/readyz/serving" if name in API_SERVICES else "/readyz"
+        assert http["readinessProbe"]["httpGet"]["path"] == readiness, name
         assert http["livenessProbe"]["httpGet"]["path"] == "/healthz", name
     for deployment in deployments.values():
         for container in deployment["spec"]["template"]["spec"]["containers"]:
@@ -181,3 +184,40 @@ def test_dashboard_charts_only_metrics_the_services_export():
     for name in names:
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         assert base in source or base.removesuffix("_total") in source, f"{name} is not exported anywhere"
+
+
+def test_compose_api_healthchecks_check_only_what_requests_need(compose):
+    for name in API_SERVICES:
+        command = " ".join(compose["services"][name]["healthcheck"]["test"])
+        assert "/readyz/serving'" in command, (name, command)
+
+
+def test_compose_puts_nginx_in_front_of_every_http_service(compose):
+    """No gunicorn port is published: nginx (deploy/nginx/nginx.conf) publishes each, and proxies it to that
+    service. Port 8000 stays free for a future web service."""
+    services = compose["services"]
+    for name in HTTP_SERVICES:
+        assert not services[name].get("ports"), f"{name} publishes gunicorn directly"
+    nginx = services["nginx"]
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+(-alpine)?", nginx["image"]), "pin the nginx image to a release"
+    assert {(p["published"], p["target"]) for p in nginx["ports"]} == {(port, port) for port in HTTP_SERVICES.values()}
+    conf = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    servers = dict(re.findall(r"listen (\d+);.*?set \$service ([a-z-]+:\d+);", conf, re.S))
+    assert servers == {str(port): f"{name}:{port}" for name, port in HTTP_SERVICES.items()}
+    mounted = {tuple(volume.split(":")[:2]) for volume in nginx["volumes"]}
+    assert {(str(ROOT / "deploy" / "nginx" / f), f"/etc/nginx/{f}") for f in ("nginx.conf", "problems.conf")} <= mounted
+
+
+def test_identity_counts_the_proxy_in_front(compose):
+    """Behind a proxy every client shares the proxy's address unless PROXY_HOPS counts it: then the per-IP
+    limits are one global limit. Compose has nginx in front; Kubernetes has the ingress."""
+    assert compose["services"]["identity"]["environment"]["PROXY_HOPS"] == "1"
+    documents = kubernetes_documents()
+    identity = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "identity")
+    env = {e["name"]: e.get("value") for e in identity["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    assert env.get("PROXY_HOPS") == "1"
+    ingresses = [d for d in documents if d["kind"] == "Ingress"]
+    assert "identity" in {p["backend"]["service"]["name"] for i in ingresses for r in i["spec"]["rules"]
+                          for p in r["http"]["paths"]}
+    assert all(i["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on"
+               for i in ingresses)

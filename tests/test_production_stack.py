@@ -1,5 +1,6 @@
 """Production, natively: the commands the compose services run (the migrations, gunicorn with
-deploy/gunicorn.conf.py for each HTTP service, both relays, the consumer), with APP_ENV=production and
+deploy/gunicorn.conf.py for each HTTP service, both relays, the consumer, and nginx with
+deploy/nginx/nginx.conf in front, through which every request goes), with APP_ENV=production and
 real secrets, against the real PostgreSQL and RabbitMQ (quorum queues) on loopback and an SMTP server.
 A person signs up, verifies from the mail, signs in, creates an organization and sees its members;
 then invites a second person, whose invitation arrives by mail, who accepts it and sees that
@@ -17,7 +18,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests import backends
+from tests import backends, nginx
 from tests.processes import Processes, wait_for
 from tests.smtp_sink import SmtpSink
 
@@ -40,18 +41,21 @@ def empty_databases():
 
 @pytest.fixture
 def stack(empty_databases, rabbit_vhost, tmp_path):
-    """Migrated and running as compose runs it; yields (urls, SMTP sink, processes)."""
+    """Migrated and running as compose runs it; yields (nginx's urls, SMTP sink, processes)."""
     ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
+    public = {name: backends.free_port() for name in nginx.SERVICES}  # what compose publishes: nginx's
     with SmtpSink() as sink:
-        env = production_env(empty_databases, rabbit_vhost.url(), sink.url, ports, tmp_path)
+        env = production_env(empty_databases, rabbit_vhost.url(), sink.url, ports, public["identity"], tmp_path)
         processes = start_stack(env, tmp_path)
         try:
-            yield wait_ready(ports), sink, processes
+            wait_ready(ports)
+            with nginx.Nginx(tmp_path, public, {name: f"127.0.0.1:{port}" for name, port in ports.items()}):
+                yield {name: f"http://127.0.0.1:{port}" for name, port in public.items()}, sink, processes
         finally:
             processes.stop_all()
 
 
-def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict, tmp_path) -> dict:
+def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict, public_port: int, tmp_path) -> dict:
     client_secret = "tenancy-" + uuid.uuid4().hex + uuid.uuid4().hex
     return {
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1",
@@ -67,8 +71,9 @@ def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict,
         "SMTP_URL": smtp_url,
         "IDENTITY_PORT": str(ports["identity"]), "TENANCY_PORT": str(ports["tenancy"]),
         "NOTIFIER_PORT": str(ports["notifier"]),
-        "IDENTITY_PUBLIC_URL": f"http://127.0.0.1:{ports['identity']}",
-        "IDENTITY_INTERNAL_URL": f"http://127.0.0.1:{ports['identity']}",
+        "IDENTITY_PUBLIC_URL": f"http://127.0.0.1:{public_port}",  # through nginx, as clients see it
+        "IDENTITY_INTERNAL_URL": f"http://127.0.0.1:{ports['identity']}",  # tenancy calls identity directly
+        "PROXY_HOPS": "1",  # nginx
         "PASSWORD_MIN_LENGTH": "8", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "2",
         "VAR_DIR": str(tmp_path / "var"),
     }
