@@ -164,6 +164,41 @@ def test_every_response_carries_a_request_id_and_no_store_headers(app):
         assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
 
 
+def test_every_response_forbids_framing_and_referrers(app):
+    client = app.test_client()
+
+    for response in (client.get("/healthz"), client.get("/openapi.json"), client.get("/docs"),
+                     client.get("/no-such-route"), client.delete("/healthz"), client.options("/healthz")):
+        assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
+        assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+        assert response.headers.getlist("Content-Security-Policy") == ["frame-ancestors 'none'"]
+
+
+def concrete(rule) -> str:
+    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", "x", rule.rule)  # <string:id> -> x
+
+
+def test_options_answers_204_with_allow_and_no_body_on_every_route(app):
+    client = app.test_client()
+
+    for rule in app.url_map.iter_rules():
+        response = client.options(concrete(rule))
+
+        assert response.status_code == 204, (rule.rule, response.status_code)
+        assert set(response.headers["Allow"].split(", ")) >= rule.methods, rule.rule
+        assert response.get_data() == b"" and "Content-Type" not in response.headers, rule.rule
+
+
+def test_a_204_of_the_api_has_no_content_type(service_databases, tmp_path, clock):
+    identity = build("identity", service_databases.fresh("identity"), tmp_path, clock=clock).test_client()
+
+    response = identity.post("/v1/sessions/revoke", json={"refresh_token": "x" * 43})  # unknown: ignored, 204
+
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
+
+
 def test_a_response_that_sets_its_own_cache_control_keeps_it(service_databases, tmp_path, clock):
     identity = build("identity", service_databases.fresh("identity"), tmp_path, clock=clock).test_client()
 
