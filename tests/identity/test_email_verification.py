@@ -347,14 +347,14 @@ def test_a_dead_links_page_sends_a_new_link(client, outbox, clock, unverified):
 def test_a_dead_links_page_answers_the_same_for_any_address(client, auth, outbox, clock, unverified):
     auth.verified_account("grace@example.com")
     clock.advance(COOLDOWN + 1)
+    before = len(outbox.events(VERIFICATION_REQUESTED))
 
     answers = [client.post("/verify-email/resend", data={"email": email})
                for email in (unverified, "grace@example.com", "nobody@example.com")]
 
     assert [r.status_code for r in answers] == [202, 202, 202]
     assert len({r.get_data() for r in answers}) == 1
-    assert [e["data"]["email"] for e in outbox.events(VERIFICATION_REQUESTED)][-1:] == [unverified]
-    assert verification_mails(outbox, unverified) == 2
+    assert [e["data"]["email"] for e in outbox.events(VERIFICATION_REQUESTED)[before:]] == [unverified]
 
 
 @pytest.mark.parametrize("data", [{"email": "not an address"}, {"email": "ada@example.com\r\nBcc: x@example.com"},
