@@ -14,6 +14,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_30
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import assert_problem
+from tests.identity.test_email_verification import page_loads
 
 SERVICES = ["identity", "tenancy", "notifier"]
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1//"
@@ -172,6 +173,15 @@ def test_every_response_forbids_framing_and_referrers(app):
         assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
         assert response.headers.getlist("X-Frame-Options") == ["DENY"]
         assert response.headers.getlist("Content-Security-Policy") == ["frame-ancestors 'none'"]
+
+
+def test_every_html_page_of_identity_is_under_the_strict_policy(service_databases, tmp_path, clock):
+    identity = build("identity", service_databases.fresh("identity"), tmp_path, clock=clock).test_client()
+
+    for path in ("/verify-email?token=x", "/reset-password?token=x", "/v1/oidc/nope/callback?code=a&state=b"):
+        response = identity.get(path)
+        assert response.mimetype == "text/html", path
+        page_loads(identity, response)
 
 
 def concrete(rule) -> str:
