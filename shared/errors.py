@@ -110,8 +110,9 @@ class ErrorMap:
 
     def response(self, error: DomainError) -> Response:
         headers = {}
-        if isinstance(error, RateLimited):
-            headers["Retry-After"] = str(error.retry_after)
+        retry_after = getattr(error, "retry_after", None)  # rate limits, and dependencies that are down
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         status = self.status_for(error)
         if status == 401 and getattr(error, "bearer", False):
             # RFC 6750 3: error_description may hold only %x20-21 / %x23-5B / %x5D-7E (no '"' or '\\').

@@ -16,6 +16,14 @@ from shared.errors import ErrorMap
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+class ServiceFlask(Flask):
+    def make_default_options_response(self):
+        """`OPTIONS` answers 204 with `Allow` and no body (Flask's own is an empty text/html 200)."""
+        response = super().make_default_options_response()
+        response.status_code = 204
+        return response
+
+
 class ProblemApi(Api):
     """flask-smorest Api whose HTTP errors are problem+json documents."""
 
@@ -26,7 +34,7 @@ class ProblemApi(Api):
 def build_app(name: str, title: str, description: str, error_map: ErrorMap,
               readiness: dict[str, Callable[[], None]], collectors=(),
               serving: Collection[str] = ("database",)) -> tuple[Flask, Api]:
-    app = Flask(name)
+    app = ServiceFlask(name)
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0",
@@ -62,6 +70,12 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
             headers["Cache-Control"] = "no-store"
         if "x-content-type-options" not in present:
             headers["X-Content-Type-Options"] = "nosniff"
+        if "content-security-policy" not in present:  # HTML pages set a stricter one of their own
+            headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "no-referrer"
+        if response.status_code == 204:  # no content, so no Content-Type (RFC 9110 8.3)
+            headers.pop("Content-Type", None)
         started = g.get("request_started")
         if started is not None:
             rule = request.url_rule

@@ -14,6 +14,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_30
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import assert_problem
+from tests.identity.test_email_verification import page_loads
 
 SERVICES = ["identity", "tenancy", "notifier"]
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1//"
@@ -162,6 +163,50 @@ def test_every_response_carries_a_request_id_and_no_store_headers(app):
     for response in (made_up, echoed, refused, longest, too_long):
         assert response.headers.getlist("Cache-Control") == ["no-store"]
         assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+
+
+def test_every_response_forbids_framing_and_referrers(app):
+    client = app.test_client()
+
+    for response in (client.get("/healthz"), client.get("/openapi.json"), client.get("/docs"),
+                     client.get("/no-such-route"), client.delete("/healthz"), client.options("/healthz")):
+        assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
+        assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+        assert response.headers.getlist("Content-Security-Policy") == ["frame-ancestors 'none'"]
+
+
+def test_every_html_page_of_identity_is_under_the_strict_policy(service_databases, tmp_path, clock):
+    identity = build("identity", service_databases.fresh("identity"), tmp_path, clock=clock).test_client()
+
+    for path in ("/verify-email?token=x", "/reset-password?token=x", "/v1/oidc/nope/callback?code=a&state=b"):
+        response = identity.get(path)
+        assert response.mimetype == "text/html", path
+        page_loads(identity, response)
+
+
+def concrete(rule) -> str:
+    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", "x", rule.rule)  # <string:id> -> x
+
+
+def test_options_answers_204_with_allow_and_no_body_on_every_route(app):
+    client = app.test_client()
+
+    for rule in app.url_map.iter_rules():
+        response = client.options(concrete(rule))
+
+        assert response.status_code == 204, (rule.rule, response.status_code)
+        assert set(response.headers["Allow"].split(", ")) >= rule.methods, rule.rule
+        assert response.get_data() == b"" and "Content-Type" not in response.headers, rule.rule
+
+
+def test_a_204_of_the_api_has_no_content_type(service_databases, tmp_path, clock):
+    identity = build("identity", service_databases.fresh("identity"), tmp_path, clock=clock).test_client()
+
+    response = identity.post("/v1/sessions/revoke", json={"refresh_token": "x" * 43})  # unknown: ignored, 204
+
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
 
 
 def test_a_response_that_sets_its_own_cache_control_keeps_it(service_databases, tmp_path, clock):

@@ -89,29 +89,45 @@ def resend_verification(uow, throttle: Throttle, settings: Settings, email: str,
         uow.commit()
 
 
-def _take_token(uow, token: str, purpose: str, now: datetime) -> tuple[OneTimeToken, bool]:
-    """Find a live token of `purpose`; returns it and whether it was already used."""
+def _find_token(uow, token: str, purpose: str, now: datetime) -> OneTimeToken:
+    """A token of `purpose` that is either used or still live; spends nothing."""
     row = uow.tokens.get(opaque_tokens.digest(token))
     if row is None or row.purpose != purpose:
         raise TokenInvalid()
+    if row.used_at is None and row.expires_at <= now:
+        raise TokenExpired()
+    return row
+
+
+def _take_token(uow, token: str, purpose: str, now: datetime) -> tuple[OneTimeToken, bool]:
+    """Find a live token of `purpose`; returns it and whether it was already used."""
+    row = _find_token(uow, token, purpose, now)
     if row.used_at is not None:
         return row, True
-    if row.expires_at <= now:
-        raise TokenExpired()
     return row, not uow.tokens.use(row, now)
 
 
+def _verification_account(uow, row: OneTimeToken, used: bool) -> Account:
+    """The account a verification token names; a used token still shows it only once it is verified."""
+    account = uow.accounts.get(row.account_id)
+    if account is None or (used and not account.email_verified):
+        raise TokenInvalid()
+    return account
+
+
+def verification_link(uow, *, token: str, now: datetime) -> dict:
+    """The account a verification link would confirm, read without spending the token: the page a
+    link opens shows this and a button, and only the button's POST (`confirm_email`) changes anything."""
+    with uow:
+        row = _find_token(uow, token, EMAIL_VERIFICATION, now)
+        return _verification_account(uow, row, row.used_at is not None).public()
+
+
 def confirm_email(uow, token: str, now: datetime) -> dict:
-    """Verify the address. Confirming again with the same token is harmless (mail scanners pre-click)."""
+    """Verify the address. Confirming again with the same token is harmless (a second click, a retry)."""
     with uow:
         row, already_used = _take_token(uow, token, EMAIL_VERIFICATION, now)
-        account = uow.accounts.get(row.account_id)
-        if account is None:
-            raise TokenInvalid()
-        if already_used:
-            if account.email_verified:
-                return account.public()
-            raise TokenInvalid()
+        account = _verification_account(uow, row, already_used)
         if not account.email_verified:
             account.email_verified = True
             account.updated_at = now
@@ -196,11 +212,9 @@ def request_password_reset(uow, throttle: Throttle, settings: Settings, email: s
 def reset_password(uow, throttle: Throttle, settings: Settings, token: str, new_password: str, now: datetime) -> None:
     """Set a new password with a reset token; every session is signed out. 2FA stays on."""
     with uow:
-        row = uow.tokens.get(opaque_tokens.digest(token))
-        if row is None or row.purpose != PASSWORD_RESET or row.used_at is not None:
+        row = _find_token(uow, token, PASSWORD_RESET, now)
+        if row.used_at is not None:
             raise TokenInvalid()
-        if row.expires_at <= now:
-            raise TokenExpired()
         account = uow.accounts.get(row.account_id)
         email = account.email
     passwords.check_policy(new_password, email, settings.password_min_length, field="new_password")

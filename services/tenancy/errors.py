@@ -68,3 +68,4 @@ class IdentityUnavailable(DomainError):
     """The identity service did not answer; try again shortly."""
 
     code = "dependency_unavailable"
+    retry_after = 5  # seconds, sent as Retry-After: about what identity needs to restart or fail over

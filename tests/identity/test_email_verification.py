@@ -1,6 +1,9 @@
 """Email verification: confirming a token, resending the mail, and the page the mail's button opens."""
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
+
 import pytest
 
 from tests.conftest import AuthActions, assert_problem, token_from_url
@@ -165,38 +168,235 @@ def test_resend_refuses_a_malformed_address(client):
     assert_problem(resend(client, "ada@example.com\r\nBcc: x@example.com"), 422, "validation_failed")
 
 
-# The page the mail's button opens
+# The page the mail's button opens: opening it changes nothing, its button's POST verifies
 
 
-def test_the_page_verifies_and_says_so(client, auth, unverified):
-    response = client.get(f"/verify-email?token={auth.verification_token(unverified)}")
+class Forms(HTMLParser):
+    """The forms of an HTML page: each a dict of method, action, inputs {name: value} and button labels."""
 
-    assert response.status_code == 200
+    def __init__(self, page: str):
+        super().__init__()
+        self.forms: list[dict] = []
+        self._button: list[str] | None = None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"method": attrs.get("method", "get").lower(), "action": attrs.get("action"),
+                               "inputs": {}, "buttons": []})
+        elif tag == "input" and self.forms:
+            self.forms[-1]["inputs"][attrs.get("name")] = attrs.get("value")
+        elif tag == "button" and self.forms:
+            self._button = []
+
+    def handle_data(self, data):
+        if self._button is not None:
+            self._button.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "button" and self._button is not None:
+            self.forms[-1]["buttons"].append("".join(self._button).strip())
+            self._button = None
+
+
+def open_link(client, token: str):
+    """What a mail scanner or link preview does: GET the link, follow nothing."""
+    return client.get(f"/verify-email?token={token}", follow_redirects=False)
+
+
+def press_the_button(client, token: str):
+    return client.post("/verify-email", data={"token": token})
+
+
+def assert_page(response, status: int) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "text/html"
-    assert "verified" in response.get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def test_opening_the_link_verifies_nothing_however_often(client, auth, outbox, unverified):
+    token = auth.verification_token(unverified)
+
+    for _ in range(3):
+        assert_page(open_link(client, token), 200)
+
+    assert_problem(auth.sign_in(unverified), 403, "email_not_verified")
+    assert outbox.events("identity.account.verified") == []
+    assert confirm(client, token).json["email_verified"] is True  # and the token was not spent either
+
+
+def test_the_page_shows_a_verify_my_email_button_that_posts_the_token(client, auth, unverified):
+    token = auth.verification_token(unverified)
+
+    page = assert_page(open_link(client, token), 200)
+
+    assert unverified in page
+    [form] = Forms(page).forms
+    assert form["method"] == "post" and form["action"] == "/verify-email"
+    assert form["inputs"] == {"token": token}
+    assert form["buttons"] == ["Verify my email"]
+
+
+def test_pressing_the_button_verifies_and_says_so(client, auth, unverified):
+    token = auth.verification_token(unverified)
+    form = Forms(assert_page(open_link(client, token), 200)).forms[0]
+
+    page = assert_page(client.post(form["action"], data=form["inputs"]), 200)
+
+    assert "Your email is verified" in page and unverified in page
     assert auth.sign_in(unverified).status_code == 200
 
 
-def test_the_page_is_200_when_a_mail_scanner_opened_it_first(client, auth, unverified):
-    url = f"/verify-email?token={auth.verification_token(unverified)}"
-    client.get(url)
+def test_pressing_the_button_twice_is_fine(client, auth, outbox, unverified):
+    token = auth.verification_token(unverified)
+    press_the_button(client, token)
 
-    assert client.get(url).status_code == 200
+    assert "Your email is verified" in assert_page(press_the_button(client, token), 200)
+    assert len(outbox.events("identity.account.verified")) == 1
+
+
+def test_opening_the_link_once_verified_says_so_without_a_button(client, auth, unverified):
+    token = auth.verification_token(unverified)
+    press_the_button(client, token)
+
+    page = assert_page(open_link(client, token), 200)
+
+    assert "Your email is verified" in page
+    assert all(form["action"] != "/verify-email" for form in Forms(page).forms)
+
+
+def test_a_scanner_opening_the_link_does_not_let_someone_else_in_with_the_victims_address(client, auth, outbox):
+    """The attack: someone signs up with a victim's address; the victim's mail scanner opens the link. The
+    sign-up stays unverified, so the attacker can neither sign in nor, signed in, turn on 2FA or read the
+    invitations addressed to the victim."""
+    attacker_password = "the attacker's own password"
+    auth.sign_up("victim@example.com", password=attacker_password)
+    token = auth.verification_token("victim@example.com")
+    assert_problem(auth.sign_in("victim@example.com", attacker_password), 403, "email_not_verified")
+
+    for _ in range(3):
+        open_link(client, token)
+
+    assert_problem(auth.sign_in("victim@example.com", attacker_password), 403, "email_not_verified")
+    assert outbox.events("identity.account.verified") == []
+
+
+def dead_link_page(response, status: int = 400) -> str:
+    """A dead link's page: says so and offers a new link (a form that posts an address)."""
+    page = assert_page(response, status)
+    assert "does not work" in page
+    [form] = Forms(page).forms
+    assert form["method"] == "post" and form["action"] == "/verify-email/resend"
+    assert list(form["inputs"]) == ["email"] and form["buttons"] == ["Send a new link"]
+    return page
 
 
 @pytest.mark.parametrize("query", ["?token=not-a-token", "?token=", ""])
 def test_the_page_says_a_bad_link_does_not_work(client, query):
-    response = client.get(f"/verify-email{query}")
-
-    assert response.status_code == 400
-    assert response.mimetype == "text/html"
-    assert "does not work" in response.get_data(as_text=True)
+    dead_link_page(client.get(f"/verify-email{query}"))
 
 
 def test_the_page_says_an_expired_link_does_not_work(client, auth, clock, unverified):
     clock.advance(DAY + 1)
 
-    response = client.get(f"/verify-email?token={auth.verification_token(unverified)}")
+    assert "expired" in dead_link_page(open_link(client, auth.verification_token(unverified)))
 
-    assert response.status_code == 400
-    assert "expired" in response.get_data(as_text=True)
+
+@pytest.mark.parametrize("data", [{"token": "not-a-token"}, {"token": ""}, {}])
+def test_pressing_the_button_of_a_bad_link_says_it_does_not_work(client, auth, unverified, data):
+    dead_link_page(client.post("/verify-email", data=data))
+
+    assert_problem(auth.sign_in(unverified), 403, "email_not_verified")
+
+
+def test_pressing_the_button_after_the_link_expired_says_so(client, auth, clock, unverified):
+    token = auth.verification_token(unverified)
+    form = Forms(assert_page(open_link(client, token), 200)).forms[0]
+    clock.advance(DAY + 1)
+
+    assert "expired" in dead_link_page(client.post(form["action"], data=form["inputs"]))
+    assert_problem(auth.sign_in(unverified), 403, "email_not_verified")
+
+
+def test_pressing_the_button_of_a_link_a_newer_mail_replaced_says_it_does_not_work(client, auth, clock, unverified):
+    earlier = auth.verification_token(unverified)
+    clock.advance(COOLDOWN + 1)
+    resend(client, unverified)
+
+    dead_link_page(press_the_button(client, earlier))
+    assert_problem(auth.sign_in(unverified), 403, "email_not_verified")
+
+
+def test_a_password_reset_link_does_not_work_on_the_page(client, outbox, unverified):
+    token = reset_token(client, outbox, unverified)
+
+    dead_link_page(open_link(client, token))
+    dead_link_page(press_the_button(client, token))
+
+
+def test_a_dead_links_page_sends_a_new_link(client, outbox, clock, unverified):
+    clock.advance(COOLDOWN + 1)
+
+    page = assert_page(client.post("/verify-email/resend", data={"email": unverified}), 202)
+
+    assert "Check your inbox" in page
+    assert verification_mails(outbox, unverified) == 2
+
+
+def test_a_dead_links_page_answers_the_same_for_any_address(client, auth, outbox, clock, unverified):
+    auth.verified_account("grace@example.com")
+    clock.advance(COOLDOWN + 1)
+    before = len(outbox.events(VERIFICATION_REQUESTED))
+
+    answers = [client.post("/verify-email/resend", data={"email": email})
+               for email in (unverified, "grace@example.com", "nobody@example.com")]
+
+    assert [r.status_code for r in answers] == [202, 202, 202]
+    assert len({r.get_data() for r in answers}) == 1
+    assert [e["data"]["email"] for e in outbox.events(VERIFICATION_REQUESTED)[before:]] == [unverified]
+
+
+@pytest.mark.parametrize("data", [{"email": "not an address"}, {"email": "ada@example.com\r\nBcc: x@example.com"},
+                                  {}])
+def test_a_dead_links_page_refuses_what_is_not_an_address(client, outbox, data):
+    before = len(outbox.events(VERIFICATION_REQUESTED))
+
+    dead_link_page(client.post("/verify-email/resend", data=data), 422)
+
+    assert len(outbox.events(VERIFICATION_REQUESTED)) == before
+
+
+def test_a_dead_links_page_is_limited_per_client_address(make_identity_app):
+    client = make_identity_app(IP_RATE_LIMIT_PER_MINUTE=2).test_client()
+
+    answers = [client.post("/verify-email/resend", data={"email": "nobody@example.com"}) for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [202, 202, 429]
+    assert int(answers[-1].headers["Retry-After"]) > 0
+    dead_link_page(answers[-1], 429)
+
+
+def page_loads(client, response) -> None:
+    """The page is allowed nothing but its own stylesheet and forms that post to its own origin, and
+    needs nothing more: no script, no inline style, and the stylesheet it links is served."""
+    policy = response.headers["Content-Security-Policy"]
+    assert {d.strip() for d in policy.split(";")} == {
+        "default-src 'none'", "style-src 'self'", "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"}
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    page = response.get_data(as_text=True)
+    assert "<script" not in page and "<style" not in page and "style=" not in page
+    [stylesheet] = re.findall(r'<link rel="stylesheet" href="([^"]+)">', page)
+    assert stylesheet.startswith("/")  # same origin
+    css = client.get(stylesheet)
+    assert css.status_code == 200 and css.mimetype == "text/css"
+
+
+def test_every_state_of_the_page_keeps_its_token_to_itself_and_loads_only_itself(client, auth, unverified):
+    token = auth.verification_token(unverified)
+
+    for response in (open_link(client, token), client.get("/verify-email?token=x"),
+                     client.post("/verify-email/resend", data={"email": unverified}),
+                     press_the_button(client, token), press_the_button(client, "x")):
+        page_loads(client, response)

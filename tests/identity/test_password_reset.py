@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.conftest import AuthActions, assert_problem, bearer, token_from_url
+from tests.identity.test_email_verification import page_loads
 
 NEW_PASSWORD = "a brand new passphrase"
 RESET_TTL = 3600  # PASSWORD_RESET_TTL default
@@ -180,6 +181,27 @@ def test_the_page_shows_a_form_carrying_the_token(client, outbox, ada):
     page = response.get_data(as_text=True)
     assert "<form" in page and 'name="new_password"' in page
     assert f'value="{token}"' in page
+
+
+def test_opening_the_link_spends_nothing_however_often(client, auth, outbox, ada):
+    token = reset_token(client, outbox, "ada@example.com")
+
+    for _ in range(3):  # what a mail scanner or link preview does: GET the link, follow nothing
+        assert client.get(f"/reset-password?token={token}", follow_redirects=False).status_code == 200
+
+    assert refresh(client, ada).status_code == 200  # no session ended
+    assert auth.sign_in("ada@example.com", AuthActions.PASSWORD).status_code == 200
+    assert confirm(client, token).status_code == 204  # the token is still unused
+
+
+def test_every_state_of_the_page_keeps_its_token_to_itself_and_loads_only_itself(client, outbox, ada):
+    token = reset_token(client, outbox, "ada@example.com")
+
+    for response in (client.get(f"/reset-password?token={token}"),
+                     client.post("/reset-password", data={"token": token, "new_password": "password"}),
+                     client.post("/reset-password", data={"token": token, "new_password": NEW_PASSWORD}),
+                     client.post("/reset-password", data={"token": token, "new_password": NEW_PASSWORD})):
+        page_loads(client, response)
 
 
 def test_the_page_form_sets_the_new_password(client, auth, outbox, ada):

@@ -198,6 +198,21 @@ def test_tenancy_keeps_verifying_tokens_while_identity_is_down(identity_app, liv
                    "dependency_unavailable")
 
 
+def test_what_needs_identity_while_it_is_down_is_a_503_saying_when_to_retry(identity_app, live_server,
+                                                                               make_tenancy_app, people):
+    identity = live_server(closing_connections(identity_app))
+    client = make_tenancy_app(IDENTITY_INTERNAL_URL=identity.url).test_client()
+    ada = people.new("ada@example.com")
+    created = client.post("/v1/organizations", json={"name": "Analytical Engines"}, headers=ada["headers"])
+    assert created.status_code == 201, created.json  # the JWKS is fetched and cached; ada's name is not
+
+    identity.stop()
+    response = client.get(f"/v1/workspaces/{created.json['workspace']['id']}/members", headers=ada["headers"])
+
+    assert_problem(response, 503, "dependency_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+
+
 # --- list and read ------------------------------------------------------------------------------------
 
 def test_list_shows_only_my_organizations_with_my_role(tenancy, people, tenants):
@@ -289,6 +304,17 @@ def test_only_the_owner_deletes_an_organization(tenancy, people, tenants, tenanc
     assert tenancy.get(f"/v1/organizations/{org_id}", headers=ada["headers"]).status_code == 200
 
     assert tenancy.delete(f"/v1/organizations/{org_id}", headers=ada["headers"]).status_code == 204
+
+
+def test_a_delete_answers_204_with_no_content_and_no_content_type(tenancy, people, tenants):
+    ada = people.new("ada@example.com")
+    org_id = tenants.organization(ada)["organization"]["id"]
+
+    response = tenancy.delete(f"/v1/organizations/{org_id}", headers=ada["headers"])
+
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
 
 
 def test_delete_takes_the_workspaces_memberships_and_invitations_with_it(tenancy, people, tenants):

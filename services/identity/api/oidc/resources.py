@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import g, make_response, redirect, render_template, request
+from flask import g, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, validate
 
 from services.identity import federation
 from services.identity.api.common import SignInResultSchema, limit_per_ip, token_field
+from services.identity.api.pages.resources import page
 from services.identity.oidc import AuthorizationRequest, OidcError, ReturnToNotAllowed, return_to_allowed
 from services.identity.runtime import runtime
 from shared.auth import bearer_required
@@ -71,8 +72,7 @@ def _back_to_app(return_to: str, **fragment) -> str:
 
 def _error_page(message: str, status: int = 400):
     # A Response object, so flask-smorest passes it through as HTML instead of serialising it.
-    return make_response(render_template("pages/oidc_error.html", title="Sign-in did not work", message=message),
-                         status)
+    return page("pages/oidc_error.html", status, title="Sign-in did not work", message=message)
 
 
 @blp.route("/oidc/<string:provider>/authorize")
