@@ -4,7 +4,8 @@ and goes on, never exits, and every mail arrives exactly once. And the notifier'
 process, says when no consumer is at work.
 
 The database goes away the way a restart or failover looks to a client: new connections are refused
-(`ALLOW_CONNECTIONS false`) and every open one is ended (`pg_terminate_backend`).
+(`ALLOW_CONNECTIONS false`) and every open one is ended (`pg_terminate_backend`), on a database of
+the test's own.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ class Notifier:
 
     def __init__(self, database_url: str, broker_url: str, sink: SmtpSink, processes: Processes):
         self.database_url = database_url
-        self.database = database_url.rsplit("/", 1)[1]
         self.broker_url = broker_url
         self.sink = sink
         self.processes = processes
@@ -73,11 +73,10 @@ class Notifier:
                                  routing_key="identity.email_verification.requested", delivery_mode=2)
 
     def refuse_connections(self) -> None:
-        backends._admin_execute(f"ALTER DATABASE {self.database} ALLOW_CONNECTIONS false")
-        backends._admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.database}'")
+        backends.refuse_connections(self.database_url)
 
     def allow_connections(self) -> None:
-        backends._admin_execute(f"ALTER DATABASE {self.database} ALLOW_CONNECTIONS true")
+        backends.allow_connections(self.database_url)
 
     def queue_depth(self) -> int:
         with Connection(self.broker_url) as conn:
