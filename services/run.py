@@ -1,8 +1,10 @@
 """`python -m services.run` (what `make run` calls): migrate, then run every process on one machine.
 
 Identity, tenancy and notifier HTTP servers under gunicorn, the notifier's consumer and both outbox
-relays, as child processes with prefixed output. Ctrl-C (or SIGTERM) stops them all; if one dies, the
-rest are stopped too, so a broken setup never half-runs.
+relays, as child processes with prefixed output. A child that dies is started again, as a process
+manager would: after 1 s, doubling up to 30 s while it keeps dying, back to 1 s once it stayed up a
+minute; each exit and restart is logged. Ctrl-C (or SIGTERM) stops them all. A broken configuration
+never half-runs: every setting is validated, and every migration run, before anything starts.
 """
 from __future__ import annotations
 
@@ -26,6 +28,16 @@ PROCESSES = {
     "tenancy-relay": (["services.tenancy", "relay"], "tenancy-relay"),
 }
 MIGRATIONS = ["services.identity", "services.tenancy", "services.notifier"]
+FIRST_RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+STABLE_AFTER = 60.0  # seconds up after which a child's next exit counts as a first one
+
+
+def restart_delay(previous: float | None, uptime: float) -> float:
+    """How long to wait before starting a child again that exited after `uptime` seconds."""
+    if previous is None or uptime >= STABLE_AFTER:
+        return FIRST_RESTART_DELAY
+    return min(previous * 2, MAX_RESTART_DELAY)
 
 
 def _validate() -> None:
@@ -55,6 +67,53 @@ def _pipe(name: str, stream) -> None:
         sys.stdout.flush()
 
 
+class Child:
+    """One supervised process: started, and started again after it exits."""
+
+    def __init__(self, name: str, args: list[str], env: dict):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.delay: float | None = None  # the last restart delay, None until it first exits
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", *self.args], env=self.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        threading.Thread(target=_pipe, args=(self.name, self.process.stdout), daemon=True).start()
+
+    def tend(self) -> None:
+        """Notice an exit and schedule the restart, or restart when the delay is over."""
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                print(f"threshold: restarting {self.name}", flush=True)
+                self.start()
+            return
+        code = self.process.poll()
+        if code is None:
+            return
+        self.delay = restart_delay(self.delay, now - self.started_at)
+        self.restart_at = now + self.delay
+        print(f"threshold: {self.name} exited with {code}; restarting in {self.delay:g}s", flush=True)
+
+    def terminate(self) -> None:
+        if self.restart_at is None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, deadline: float) -> None:
+        try:
+            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def main() -> None:
     _validate()
     env = dict(os.environ)
@@ -73,40 +132,27 @@ def main() -> None:
     # notifier's consumer); stale files of an earlier run would be counted too, so start afresh.
     metrics_root = config.var_dir(env) / "metrics"
     shutil.rmtree(metrics_root, ignore_errors=True)
-    children: dict[str, subprocess.Popen] = {}
+    children: list[Child] = []
     for name, (args, metrics_group) in PROCESSES.items():
         (metrics_root / metrics_group).mkdir(parents=True, exist_ok=True)
-        child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)}
-        child = subprocess.Popen([sys.executable, "-m", *args], env=child_env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
-        children[name] = child
-        threading.Thread(target=_pipe, args=(name, child.stdout), daemon=True).start()
+        child = Child(name, args, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)})
+        child.start()
+        children.append(child)
     print("threshold: identity http://127.0.0.1:%s  tenancy http://127.0.0.1:%s  notifier http://127.0.0.1:%s"
           % (env.get("IDENTITY_PORT", "8001"), env.get("TENANCY_PORT", "8002"), env.get("NOTIFIER_PORT", "8003")),
           flush=True)
 
-    exit_code = 0
     while not stopping.is_set():
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"threshold: {name} exited with {child.returncode}; stopping everything", flush=True)
-                exit_code = child.returncode or 1
-                stopping.set()
-                break
+        for child in children:
+            child.tend()
         stopping.wait(0.5)
 
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+    for child in children:
+        child.terminate()
     deadline = time.monotonic() + 25
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    for child in children:
+        child.wait(deadline)
     print("threshold: stopped", flush=True)
-    sys.exit(exit_code)
 
 
 if __name__ == "__main__":

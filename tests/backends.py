@@ -175,6 +175,17 @@ def _reset(name: str, seeded: dict[str, tuple[list[str], list[tuple]]]) -> None:
             conn.cursor().executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
 
 
+def refuse_connections(url: str) -> None:
+    """The database goes away as in a restart or failover: new connections refused, open ones ended."""
+    name = url.rsplit("/", 1)[1]
+    _admin_execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    _admin_execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+
+
+def allow_connections(url: str) -> None:
+    _admin_execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} ALLOW_CONNECTIONS true")
+
+
 def _pg_url(name: str) -> str:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 

@@ -218,11 +218,28 @@ def test_a_response_that_sets_its_own_cache_control_keeps_it(service_databases, 
     assert jwks.headers.getlist("X-Content-Type-Options") == ["nosniff"]
 
 
-def test_readyz_answers_200_when_database_and_bus_answer(app):
+def report_consumer_at_work(database_url: str) -> None:
+    """What a notifier consumer does when it starts consuming: its heartbeat row (the consumer itself,
+    and the check failing without one, are tested in tests/notifier/test_consumer_faults.py)."""
+    from services.notifier.consumer import Heartbeat
+    from services.notifier.repository import CONSUMING, Heartbeats
+    from shared.database import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        Heartbeat(Heartbeats(engine), interval=15)(CONSUMING)
+    finally:
+        engine.dispose()
+
+
+def test_readyz_answers_200_when_database_and_bus_answer(app, service, service_databases):
+    if service == "notifier":  # whose readiness also needs a consumer at work
+        report_consumer_at_work(service_databases.urls[-1])
     response = app.test_client().get("/readyz")
 
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json()["checks"] == {"database": "ok", "bus": "ok"}
+    assert response.get_json()["checks"] == {"database": "ok", "bus": "ok",
+                                             **({"consumer": "ok"} if service == "notifier" else {})}
 
 
 def test_readyz_answers_503_naming_the_bus_when_the_broker_is_down(service, service_databases, tmp_path, clock):

@@ -65,20 +65,23 @@ def consume(settings) -> None:
 
         values.ValueClass = values.MultiProcessValue(process_identifier=lambda: f"consumer{os.getpid()}")
 
-    from services.notifier.consumer import MailConsumer
+    from services.notifier.consumer import Heartbeat, MailConsumer
     from services.notifier.messages import Renderer
-    from services.notifier.repository import Deliveries
+    from services.notifier.repository import Deliveries, Heartbeats
     from services.notifier.senders import make_sender
     from shared import bus
     from shared.database import make_engine
 
+    engine = make_engine(settings.database_url)
+    heartbeat = Heartbeat(Heartbeats(engine), settings.heartbeat_interval)
     consumer = MailConsumer(
         bus.connect(settings.broker_url, settings.var_dir),
         Renderer(settings.mail_from),
         make_sender(settings.smtp_url, settings.mail_dir, settings.smtp_timeout),
-        Deliveries(make_engine(settings.database_url)),
+        Deliveries(engine),
         prefetch_count=settings.prefetch_count,
         retry_delays=settings.retry_delays,
+        heartbeat=heartbeat,
     )
 
     def _stop(*_):
@@ -90,6 +93,7 @@ def consume(settings) -> None:
         consumer.run()
     finally:
         consumer.close()
+        heartbeat.stop()
 
 
 if __name__ == "__main__":

@@ -6,33 +6,73 @@ failures go to a retry queue with a growing delay; what can never become a mail 
 event, a bad recipient, an SMTP 5xx) and what failed every retry goes to the dead-letter queue, and
 later messages keep flowing. Republishing happens before the ack, on a separate connection that
 waits for the broker's confirm, so no step can lose a message.
+
+A database error never ends the consumer: before the send the message is put back on the queue, and
+after the send the delivery is recorded again until it is; either way the consumer waits (1 s,
+doubling up to 30 s) and the pool makes fresh connections. While it consumes, the consumer refreshes
+its heartbeat row, which the notifier's /readyz reads from another process.
 """
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 
 from kombu import Connection, Producer
 from kombu.mixins import ConsumerMixin
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.notifier import metrics
 from services.notifier.messages import MessageRejected, Renderer
-from services.notifier.repository import Deliveries
+from services.notifier.repository import BACKING_OFF, CONSUMING, Deliveries, Heartbeats
 from services.notifier.senders import PermanentSendError, TransientSendError
 from shared import bus
 from shared.database import utcnow
 from shared.events import EnvelopeInvalid, parse_envelope
 
 log = logging.getLogger("threshold.notifier.consumer")
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+
+
+class Heartbeat:
+    """This consumer's row in `consumer_heartbeats`: written when its state changes, and at least every
+    `interval` seconds while it stays the same. A write that fails is logged and tried an interval later."""
+
+    def __init__(self, heartbeats: Heartbeats, interval: float, consumer_id: str | None = None):
+        self.heartbeats = heartbeats
+        self.interval = interval
+        self.consumer_id = consumer_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._state: str | None = None
+        self._tried_at = float("-inf")
+
+    def __call__(self, state: str, detail: str = "") -> None:
+        if state == self._state and time.monotonic() - self._tried_at < self.interval:
+            return
+        self._state, self._tried_at = state, time.monotonic()
+        try:
+            self.heartbeats.beat(self.consumer_id, state, detail, utcnow())
+        except SQLAlchemyError as exc:  # the row goes stale, which /readyz reports
+            log.warning("consumer heartbeat not written (%s)", type(exc).__name__)
+
+    def stop(self) -> None:
+        try:
+            self.heartbeats.forget(self.consumer_id)
+        except SQLAlchemyError as exc:
+            log.warning("consumer heartbeat not removed (%s); it goes stale instead", type(exc).__name__)
 
 
 class MailConsumer(ConsumerMixin):
     def __init__(self, connection: Connection, renderer: Renderer, sender, deliveries: Deliveries,
-                 prefetch_count: int = 10, retry_delays: tuple[float, ...] = bus.NOTIFIER_RETRY_DELAYS):
+                 prefetch_count: int = 10, retry_delays: tuple[float, ...] = bus.NOTIFIER_RETRY_DELAYS,
+                 heartbeat: Heartbeat | None = None):
         self.connection = connection
         self.renderer = renderer
         self.sender = sender
         self.deliveries = deliveries
+        self.heartbeat = heartbeat or (lambda state, detail="": None)
+        self.backoff = FIRST_BACKOFF
         self.prefetch_count = prefetch_count
         self.queues = bus.notifier(tuple(retry_delays))
         # RabbitMQ waits out retry delays in TTL queues; the embedded transports cannot, so there the
@@ -46,6 +86,16 @@ class MailConsumer(ConsumerMixin):
         return [Consumer(queues=[self.queues.main()], callbacks=[self.on_message], accept=["json"],
                          prefetch_count=self.prefetch_count, on_decode_error=self.on_decode_error)]
 
+    def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
+        self.heartbeat(CONSUMING)
+
+    def on_iteration(self) -> None:
+        self.heartbeat(CONSUMING)
+
+    def on_connection_error(self, exc, interval) -> None:
+        super().on_connection_error(exc, interval)
+        self.heartbeat(BACKING_OFF, f"broker: {type(exc).__name__}")
+
     def on_decode_error(self, message, exc) -> None:
         self._dead_letter(message, f"undecodable body ({type(exc).__name__})")
 
@@ -55,7 +105,14 @@ class MailConsumer(ConsumerMixin):
         except EnvelopeInvalid as exc:
             self._dead_letter(message, f"not an event: {exc}")
             return
-        if self.deliveries.delivered(envelope["id"]):
+        try:
+            delivered = self.deliveries.delivered(envelope["id"])
+        except SQLAlchemyError as exc:  # nothing sent yet: the message goes back, we wait and try again
+            message.requeue()
+            self._back_off(exc)
+            return
+        self.backoff = FIRST_BACKOFF
+        if delivered:
             metrics.DUPLICATES.inc()
             message.ack()
             return
@@ -68,11 +125,34 @@ class MailConsumer(ConsumerMixin):
         except TransientSendError as exc:
             self._retry(message, envelope, str(exc))
             return
-        self.deliveries.record(envelope["id"], envelope["type"], mail.template, utcnow())
+        if not self._record(envelope, mail.template):
+            return  # stopping: left unacknowledged, so the broker delivers it again
         metrics.DELIVERED.labels(mail.template).inc()
         message.ack()
         log.info("mail delivered", extra={"event": "mail_delivered", "event_id": envelope["id"],
                                           "template": mail.template, "request_id": envelope.get("requestid")})
+
+    def _record(self, envelope: dict, template: str) -> bool:
+        """Record a sent mail, trying until the database takes it: a message put back now would be
+        mailed twice. False only when asked to stop first."""
+        while True:
+            try:
+                self.deliveries.record(envelope["id"], envelope["type"], template, utcnow())
+            except SQLAlchemyError as exc:
+                if self.should_stop:
+                    log.error("event %s: mailed but not recorded; stopping (%s)", envelope["id"], type(exc).__name__)
+                    return False
+                self._back_off(exc)
+                continue
+            self.backoff = FIRST_BACKOFF
+            return True
+
+    def _back_off(self, exc: SQLAlchemyError) -> None:
+        reason = f"database: {type(exc).__name__}"
+        log.warning("notifier database error (%s); backing off %gs", reason, self.backoff)
+        self.heartbeat(BACKING_OFF, reason)
+        self._wait(self.backoff, BACKING_OFF, reason)
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
 
     def _retry(self, message, envelope: dict, reason: str) -> None:
         attempt = int((message.headers or {}).get(bus.ATTEMPT_HEADER, 0))
@@ -114,10 +194,12 @@ class MailConsumer(ConsumerMixin):
             self._producer = Producer(self._publisher.default_channel)
         return self._producer
 
-    def _wait(self, seconds: float) -> None:
-        """Wait out a retry delay, but stop early when asked to stop (the message is then redelivered)."""
+    def _wait(self, seconds: float, state: str = CONSUMING, detail: str = "") -> None:
+        """Wait out a retry delay or a backoff, but stop early when asked to stop (the message is then
+        redelivered). The heartbeat goes on meanwhile: waiting out a retry delay is consuming too."""
         deadline = time.monotonic() + seconds
         while not self.should_stop and time.monotonic() < deadline:
+            self.heartbeat(state, detail)
             time.sleep(min(0.1, deadline - time.monotonic()))
 
     def close(self) -> None:

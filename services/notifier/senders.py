@@ -26,11 +26,14 @@ class FileSender:
         self.directory = directory
 
     def send(self, message: EmailMessage, name: str, links: list[str]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / f"{name}.eml"
         partial = target.with_suffix(".eml.partial")
-        partial.write_bytes(bytes(message))
-        partial.replace(target)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(bytes(message))
+            partial.replace(target)
+        except OSError as exc:  # a full or read-only disk: like an SMTP server away, try again later
+            raise TransientSendError(f"{type(exc).__name__}: {exc.strerror}") from None
         # Development only (no SMTP server configured): the links are how a developer follows the flow.
         log.info("mail written to %s for %s; links: %s", target, message["To"], " ".join(links))
 

@@ -20,6 +20,12 @@ class Settings:
     mail_from: str
     prefetch_count: int
     retry_delays: tuple[float, ...]
+    consumer_stale_after: int
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """How often a consumer refreshes its heartbeat: a few beats fit in the staleness bound."""
+        return self.consumer_stale_after / 4
 
     @property
     def mail_dir(self) -> Path:
@@ -43,6 +49,7 @@ class Settings:
             mail_from=mail_from,
             prefetch_count=config.integer(env, "NOTIFIER_PREFETCH", 10, minimum=1, maximum=1000),
             retry_delays=_delays(env),
+            consumer_stale_after=config.integer(env, "NOTIFIER_CONSUMER_STALE_AFTER", 60, minimum=2, maximum=3600),
         )
 
 

@@ -1,0 +1,58 @@
+"""`make run` (`python -m services.run`) as a process manager: a child that dies is started again,
+with a bounded, growing delay, and logged; the rest keep running; Ctrl-C still stops everything."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+
+from services.run import FIRST_RESTART_DELAY, MAX_RESTART_DELAY, STABLE_AFTER, restart_delay
+from tests.processes import wait_for
+from tests.test_cross_process import (_cmdline, check_verification_mail, descendants, sign_up, stacks,  # noqa: F401
+                                      stop_cleanly, unique_address, wait_for_eml)
+
+
+def test_the_restart_delay_doubles_to_a_bound_and_resets_after_a_stable_run():
+    delays, delay = [], None
+    for _ in range(8):
+        delay = restart_delay(delay, uptime=0.5)
+        delays.append(delay)
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert (FIRST_RESTART_DELAY, MAX_RESTART_DELAY) == (1, 30)
+    assert restart_delay(30, uptime=STABLE_AFTER) == FIRST_RESTART_DELAY
+    assert restart_delay(30, uptime=STABLE_AFTER - 1) == MAX_RESTART_DELAY
+
+
+def consumers(stack) -> list[int]:
+    return [pid for pid, _ in descendants(stack.process.pid) if "services.notifier consume" in _cmdline(pid)]
+
+
+@pytest.mark.slow
+def test_a_killed_child_is_restarted_and_logged_while_the_rest_keep_running_then_ctrl_c_stops_all(stacks):
+    stack = stacks()
+    stack.wait_ready()
+    [consumer] = consumers(stack)
+
+    os.kill(consumer, signal.SIGKILL)
+    wait_for(lambda: "threshold: restarting mailer" in stack.log() or stack.process.poll() is not None, timeout=15,
+             what="the supervisor to restart the consumer")
+    assert stack.process.poll() is None, f"services.run exited:\n{stack.log()}"
+    assert "threshold: mailer exited with -9; restarting in 1s" in stack.log(), stack.log()
+    [restarted] = wait_for(lambda: [pid for pid in consumers(stack) if pid != consumer] or None, timeout=15,
+                           what="a new consumer process")
+    assert "stopping everything" not in stack.log()
+    stack.wait_ready(timeout=15)  # the HTTP services never went away
+
+    # The new consumer mails what is signed up now.
+    address = unique_address()
+    sign_up(stack, address)
+    _, message = wait_for_eml(stack.var_dir / "mail", address)
+    check_verification_mail(message, address, stack.identity_url)
+    assert consumers(stack) == [restarted]
+
+    stack.snapshot()
+    stop_cleanly(stack)
+    whole_log = stack.log(last=100_000)
+    assert len(re.findall(r"exited with .*; restarting in", whole_log)) == 1, whole_log  # nothing else died
