@@ -4,7 +4,8 @@ An address is accepted only if the notifier can deliver it over plain SMTP (no S
 local part of at most 64 characters, unquoted; a domain name (no IP literal), an internationalised one
 turned into its ASCII (punycode) form; 254 characters at most. Compatibility look-alikes (full-width
 letters, ligatures, the Kelvin sign, decomposed accents: anything NFKC would change) are refused
-rather than folded, so two accounts never read the same. The syntax rules are email-validator's; no DNS is asked.
+rather than folded, so two accounts never read the same. The syntax rules are email-validator's; no
+DNS is asked.
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ TEMPLATES: dict[str, tuple[str, dict]] = {
     "identity.mfa.disabled": ("mfa_notice", {"enabled": False}),
 }
 
+
 class MessageRejected(ValueError):
     """The event cannot become a mail (unknown type, bad recipient, missing data): never retry it."""
 
