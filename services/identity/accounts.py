@@ -9,7 +9,7 @@ from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredent
 from services.identity.models import Account, OneTimeToken
 from services.identity.queries import Reads
 from services.identity.settings import Settings
-from shared import opaque_tokens
+from shared import addresses, opaque_tokens
 from shared.errors import RateLimited
 from shared.events import Event
 from shared.throttle import Throttle
@@ -18,13 +18,9 @@ EMAIL_VERIFICATION = "email_verification"
 PASSWORD_RESET = "password_reset"
 
 
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
-
-
 def email_key(prefix: str, email: str) -> str:
     """Throttle key for an address, without storing the address itself."""
-    return f"{prefix}:{hashlib.sha256(normalise_email(email).encode()).hexdigest()[:40]}"
+    return f"{prefix}:{hashlib.sha256(addresses.lookup_form(email).encode()).hexdigest()[:40]}"
 
 
 def _issue_token(uow, account: Account, purpose: str, ttl: int, now: datetime) -> tuple[str, datetime]:
@@ -50,7 +46,7 @@ def record_verification_mail(uow, account: Account, settings: Settings, now: dat
 def register(uow, settings: Settings, email: str, password: str, first_name: str, last_name: str,
              now: datetime) -> dict:
     """Create an unverified account and, in the same transaction, the verification mail event."""
-    email = normalise_email(email)
+    email = addresses.normalise(email)  # the API has refused what this would; other callers get ValueError
     passwords.check_policy(password, email, settings.password_min_length)
     password_hash = passwords.hash_password(password)
     with uow:
@@ -82,7 +78,7 @@ def resend_verification(uow, throttle: Throttle, settings: Settings, email: str,
     if not _address_allowance(throttle, "verify", email, settings):
         return
     with uow:
-        account = uow.accounts.by_email(normalise_email(email))
+        account = uow.accounts.by_email(addresses.lookup_form(email))
         if account is None or account.email_verified:
             return
         record_verification_mail(uow, account, settings, now)
@@ -195,7 +191,7 @@ def request_password_reset(uow, throttle: Throttle, settings: Settings, email: s
     if not _address_allowance(throttle, "reset", email, settings):
         return
     with uow:
-        account = uow.accounts.by_email(normalise_email(email))
+        account = uow.accounts.by_email(addresses.lookup_form(email))
         if account is None:
             return
         token, expires_at = _issue_token(uow, account, PASSWORD_RESET, settings.password_reset_ttl, now)

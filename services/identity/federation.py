@@ -17,7 +17,6 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from services.identity.accounts import normalise_email
 from services.identity.errors import (AccountExists, AccountNotFound, IdentityAlreadyLinked, ProviderEmailMissing,
                                       ProviderEmailNotVerified,
                                       TokenExpired, TokenInvalid)
@@ -27,7 +26,7 @@ from services.identity.models import Account, FederatedIdentity, OneTimeToken
 from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
 from services.identity.settings import Settings
-from shared import opaque_tokens
+from shared import addresses, opaque_tokens
 from shared.events import Event
 
 log = logging.getLogger("threshold.identity.federation")
@@ -72,7 +71,11 @@ def _name(value, fallback: str) -> str:
 
 
 def _new_account(uow, data: dict, now: datetime) -> Account:
-    email = normalise_email(data["email"])
+    try:
+        email = addresses.normalise(data["email"])
+    except addresses.AddressRejected:
+        raise ProviderEmailMissing("The provider shared an email address we cannot send mail to, which an "
+                                   "account needs.") from None
     account = Account(email=email, password_hash=None, first_name=_name(data.get("given_name"), email.split("@")[0]),
                       last_name=_name(data.get("family_name"), "-"), email_verified=True,
                       mfa_enabled=False, created_at=now, updated_at=now)
@@ -97,7 +100,7 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
         else:
             if not isinstance(data.get("email"), str) or "@" not in data["email"]:
                 raise ProviderEmailMissing()
-            account = uow.accounts.by_email(normalise_email(data["email"]))
+            account = uow.accounts.by_email(addresses.lookup_form(data["email"]))
             # Never silently into an account whose own address is unproven: whoever registered it may not
             # own the address (pre-account hijacking); they link from the profile once it is theirs.
             if account is not None and not (provider.allow_linking and data["email_verified"]

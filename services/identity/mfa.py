@@ -15,7 +15,7 @@ from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, AuditRecord, TotpCredential
 from services.identity.sessions import start_session
 from services.identity.settings import Settings
-from shared import opaque_tokens
+from shared import addresses, opaque_tokens
 from shared.events import Event
 from shared.throttle import Throttle
 
@@ -209,7 +209,7 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
 def admin_reset(uow, email: str, actor: str, reason: str, now: datetime) -> str:
     """Support path for a lost phone: turn 2FA off, keep an audit record, mail the owner. Returns the account id."""
     with uow:
-        account = uow.accounts.by_email(email.strip().lower())
+        account = uow.accounts.by_email(addresses.lookup_form(email))
         if account is None:
             raise AccountNotFound(f"No account with the email {email!r}.")
         if not account.mfa_enabled and uow.totp.get(account.id) is None:

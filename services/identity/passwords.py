@@ -61,11 +61,17 @@ def common_passwords() -> bytes:
     return ("\n" + "\n".join(gzip.decompress(data).decode().split()) + "\n").encode()
 
 
-def is_common(folded: str) -> bool:
-    # No word on the list holds whitespace, so a password with some is not on it (and a newline in a
-    # password cannot join two words of the list into a match).
-    return not any(char.isspace() for char in folded) and \
-        f"\n{folded}\n".encode("utf-8", "surrogatepass") in common_passwords()
+def comparison_key(text: str) -> str:
+    """How a password is compared with the common list and the email: NFKC, case-folded, with no
+    whitespace or invisible format characters anywhere, so `Password `, `pass word` and `pass\u200bword`
+    all meet `password`. Only for comparing: the password hashed is the one typed (NFKC, nothing removed)."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return "".join(char for char in folded if not (char.isspace() or unicodedata.category(char) == "Cf"))
+
+
+def is_common(key: str) -> bool:
+    # The key holds no whitespace, so it cannot span two lines of the list.
+    return bool(key) and f"\n{key}\n".encode("utf-8", "surrogatepass") in common_passwords()
 
 
 def check_policy(password: str, email: str, min_length: int, field: str = "password") -> None:
@@ -75,8 +81,8 @@ def check_policy(password: str, email: str, min_length: int, field: str = "passw
         raise PasswordRejected(f"Use at least {min_length} characters.", field)
     if length > MAX_LENGTH:
         raise PasswordRejected(f"Use at most {MAX_LENGTH} characters.", field)
-    folded = normalise(password).casefold()
-    if is_common(folded):
+    key = comparison_key(password)
+    if is_common(key):
         raise PasswordRejected("This password is too common; choose another.", field)
-    if folded == email.casefold():
+    if key == comparison_key(email):
         raise PasswordRejected("The password must not be your email address.", field)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from services.identity import passwords
-from services.identity.accounts import email_key, failure_policy, normalise_email
+from services.identity.accounts import email_key, failure_policy
 from services.identity.errors import (EmailNotVerified, InvalidCredentials, RefreshTokenExpired,
                                       RefreshTokenInvalid, RefreshTokenReused)
 from services.identity.keys import KeyStore
@@ -15,7 +15,7 @@ from services.identity.models import MfaChallenge
 from services.identity.queries import Reads
 from services.identity.repository import Rotations
 from services.identity.settings import Settings
-from shared import jwt, opaque_tokens
+from shared import addresses, jwt, opaque_tokens
 from shared.database import new_id
 from shared.throttle import Throttle
 
@@ -85,7 +85,7 @@ def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Set
     The account is read once, before the hash; a change to it during the hash is no different
     from one just after a sign-in.
     """
-    email = normalise_email(email)
+    email = addresses.lookup_form(email)
     key = email_key("sign-in", email)
     earlier_failures = throttle.check_blocked(key)
     account = reads.sign_in_account(email)

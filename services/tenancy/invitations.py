@@ -9,7 +9,7 @@ from services.tenancy.directory import IdentityDirectory
 from services.tenancy.errors import (AlreadyMember, Forbidden, InvitationExpired, InvitationPending,
                                      InvitationTokenInvalid, NotFound)
 from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
-from shared import opaque_tokens
+from shared import addresses, opaque_tokens
 from shared.events import Event
 
 
@@ -28,7 +28,7 @@ def invitation_document(invitation: Invitation, workspace_name: str | None = Non
 def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str, email: str, role: str,
            accept_base_url: str, ttl: int, now: datetime) -> dict:
     """Invite an address; the notifier mails it an accept link. Owners may invite owners."""
-    email = email.strip().lower()
+    email = addresses.normalise(email)  # the API has refused what this would; other callers get ValueError
     with uow:
         _workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
         require_role(caller_role, "admin")

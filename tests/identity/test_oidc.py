@@ -287,6 +287,22 @@ def test_a_provider_that_shares_no_email_cannot_create_an_account(fed):
     assert fed.count("accounts") == 0 and fed.count("federated_identities") == 0
 
 
+@pytest.mark.parametrize("email", ["jos\u00e9@example.com", '"kay"@example.com', "kay@[192.0.2.1]"])
+def test_a_vouched_address_we_cannot_mail_creates_no_account(fed, email):
+    fed.idp().user = User(sub="10005", email=email, email_verified=True)
+
+    response = fed.exchange(fed.login_code())
+
+    assert_problem(response, 400, "email_missing")
+    assert fed.count("accounts") == 0 and fed.count("federated_identities") == 0
+
+
+def test_a_vouched_internationalised_domain_makes_an_account_in_ascii(fed):
+    fed.idp().user = User(sub="10006", email="Kay@B\u00fccher.de", email_verified=True)
+
+    assert fed.me(fed.sign_in())["email"] == "kay@xn--bcher-kva.de"
+
+
 def test_returning_sign_in_lands_on_the_same_account_keyed_by_issuer_and_subject(fed):
     idp = fed.idp()
     idp.user = User(sub="20001", email="ada@example.com")

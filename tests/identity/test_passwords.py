@@ -110,7 +110,8 @@ def test_the_first_and_last_words_of_the_list_are_refused(client):
     assert_refused(sign_up(client, "fallen_angel"))  # and its last
 
 
-@pytest.mark.parametrize("password", ["password\n123456", "123456 password", "xpassword", "passwordx"])
+# "123456" and "password" are the list's first two lines: no newline or space joins them into a match.
+@pytest.mark.parametrize("password", ["123456\npassword", "123456 password", "xpassword", "passwordx"])
 def test_common_words_inside_a_longer_password_do_not_make_it_common(client, password):
     assert sign_up(client, password).status_code == 201
 
@@ -121,7 +122,25 @@ def test_common_passwords_are_refused_whatever_the_minimum(make_identity_app):
     assert_refused(sign_up(client, "123456"))
 
 
-@pytest.mark.parametrize("password", ["ada@example.com", "ADA@Example.com"])
+@pytest.mark.parametrize("common", [
+    "password ", " password", "password\t", "pass word", "p a s s w o r d", "PASS  WORD", "iloveyou\u00a0",
+    "\u3000qwerty123", "pass\u200bword", "pass\u00adword", "\uff50\uff41\uff53\uff53 word",
+])
+def test_whitespace_or_invisible_characters_do_not_hide_a_common_password(client, common):
+    assert_refused(sign_up(client, common))
+
+
+def test_a_password_with_spaces_is_hashed_as_typed(auth):
+    password = " kq7# zpw4mx "
+    auth.verified_account("ada@example.com", password)
+
+    assert auth.sign_in("ada@example.com", "kq7#zpw4mx").status_code == 401
+    assert auth.sign_in("ada@example.com", "kq7# zpw4mx").status_code == 401
+    assert auth.sign_in("ada@example.com", password).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["ada@example.com", "ADA@Example.com", " ada@example.com ",
+                                      "ada @example.com"])
 def test_the_email_address_is_refused_as_password(client, password):
     assert_refused(sign_up(client, password, email="ada@example.com"))
 

@@ -108,6 +108,48 @@ def test_who_may_invite_with_which_role(tenancy, people, tenants):
     assert_problem(tenancy.get(f"/v1/workspaces/{ws_id}/invitations", headers=mallory["headers"]), 404, "not_found")
 
 
+UNMAILABLE = [
+    "jos\u00e9@example.com",  # accented local part (plain SMTP has no SMTPUTF8)
+    '"grace hopper"@example.com', '"grace"@example.com',  # quoted local parts
+    "grace@[192.0.2.1]",  # IP-literal domain
+    "g" * 65 + "@example.com",  # 65 characters before the @
+    "\uff47race@example.com", "\u0131nvitee@example.com", "grace@\uff45xample.com",  # look-alikes
+    "grace@example.com\x85",
+]
+
+
+def test_an_address_the_notifier_cannot_mail_is_not_invited(tenancy, people, tenants, tenancy_outbox):
+    ada = people.new("ada@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+
+    for address in UNMAILABLE:
+        response = tenancy.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": address},
+                                headers=ada["headers"])
+        body = assert_problem(response, 422, "validation_failed")
+        assert list(body["errors"]) == ["email"], address
+        [message] = body["errors"]["email"]
+        assert message.endswith(".") and len(message) > 20, (address, message)
+    assert tenancy_outbox.events("tenancy.invitation.created") == []
+
+
+def test_an_internationalised_domain_is_invited_in_ascii_and_its_owner_accepts(tenancy, people, tenants,
+                                                                                tenancy_outbox):
+    ada = people.new("ada@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+
+    invitation, token = tenants.invite(ada, ws_id, "Grace@B\u00fccher.de")
+
+    assert invitation["email"] == "grace@xn--bcher-kva.de"
+    [event] = tenancy_outbox.events("tenancy.invitation.created")
+    assert event["data"]["email"] == "grace@xn--bcher-kva.de"
+    grace = people.new("grace@b\u00fccher.de")  # signs up typing the Unicode form
+    assert [i["id"] for i in tenancy.get("/v1/invitations", headers=grace["headers"]).json["items"]] == [
+        invitation["id"]]
+    assert tenants.accept(grace, invitation["id"], token).status_code == 200
+    assert_problem(tenancy.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": "grace@xn--bcher-kva.de"},
+                                headers=ada["headers"]), 409, "already_member")
+
+
 def test_a_member_is_not_invited_again(tenancy, people, tenants):
     ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
     ws_id = tenants.organization(ada)["workspace"]["id"]

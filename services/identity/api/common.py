@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from services.identity import errors, oidc, passwords
 from services.identity.runtime import runtime
+from shared.addresses import EmailField
 from shared.auth import InsufficientScope
 from shared.errors import ErrorMap
 from shared.jwt import TokenRejected
@@ -46,18 +47,9 @@ def no_control_characters(value: str) -> None:
         raise ValidationError("Must not contain control characters or line breaks.")
 
 
-class NormalisedEmail(fields.Email):
-    """An email address, trimmed and lower-cased before it is validated."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str):
-            no_control_characters(value)
-            value = value.strip().lower()
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-def email_field(**kwargs) -> fields.Email:
-    return NormalisedEmail(validate=validate.Length(max=254), **kwargs)
+def email_field(**kwargs) -> fields.String:
+    """An address we can mail (shared/addresses.py), in its normalised form."""
+    return EmailField(**kwargs)
 
 
 def name_field(**kwargs) -> fields.String:

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from services.tenancy import invitations
 from services.tenancy.api.common import OrganizationRefSchema, role_field
 from services.tenancy.runtime import caller, runtime
+from shared.addresses import EmailField
 from shared.auth import bearer_required
 
 blp = Blueprint("invitations", __name__, url_prefix="/v1", description="Invitations")
@@ -30,9 +31,7 @@ class InvitationListSchema(Schema):
 
 
 class InviteSchema(Schema):
-    # `(?![\s\S])` is end of input in both Python and ECMA-262 (the OpenAPI pattern dialect); `\Z` is Python only.
-    email = fields.Email(required=True, validate=[validate.Length(max=254),
-                                                  validate.Regexp(r"^[^\r\n\x00]*(?![\s\S])")])
+    email = EmailField(required=True)
     role = role_field(load_default="member")
 
 
