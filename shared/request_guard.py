@@ -55,7 +55,7 @@ def refusal(request: Request) -> Response | None:
             body = request.get_data(cache=True)
             if body:
                 try:
-                    fields += _json_fields_with_nul(_parse_json(body))
+                    fields += _json_fields_with_nul(body)
                 except MalformedJson as error:
                     return errors.problem(400, "malformed_json", error.message)
         elif request.mimetype in FORM_TYPES:
@@ -80,9 +80,13 @@ def _parse_json(body: bytes):
         raise MalformedJson(NUMBER_TOO_LONG) from None
 
 
-def _json_fields_with_nul(document) -> list[str]:
-    """The top-level fields whose strings (keys included) hold a NUL; raises MalformedJson for a lone
-    surrogate or nesting deeper than MAX_JSON_DEPTH. Walks with a stack of its own, not recursion."""
+def _json_fields_with_nul(body: bytes) -> list[str]:
+    """The top-level fields of the JSON body whose strings (keys included) hold a NUL; raises
+    MalformedJson for a body that does not parse, a lone surrogate or nesting deeper than
+    MAX_JSON_DEPTH. Walks with a stack of its own, not recursion."""
+    document = _parse_json(body)
+    if b"\\u" not in body and body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return []  # a NUL or a surrogate needs a \u escape; too few brackets to nest too deep
     fields: list[str] = []
 
     def check(text: str, field: str) -> None:
