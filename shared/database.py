@@ -106,7 +106,7 @@ def describe_error(error: BaseException) -> str | None:
     """A line naming the database error in `error` or its chain, with no value in it; None when the
     chain holds none. A database error's own text can quote what was written (psycopg's
     `DETAIL: Key (email)=(…)` or `Failing row contains (…)`, a trigger's message), so a log gets this
-    line instead: the driver's error class, SQLSTATE, constraint and statement (placeholders only)."""
+    line instead: the driver's error class, its code (SQLSTATE), constraint and statement (placeholders only)."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -115,7 +115,7 @@ def describe_error(error: BaseException) -> str | None:
             diag = getattr(orig, "diag", None)
             parts = [f"{type(error).__name__} ({type(orig).__module__}.{type(orig).__name__})"]
             parts += [f"{label} {value}" for label, value in (
-                ("SQLSTATE", getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)),
+                ("code", getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)),
                 ("constraint", getattr(diag, "constraint_name", None)),
                 ("in", getattr(error, "statement", None))) if value]
             return ", ".join(parts)
