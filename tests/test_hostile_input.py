@@ -223,24 +223,26 @@ def test_concurrent_sign_ups_with_one_email_are_one_201_and_409s(identity_app, i
 
 # --- point 11: a failed write logs no personal data and no secret ----------------------------------------
 
-def refuse_new_accounts(database_url: str) -> None:
-    """A fault in the real database: every INSERT into accounts fails (a CHECK on PostgreSQL, whose error
-    quotes the failing row; a trigger on SQLite)."""
-    engine = create_engine(database_url)
-    try:
+@pytest.fixture
+def refusing_accounts(identity_db):
+    """A fault in the real database: every INSERT into accounts fails. On PostgreSQL a CHECK, whose error
+    quotes the failing row (removed afterwards: the working database is reused by later tests); on SQLite
+    a trigger (the database file is this test's own)."""
+    engine = create_engine(identity_db)
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE accounts ADD CONSTRAINT refuse_all CHECK (false) NOT VALID" if postgres else
+                          "CREATE TRIGGER refuse_all BEFORE INSERT ON accounts "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
+    yield
+    if postgres:
         with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("ALTER TABLE accounts ADD CONSTRAINT refuse_all CHECK (false) NOT VALID"))
-            else:
-                conn.execute(text("CREATE TRIGGER refuse_all BEFORE INSERT ON accounts "
-                                  "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"))
-    finally:
-        engine.dispose()
+            conn.execute(text("ALTER TABLE accounts DROP CONSTRAINT refuse_all"))
+    engine.dispose()
 
 
-def test_a_failed_write_logs_no_personal_data_or_secret(client, identity_db, caplog):
+def test_a_failed_write_logs_no_personal_data_or_secret(client, refusing_accounts, caplog):
     caplog.set_level(logging.DEBUG)
-    refuse_new_accounts(identity_db)
     password = "first-Secret-Phrase-4711"
 
     response = client.post("/v1/accounts", json={"email": "grace@example.com", "password": password,
