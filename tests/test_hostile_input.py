@@ -4,6 +4,7 @@ strings, concurrent sign-ups with one address; and a failed database write leave
 secret in the log. The guard is `shared/request_guard.py`; docs/security.md says what each answer is."""
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import uuid
@@ -181,6 +182,16 @@ def test_a_nul_in_the_client_id_form_field_is_422(client, form):
     problem = assert_problem(client.post("/v1/oauth/token", data=form), 422, "validation_failed")
 
     assert problem["errors"] == {"client_id": ["Must not contain a NUL character."]}
+
+
+@pytest.mark.parametrize("credentials", [b"%00:secret", b"tenancy%00:" + DEVELOPMENT_SECRET.encode()])
+def test_a_nul_in_the_client_id_of_basic_credentials_is_401(client, credentials):
+    """client_secret_basic form-encodes the id inside base64, where the request guard cannot see it."""
+    headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+    response = client.post("/v1/oauth/token", data={"grant_type": "client_credentials"}, headers=headers)
+
+    assert_problem(response, 401, "invalid_client")
 
 
 @pytest.mark.parametrize("service, method, path, body, field", [
