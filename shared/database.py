@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
-import psycopg
 from sqlalchemy.exc import DisconnectionError, IntegrityError, StatementError
 from sqlalchemy.orm import sessionmaker
 

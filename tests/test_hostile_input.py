@@ -26,7 +26,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 @pytest.fixture
-def world(client, auth, people, tenants, tenancy, identity_app, tenancy_app):
+def world(client, people, tenants, tenancy, identity_app, tenancy_app):
     """A verified person signed in to identity, owning an organization and its workspace in tenancy."""
     ada = people.new("ada@example.com")
     created = tenants.organization(ada)
@@ -209,7 +209,8 @@ def test_a_nul_in_a_json_string_is_422_naming_the_field(world, service, method, 
 
     response = client.open(path.format(**world["ids"]), method=method, json=body, headers=world["headers"])
 
-    assert assert_problem(response, 422, "validation_failed")["errors"] == {field: ["Must not contain a NUL character."]}
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"] == {field: ["Must not contain a NUL character."]}
 
 
 # --- point 9: concurrent sign-ups with one address (PostgreSQL: SQLite serialises them at BEGIN) ----------
