@@ -1,16 +1,18 @@
 """Engines and sessions. Nothing is connected at import time: services call `make_engine`."""
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, StatementError
 from sqlalchemy.orm import sessionmaker
 
 
@@ -42,6 +44,7 @@ def make_engine(url: str, pool_size: int = 5, autocommit: bool = False, ping_aft
     # An autocommit connection has no transaction to roll back when it returns to the pool: skipping
     # that reset saves a driver call per checkout (a hundred microseconds on PostgreSQL).
     options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    options["hide_parameters"] = True
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -90,6 +93,34 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
                 dbapi_connection.rollback()  # the ping opened a transaction; the checkout owner begins its own
         except Exception as error:  # whatever broke, this connection is no use: the pool makes a new one
             raise DisconnectionError(f"pooled connection failed its ping: {type(error).__name__}") from error
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    """Whether the database refused a write because a unique index already holds its key."""
+    orig = error.orig
+    return (getattr(orig, "sqlstate", None) == "23505"
+            or getattr(orig, "sqlite_errorname", None) in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"))
+
+
+def describe_error(error: BaseException) -> str | None:
+    """A line naming the database error in `error` or its chain, with no value in it; None when the
+    chain holds none. A database error's own text can quote what was written (psycopg's
+    `DETAIL: Key (email)=(…)` or `Failing row contains (…)`, a trigger's message), so a log gets this
+    line instead: the driver's error class, its code (SQLSTATE), constraint and statement (placeholders only)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (StatementError, psycopg.Error, sqlite3.Error)):
+            orig = getattr(error, "orig", None) or error
+            diag = getattr(orig, "diag", None)
+            parts = [f"{type(error).__name__} ({type(orig).__module__}.{type(orig).__name__})"]
+            parts += [f"{label} {value}" for label, value in (
+                ("code", getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)),
+                ("constraint", getattr(diag, "constraint_name", None)),
+                ("in", getattr(error, "statement", None))) if value]
+            return ", ".join(parts)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
+
+from shared import database
 
 log = logging.getLogger("threshold.errors")
 PROBLEM_JSON = "application/problem+json"
@@ -132,5 +135,10 @@ def register(app: Flask, error_map: ErrorMap) -> None:
         if isinstance(error, HTTPException):
             return http_exception_problem(error)
         request_id = getattr(g, "request_id", None)
-        log.exception("unhandled error (request_id=%s)", request_id)
+        described = database.describe_error(error)
+        if described is None:
+            log.exception("unhandled error (request_id=%s)", request_id)
+        else:  # the database's own text can quote the row it refused: frames and a description only
+            log.error("unhandled error (request_id=%s): %s\n%s", request_id, described,
+                      "".join(traceback.format_tb(error.__traceback__)).rstrip())
         return problem(500, "internal_error", "Something went wrong on our side.", correlation_id=request_id)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 from flask import Flask, g, jsonify, request
 from flask_smorest import Api
 
-from shared import errors, metrics
+from shared import errors, metrics, request_guard
 from shared.errors import ErrorMap
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -60,6 +60,7 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
         g.request_started = time.perf_counter()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
         g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        return request_guard.refusal(request)
 
     @app.after_request
     def _finish(response):

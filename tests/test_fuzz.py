@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from tests.conftest import bearer
+from tests.tenancy.conftest import (identity_server, make_tenancy_app, people, tenancy, tenancy_app,  # noqa: F401
+                                    tenancy_db, tenancy_outbox, tenants)
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -53,3 +55,10 @@ def test_identity_never_errors(identity_app, auth):
     _account, tokens = auth.verified_account("fuzz@example.com")
     exercised = fuzz(identity_app, bearer(tokens))
     assert "POST /v1/accounts" in exercised and "GET /v1/me" in exercised
+
+
+def test_tenancy_never_errors(tenancy_app, people, tenants):
+    owner = people.new("fuzz@example.com")
+    tenants.organization(owner)
+    exercised = fuzz(tenancy_app, owner["headers"])
+    assert "POST /v1/organizations" in exercised and "PATCH /v1/workspaces/{workspace_id}" in exercised

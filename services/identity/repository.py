@@ -6,16 +6,25 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.identity.errors import EmailTaken
 from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
                                      RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
+from shared.database import is_unique_violation
 from shared.statements import Precompiled
 from shared.unit_of_work import Repository
 
 
 class Accounts(Repository):
     def add(self, account: Account) -> None:
+        """Insert the account; EmailTaken when its address has one already, also when a concurrent
+        sign-up inserted it after this transaction looked (the unique index on `email` decides)."""
         self.session.add(account)
-        self.session.flush()
+        try:
+            self.session.flush()
+        except IntegrityError as error:
+            if not is_unique_violation(error):
+                raise
+            raise EmailTaken() from None
 
     def get(self, account_id: str) -> Account | None:
         return self.session.get(Account, account_id)

@@ -13,6 +13,7 @@ from marshmallow import Schema, fields, validate
 from services.identity import clients
 from services.identity.errors import InvalidClient
 from services.identity.runtime import runtime
+from shared.request_guard import NUL
 
 blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="Service-to-service tokens")
 
@@ -40,7 +41,10 @@ def _basic_credentials() -> tuple[str, str] | None:
         client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise InvalidClient() from None
-    return unquote(client_id), unquote(secret)
+    client_id = unquote(client_id)
+    if NUL in client_id:  # encoded twice over, out of the request guard's sight; no client has one
+        raise InvalidClient()
+    return client_id, unquote(secret)
 
 
 @blp.route("/token")
