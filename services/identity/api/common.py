@@ -11,6 +11,7 @@ from services.identity.runtime import runtime
 from shared.auth import InsufficientScope
 from shared.errors import ErrorMap
 from shared.jwt import TokenRejected
+from shared.throttle import Throttle
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
@@ -106,3 +107,9 @@ def limit_per_ip(scope: str) -> None:
     """Per-client-address limit on the routes that cost us (hashing, mail); 429 past it."""
     rt = runtime()
     rt.throttle.hit(f"ip:{scope}:{request.remote_addr}", rt.settings.ip_rate_limit, 60)
+
+
+def guess_throttle() -> Throttle:
+    """The failure throttle for guesses at a secret (passwords, codes, client secrets), keyed on the
+    client's address as well as the target (`Throttle.guess`)."""
+    return runtime().throttle.for_source(request.remote_addr)

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, validate
 
 from services.identity import clients
 from services.identity.errors import InvalidClient
+from services.identity.api.common import guess_throttle
 from services.identity.runtime import runtime
 
 blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="Service-to-service tokens")
@@ -59,5 +60,5 @@ class Token(MethodView):
         basic = _basic_credentials()
         client_id, secret = basic if basic else (form.get("client_id", ""), form.get("client_secret", ""))
         rt = runtime()
-        return clients.issue_token(rt.uow(), rt.keys, rt.settings, form["grant_type"], client_id, secret,
-                                   form.get("scope"), rt.clock())
+        return clients.issue_token(rt.uow(), guess_throttle(), rt.keys, rt.settings, form["grant_type"], client_id,
+                                   secret, form.get("scope"), rt.clock())
