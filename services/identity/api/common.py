@@ -61,10 +61,6 @@ def email_field(**kwargs) -> fields.Email:
     return NormalisedEmail(validate=validate.Length(max=254), **kwargs)
 
 
-def name_field(**kwargs) -> fields.String:
-    return fields.String(validate=[validate.Length(min=1, max=100), no_control_characters], **kwargs)
-
-
 def password_field(**kwargs) -> fields.String:
     # Length rules live in the password policy (configurable); this only bounds the request size.
     return fields.String(validate=validate.Length(min=1, max=1024), load_only=True, **kwargs)
