@@ -1,6 +1,7 @@
 """Rate limits and failure throttles kept in the service's database, so every worker and replica
-shares them. Each call runs in its own short transaction: a refused request still counts. Calls that
-are one statement run on the autocommit engine when there is one (no BEGIN and COMMIT around them)."""
+shares them. Both count first, in one statement, and then decide: `hit` (rate limits: a refused
+request still counts) and `guess` (guesses at a secret: a refused guess does not). Statements run on
+the autocommit engine when there is one (no BEGIN and COMMIT around them)."""
 from __future__ import annotations
 
 import copy

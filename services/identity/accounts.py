@@ -141,7 +141,7 @@ def update_profile(uow, account_id: str, changes: dict, now: datetime) -> dict:
 
 
 def failure_policy(settings: Settings) -> dict:
-    """How failed password (and code) checks block an address: see Throttle.record_failure."""
+    """How wrong guesses at a secret (passwords, codes, client secrets) block a target: see Throttle.guess."""
     return {"free_failures": settings.sign_in_free_failures, "base_delay": settings.sign_in_base_delay,
             "max_delay": settings.sign_in_max_delay, "forget_after": settings.sign_in_max_delay * 4}
 
