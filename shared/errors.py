@@ -121,6 +121,8 @@ class ErrorMap:
             # RFC 6750 3: error_description may hold only %x20-21 / %x23-5B / %x5D-7E (no '"' or '\\').
             description = re.sub(r'[^\x20\x21\x23-\x5b\x5d-\x7e]', "'", error.detail)
             headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{description}"'
+        if status == 401 and getattr(error, "challenge", None):
+            headers["WWW-Authenticate"] = error.challenge
         field = getattr(error, "field", None)
         errors = {field: [error.detail]} if field else None
         return problem(status, error.code, error.detail, headers=headers, errors=errors, **getattr(error, "extra", {}))

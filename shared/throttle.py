@@ -1,17 +1,24 @@
 """Rate limits and failure throttles kept in the service's database, so every worker and replica
-shares them. Each call runs in its own short transaction: a refused request still counts. Calls that
-are one statement run on the autocommit engine when there is one (no BEGIN and COMMIT around them)."""
+shares them. Both count first, in one statement, and then decide: `hit` (rate limits: a refused
+request still counts) and `guess` (guesses at a secret: a refused guess does not). Statements run on
+the autocommit engine when there is one (no BEGIN and COMMIT around them)."""
 from __future__ import annotations
 
+import copy
 import importlib
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindparam, case, delete, select, update
+from sqlalchemy import (Column, Engine, Integer, MetaData, String, Table, bindparam, case, delete, or_, select,
+                        update)
 
 from shared.database import UTCDateTime, utcnow
 from shared.errors import RateLimited
 from shared.statements import Precompiled
+
+T = TypeVar("T")
 
 
 def define_throttles(metadata: MetaData) -> Table:
@@ -31,6 +38,7 @@ class Throttle:
         self.autocommit_engine = autocommit_engine or engine
         self.table = table
         self.clock = clock
+        self.source: str | None = None  # see for_source()
         # Both dialects spell the upsert alike; only the one in use is imported.
         self._insert = importlib.import_module(f"sqlalchemy.dialects.{engine.dialect.name}").insert
         # One upsert: a first hit inserts 1; later ones count on, or start a new window when the old one
@@ -47,6 +55,27 @@ class Throttle:
             .returning(table.c.hits, table.c.window_start)
         )
         self._blocked_until = Precompiled(select(table.c.blocked_until).where(table.c.key == bindparam("key")))
+        # A guess: counted unless the key is blocked (then the conflict's WHERE is false and no row comes
+        # back); the guess that reaches `free` blocks the key until it is decided. A stale count starts again.
+        pending = bindparam("pending", type_=UTCDateTime)
+        new_hits = case((stale, 1), else_=table.c.hits + 1)
+        self._count_guess = Precompiled(
+            self._insert(table).values(key=bindparam("key"), hits=1, window_start=now,
+                                       blocked_until=bindparam("inserted_block", type_=UTCDateTime))
+            .on_conflict_do_update(index_elements=["key"], set_={
+                "hits": new_hits,
+                "window_start": case((stale, now), else_=table.c.window_start),
+                "blocked_until": case((new_hits >= bindparam("free", type_=Integer), pending), else_=None),
+            }, where=or_(table.c.blocked_until.is_(None), table.c.blocked_until <= now))
+            .returning(table.c.hits)
+        )
+        this_guess = (table.c.key == bindparam("key")) & (table.c.hits == bindparam("hits"))
+        self._block = Precompiled(update(table).where(this_guess)
+                                  .values(blocked_until=bindparam("until", type_=UTCDateTime)))
+        # Giving a try back lifts the block only if no later guess was counted (none can be while it holds).
+        self._give_back = Precompiled(
+            update(table).where(table.c.key == bindparam("key"), table.c.hits >= bindparam("hits"))
+            .values(hits=table.c.hits - 1, blocked_until=case((this_guess, None), else_=table.c.blocked_until)))
 
     def hit(self, key: str, limit: int, window_seconds: int) -> None:
         """Count one event in a fixed window; raise RateLimited once more than `limit` fell in it."""
@@ -58,43 +87,63 @@ class Throttle:
         if hits > limit:
             raise RateLimited(_seconds_until(window_start + timedelta(seconds=window_seconds), now))
 
-    def check_blocked(self, key: str) -> bool:
-        """Raise RateLimited while `key` is blocked by earlier failures; otherwise say whether any
-        failure is on record (so a success knows whether there is anything to clear)."""
-        now = self.clock()
-        with self.autocommit_engine.connect() as conn:
-            row = self._blocked_until.first(conn, {"key": key})
-        if row is not None and row.blocked_until is not None and row.blocked_until > now:
-            raise RateLimited(_seconds_until(row.blocked_until, now))
-        return row is not None
+    def for_source(self, address: str | None) -> "Throttle":
+        """This throttle, with guesses keyed on the client's address as well as their target."""
+        bound = copy.copy(self)
+        bound.source = address or "unknown"
+        return bound
 
-    def record_failure(self, key: str, free_failures: int, base_delay: int, max_delay: int, forget_after: int) -> None:
-        """One more failure: from the `free_failures`-th on, each blocks the next attempt for a doubling
-        delay (`base_delay`, then twice that, ...), capped at `max_delay`."""
+    def guess(self, key: str, check: Callable[[], T], wrong: type[Exception], *, free_failures: int,
+              base_delay: int, max_delay: int, forget_after: int) -> T:
+        """Run `check`, one guess at a secret, under the failure throttle of `key` and the caller's address.
+
+        The guess is counted before it is checked, in one statement, so concurrent guesses (other workers,
+        other replicas) get no more tries than one client in a row. From the `free_failures`-th guess on,
+        counting it also blocks the key until it is decided: a wrong guess (`check` raising `wrong`) keeps
+        it blocked for a doubling delay (`base_delay`, then twice that, ...) capped at `max_delay`; a right
+        one clears the count; any other error gives the try back. Past `forget_after` seconds from the
+        first counted guess the count starts again. Keyed on the source address (`for_source`) as well,
+        so guessing from one address never blocks the real user at another."""
+        if self.source is None:
+            raise TypeError("guess() needs a throttle bound to the client's address: use for_source()")
+        key = f"{key}@{self.source}"
         now = self.clock()
-        table = self.table
-        with self.engine.begin() as conn:
-            # One statement that inserts or locks the row and returns it: a concurrent clear() (a success)
-            # cannot delete it between an insert-if-missing and a separate SELECT (that was a 500).
-            row = conn.execute(
-                self._insert(table).values(key=key, hits=0, window_start=now)
-                .on_conflict_do_update(index_elements=["key"], set_={"hits": table.c.hits})
-                .returning(table.c.hits, table.c.window_start)
-            ).one()
-            forgotten = row.window_start <= now - timedelta(seconds=forget_after)
-            hits = 1 if forgotten else row.hits + 1
-            window_start = now if hits == 1 else row.window_start
-            blocked_until = None
+        first_block = now + timedelta(seconds=max_delay)  # until the guess is decided
+        with self.autocommit_engine.begin() as conn:
+            counted = self._count_guess.first(conn, {
+                "key": key, "now": now, "cutoff": now - timedelta(seconds=forget_after), "free": free_failures,
+                "pending": first_block, "inserted_block": first_block if free_failures <= 1 else None,
+            })
+            if counted is None:
+                row = self._blocked_until.first(conn, {"key": key})
+                until = row.blocked_until if row is not None and row.blocked_until is not None else now
+                raise RateLimited(_seconds_until(until, now))
+        hits = counted.hits
+        try:
+            result = check()
+        except wrong:
             if hits >= free_failures:
                 delay = min(max_delay, base_delay * 2 ** (hits - free_failures))
-                blocked_until = now + timedelta(seconds=delay)
-            conn.execute(
-                update(table).where(table.c.key == key).values(hits=hits, window_start=window_start, blocked_until=blocked_until)
-            )
+                with self.autocommit_engine.begin() as conn:
+                    self._block.rowcount(conn, {"key": key, "hits": hits,
+                                                "until": self.clock() + timedelta(seconds=delay)})
+            raise
+        except BaseException:
+            with self.autocommit_engine.begin() as conn:
+                self._give_back.rowcount(conn, {"key": key, "hits": hits})
+            raise
+        self.clear(key)
+        return result
 
     def clear(self, key: str) -> None:
         with self.autocommit_engine.begin() as conn:
             conn.execute(delete(self.table).where(self.table.c.key == key))
+
+    def clear_every_source(self, key: str) -> None:
+        """Forget the guesses at `key` from every address (a password reset proved who the user is)."""
+        table = self.table
+        with self.autocommit_engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.key.startswith(f"{key}@", autoescape=True)))
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:

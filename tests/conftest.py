@@ -117,9 +117,9 @@ def client(identity_app):
     return identity_app.test_client()
 
 
-def race(app, path: str, bodies: list[dict]) -> list:
-    """POST each body to `path`, each from its own thread and test client, all released at once; the
-    responses in the order of the bodies."""
+def race(app, path: str, bodies: list[dict], form: bool = False, headers: dict | None = None) -> list:
+    """POST each body to `path` (JSON, or form-encoded with `form`), each from its own thread and test
+    client, all released at once; the responses in the order of the bodies."""
     barrier = threading.Barrier(len(bodies))
     responses: list = [None] * len(bodies)
     errors: list = []
@@ -128,7 +128,7 @@ def race(app, path: str, bodies: list[dict]) -> list:
         try:
             client = app.test_client()
             barrier.wait(timeout=30)
-            responses[index] = client.post(path, json=body)
+            responses[index] = client.post(path, headers=headers, **{"data" if form else "json": body})
         except BaseException as error:  # noqa: BLE001 - reported below, in the test's thread
             errors.append(error)
 

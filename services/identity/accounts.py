@@ -153,7 +153,7 @@ def update_profile(uow, account_id: str, changes: dict, now: datetime) -> dict:
 
 
 def failure_policy(settings: Settings) -> dict:
-    """How failed password (and code) checks block an address: see Throttle.record_failure."""
+    """How wrong guesses at a secret (passwords, codes, client secrets) block a target: see Throttle.guess."""
     return {"free_failures": settings.sign_in_free_failures, "base_delay": settings.sign_in_base_delay,
             "max_delay": settings.sign_in_max_delay, "forget_after": settings.sign_in_max_delay * 4}
 
@@ -164,11 +164,12 @@ def check_password(uow, throttle: Throttle, settings: Settings, account_id: str,
         account = uow.accounts.get(account_id)
         if account is None:
             raise AccountNotFound()
-    key = email_key("sign-in", account.email)
-    throttle.check_blocked(key)
-    if not passwords.verify(account.password_hash, password):
-        throttle.record_failure(key, **failure_policy(settings))
-        raise InvalidCredentials("The password is wrong.")
+
+    def check() -> None:
+        if not passwords.verify(account.password_hash, password):
+            raise InvalidCredentials("The password is wrong.")
+
+    throttle.guess(email_key("sign-in", account.email), check, InvalidCredentials, **failure_policy(settings))
     return account
 
 
@@ -228,4 +229,4 @@ def reset_password(uow, throttle: Throttle, settings: Settings, token: str, new_
             uow.record(Event("identity.account.verified", {"account_id": account.id, "email": account.email}))
         uow.sessions.revoke_all(account.id, now)
         uow.commit()
-    throttle.clear(email_key("sign-in", email))
+    throttle.clear_every_source(email_key("sign-in", email))

@@ -1,15 +1,18 @@
 """Service-to-service tokens: client credentials for internal HTTP calls."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 from datetime import datetime
 
+from services.identity.accounts import failure_policy
 from services.identity.errors import InvalidClient, InvalidScope, UnsupportedGrantType
 from services.identity.keys import KeyStore
 from services.identity.models import Account, ServiceClient
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
 from shared.database import new_id
+from shared.throttle import Throttle
 
 MAX_ACCOUNT_IDS = 100
 
@@ -22,16 +25,23 @@ def register(uow, client_id: str, secret: str, scopes: list[str], now: datetime)
         uow.commit()
 
 
-def issue_token(uow, keys: KeyStore, settings: Settings, grant_type: str, client_id: str, client_secret: str,
-                scope: str | None, now: datetime) -> dict:
+def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, grant_type: str, client_id: str,
+                client_secret: str, scope: str | None, now: datetime) -> dict:
+    """A client-credentials token. Wrong secrets are throttled per client id and client address like
+    wrong passwords (`Throttle.guess`; `throttle` is bound to the client's address)."""
     if grant_type != "client_credentials":
         raise UnsupportedGrantType()
     with uow:
         client = uow.clients.get(client_id)
-    presented = opaque_tokens.digest(client_secret)
-    expected = client.secret_hash if client is not None else opaque_tokens.digest("no such client")
-    if not hmac.compare_digest(presented, expected) or client is None:
-        raise InvalidClient()
+
+    def check() -> None:
+        presented = opaque_tokens.digest(client_secret)
+        expected = client.secret_hash if client is not None else opaque_tokens.digest("no such client")
+        if not hmac.compare_digest(presented, expected) or client is None:
+            raise InvalidClient()
+
+    key = f"client:{hashlib.sha256(client_id.encode()).hexdigest()[:40]}"
+    throttle.guess(key, check, InvalidClient, **failure_policy(settings))
     allowed = set(client.scopes.split())
     requested = set(scope.split()) if scope else allowed
     if not requested <= allowed:

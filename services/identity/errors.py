@@ -114,6 +114,7 @@ class InvalidClient(DomainError):
     """Client authentication failed."""
 
     code = "invalid_client"
+    challenge = 'Basic realm="threshold"'  # RFC 6749 5.2: the scheme the client may authenticate with
 
 
 class InvalidScope(DomainError):

@@ -26,7 +26,7 @@ from services.identity.models import Account, FederatedIdentity, OneTimeToken
 from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
 from services.identity.settings import Settings
-from shared import addresses, opaque_tokens
+from shared import addresses, names, opaque_tokens
 from shared.events import Event
 
 log = logging.getLogger("threshold.identity.federation")
@@ -66,8 +66,14 @@ def _spend(uow, code: str, purpose: str, now: datetime) -> dict:
 
 
 def _name(value, fallback: str) -> str:
-    text = " ".join(str(value or "").split())[:100]
-    return text or fallback
+    """The provider's name if it passes our name rule (people read it in mail), else `fallback`, else "-"."""
+    for text in (" ".join(str(value or "").split())[:100], fallback):
+        try:
+            names.check_name(text)
+        except names.NameRejected:
+            continue
+        return text
+    return "-"
 
 
 def _new_account(uow, data: dict, now: datetime) -> Account:

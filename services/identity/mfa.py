@@ -70,19 +70,15 @@ def _require_code(uow, box: totp.SecretBox, account_id: str, code: str, now: dat
 
 
 def _throttled(throttle: Throttle, settings: Settings, account_id: str, attempt: Callable[[], T]) -> T:
-    """Run `attempt` under the account's code throttle: InvalidCode counts as a failure, success clears.
+    """Run `attempt` under the account's code throttle (`Throttle.guess`): InvalidCode counts as a failure,
+    success clears.
 
-    The throttle has its own short transactions, so this wraps the unit of work, never runs inside it."""
-    key = _throttle_key(account_id)
-    throttle.check_blocked(key)
+    The throttle has its own short statements, so this wraps the unit of work, never runs inside it."""
     try:
-        result = attempt()
+        return throttle.guess(_throttle_key(account_id), attempt, InvalidCode, **failure_policy(settings))
     except InvalidCode:
-        throttle.record_failure(key, **failure_policy(settings))
         log.info("2FA code rejected", extra={"event": "mfa_code_rejected", "account_id": account_id})
         raise
-    throttle.clear(key)
-    return result
 
 
 def _new_recovery_codes(uow, account_id: str, now: datetime) -> list[str]:
@@ -182,19 +178,26 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
         amr = f"{pending.first_factor} otp"
 
     def attempt() -> dict:
+        # Counted before the code is checked, in one statement, so concurrent codes for one token get
+        # `mfa_max_failures` checks in all; a right code spends the token, so its count no longer matters.
         with uow:
-            pending = uow.mfa_challenges.get(token_hash)
-            if _check_code(uow, box, account_id, code, now, allow_recovery=True):
+            if not uow.mfa_challenges.count_attempt(token_hash, settings.mfa_max_failures, now):
+                raise MfaTokenInvalid()
+            uow.commit()
+        try:
+            with uow:
+                if not _check_code(uow, box, account_id, code, now, allow_recovery=True):
+                    raise InvalidCode()
                 if not uow.mfa_challenges.use(token_hash, now):
                     raise MfaTokenInvalid()
                 pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now)
                 uow.commit()
                 return pair
-            uow.mfa_challenges.count_failure(token_hash)
-            if pending.failures + 1 >= settings.mfa_max_failures:
-                uow.mfa_challenges.use(token_hash, now)
-            uow.commit()
-            raise InvalidCode()
+        except MfaUnavailable:  # the server's fault: the try is given back
+            with uow:
+                uow.mfa_challenges.give_back(token_hash)
+                uow.commit()
+            raise
 
     try:
         pair = _throttled(throttle, settings, account_id, attempt)

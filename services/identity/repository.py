@@ -224,9 +224,18 @@ class MfaChallenges(Repository):
     def get(self, token_hash: str) -> MfaChallenge | None:
         return self.session.get(MfaChallenge, token_hash)
 
-    def count_failure(self, token_hash: str) -> None:
-        self.session.execute(update(MfaChallenge).where(MfaChallenge.token_hash == token_hash)
-                             .values(failures=MfaChallenge.failures + 1).execution_options(synchronize_session=False))
+    def count_attempt(self, token_hash: str, max_attempts: int, now: datetime) -> bool:
+        """Count one code against the token, unless it is used, expired or out of attempts (then False)."""
+        result = self.session.execute(
+            update(MfaChallenge).where(MfaChallenge.token_hash == token_hash, MfaChallenge.used_at.is_(None),
+                                       MfaChallenge.expires_at > now, MfaChallenge.failures < max_attempts)
+            .values(failures=MfaChallenge.failures + 1).execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+    def give_back(self, token_hash: str) -> None:
+        self.session.execute(update(MfaChallenge)
+                             .where(MfaChallenge.token_hash == token_hash, MfaChallenge.failures > 0)
+                             .values(failures=MfaChallenge.failures - 1).execution_options(synchronize_session=False))
 
     def use(self, token_hash: str, now: datetime) -> bool:
         result = self.session.execute(

@@ -80,25 +80,28 @@ def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Set
             password: str, now: datetime) -> dict:
     """Check the password (the argon2 work happens outside any transaction) and open a session.
 
-    Unknown email and wrong password fail alike, in the same time; failures are counted per
-    address in the database, and past a few of them the address is blocked for a growing delay.
+    Unknown email and wrong password fail alike, in the same time; guesses are counted per address
+    and client address in the database before the check, and past a few failures the pair is
+    blocked for a growing delay (`Throttle.guess`; `throttle` is bound to the client's address).
     The account is read once, before the hash; a change to it during the hash is no different
     from one just after a sign-in.
     """
     email = addresses.lookup_form(email)
-    key = email_key("sign-in", email)
-    earlier_failures = throttle.check_blocked(key)
     account = reads.sign_in_account(email)
     password_hash = account.password_hash if account is not None else None
-    if not passwords.verify(password_hash, password):
-        throttle.record_failure(key, **failure_policy(settings))
+
+    def check() -> None:
+        if not passwords.verify(password_hash, password):
+            raise InvalidCredentials()
+
+    try:
+        throttle.guess(email_key("sign-in", email), check, InvalidCredentials, **failure_policy(settings))
+    except InvalidCredentials:
         SIGN_INS.labels("pwd", "failure").inc()
         log.info("sign-in failed", extra={"event": "sign_in_failed"})
-        raise InvalidCredentials()
+        raise
     if not account.email_verified:
         raise EmailNotVerified()
-    if earlier_failures:
-        throttle.clear(key)
     new_hash = passwords.hash_password(password) if passwords.needs_rehash(password_hash) else None
     with uow:
         if new_hash is not None:

@@ -9,7 +9,7 @@ from email.utils import format_datetime, make_msgid
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from shared import addresses
+from shared import addresses, names
 from shared.database import utcnow
 
 #: event type -> (template folder, extra template context); the recipient is `data.email`
@@ -41,6 +41,8 @@ class Renderer:
                                autoescape=select_autoescape(["html"]), undefined=StrictUndefined)
         self.text_env = Environment(loader=PackageLoader("services.notifier", "templates"), autoescape=False,
                                     undefined=StrictUndefined)
+        for env in (self.env, self.text_env):
+            env.filters["unlinked"] = names.unlinked  # names people chose: never a link in the mail
 
     def render(self, envelope: dict) -> Mail:
         event_type = envelope["type"]

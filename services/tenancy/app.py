@@ -12,7 +12,8 @@ from services.tenancy.api.invitations.resources import blp as invitations_blp
 from services.tenancy.api.organizations.resources import blp as organizations_blp
 from services.tenancy.api.workspaces.resources import blp as workspaces_blp
 from services.tenancy.directory import IdentityDirectory
-from services.tenancy.models import outbox
+from services.tenancy.invitations import InvitationLimits
+from services.tenancy.models import outbox, throttles
 from services.tenancy.runtime import EXTENSION, Runtime
 from services.tenancy.settings import Settings
 from shared import auth, bus
@@ -20,6 +21,7 @@ from shared.database import make_engine, make_session_factory, ping, utcnow
 from shared.jwt import JwksClient, Verifier
 from shared.outbox import BacklogCollector
 from shared.service_app import broker_check, build_app
+from shared.throttle import Throttle
 
 DESCRIPTION = "Organizations, workspaces, memberships and invitations."
 
@@ -34,7 +36,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     jwks = JwksClient(f"{settings.identity_url}/.well-known/jwks.json")
     app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience)
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)
-    app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, clock)
+    limits = InvitationLimits(Throttle(engine, throttles, clock), settings.invitations_per_inviter_per_hour,
+                              settings.invitations_per_workspace_per_day)
+    app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, limits, clock)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for blueprint in (organizations_blp, workspaces_blp, invitations_blp):
         api.register_blueprint(blueprint)

@@ -1,6 +1,7 @@
 """Invitations by email into a workspace: invite, list mine, accept, revoke or decline."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -11,6 +12,22 @@ from services.tenancy.errors import (AlreadyMember, Forbidden, InvitationExpired
 from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
 from shared import addresses, opaque_tokens
 from shared.events import Event
+from shared.throttle import Throttle
+
+
+@dataclass(frozen=True)
+class InvitationLimits:
+    """How many invitations one person may send per hour, and one workspace receive per day (each invitation
+    is a mail to an address of the inviter's choosing)."""
+
+    throttle: Throttle
+    per_inviter_per_hour: int
+    per_workspace_per_day: int
+
+    def count(self, inviter_id: str, workspace_id: str) -> None:
+        """Count one invitation; RateLimited (with the wait) past either limit. Refused ones count too."""
+        self.throttle.hit(f"invitations:inviter:{inviter_id}", self.per_inviter_per_hour, 3600)
+        self.throttle.hit(f"invitations:workspace:{workspace_id}", self.per_workspace_per_day, 86400)
 
 
 def invitation_document(invitation: Invitation, workspace_name: str | None = None,
@@ -26,8 +43,9 @@ def invitation_document(invitation: Invitation, workspace_name: str | None = Non
 
 
 def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str, email: str, role: str,
-           accept_base_url: str, ttl: int, now: datetime) -> dict:
-    """Invite an address; the notifier mails it an accept link. Owners may invite owners."""
+           accept_base_url: str, ttl: int, now: datetime, *, limits: InvitationLimits) -> dict:
+    """Invite an address; the notifier mails it an accept link. Owners may invite owners. Counted against
+    the inviter's and the workspace's limits once the caller may invite (outsiders cannot spend them)."""
     email = addresses.normalise(email)  # the API has refused what this would; other callers get ValueError
     with uow:
         _workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
@@ -35,6 +53,7 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
         if RANK[role] > RANK[caller_role]:
             raise Forbidden("You cannot invite with a role above your own.")
         member_ids = [m.user_id for m in uow.workspaces.members(workspace_id)]
+    limits.count(caller.user_id, workspace_id)
     members = directory.accounts(member_ids)
     if any(str(account.get("email", "")).lower() == email for account in members.values()):
         raise AlreadyMember()

@@ -8,6 +8,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.database import UTCDateTime, new_id, utcnow
 from shared.outbox import define_outbox
+from shared.throttle import define_throttles
 
 ROLES = ("owner", "admin", "member")
 RANK = {"member": 1, "admin": 2, "owner": 3}
@@ -76,3 +77,4 @@ Index("uq_invitations_pending", Invitation.workspace_id, Invitation.email, uniqu
       postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'"))
 
 outbox = define_outbox(Model.metadata)
+throttles = define_throttles(Model.metadata)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.tenancy.access import Caller
 from services.tenancy.directory import IdentityDirectory
+from services.tenancy.invitations import InvitationLimits
 from services.tenancy.settings import Settings
 from services.tenancy.unit_of_work import TenancyUnitOfWork
 from shared.logs import current_request_id
@@ -22,6 +23,7 @@ class Runtime:
     settings: Settings
     session_factory: sessionmaker
     directory: IdentityDirectory
+    invitation_limits: InvitationLimits
     clock: Callable[[], datetime]
 
     def uow(self) -> TenancyUnitOfWork:

@@ -22,6 +22,8 @@ class Settings:
     default_workspace_name: str
     invitation_ttl: int
     invitation_accept_url: str
+    invitations_per_inviter_per_hour: int
+    invitations_per_workspace_per_day: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -44,4 +46,6 @@ class Settings:
             invitation_ttl=config.integer(env, "INVITATION_TTL", 7 * 86400, minimum=300),
             invitation_accept_url=config.url(env, "INVITATION_ACCEPT_URL", "http://127.0.0.1:8002/invitations/accept",
                                              ("http", "https")),
+            invitations_per_inviter_per_hour=config.integer(env, "INVITATIONS_PER_INVITER_PER_HOUR", 20, minimum=1),
+            invitations_per_workspace_per_day=config.integer(env, "INVITATIONS_PER_WORKSPACE_PER_DAY", 50, minimum=1),
         )

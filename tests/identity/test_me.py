@@ -169,3 +169,17 @@ def test_change_password_needs_a_bearer_token(client):
                                                      "new_password": NEW_PASSWORD})
 
     assert_problem(response, 401, "invalid_token")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"first_name": "  "}, "first_name"),
+    ({"last_name": "evil.com"}, "last_name"),
+    ({"first_name": "http://evil.example"}, "first_name"),
+])
+def test_patch_refuses_blank_names_and_names_that_read_as_links(client, signed_in, body, field):
+    account, tokens = signed_in
+
+    problem = assert_problem(patch_me(client, tokens, body), 422, "validation_failed")
+
+    assert list(problem["errors"]) == [field]
+    assert client.get("/v1/me", headers=bearer(tokens)).json == {**account, "email_verified": True}

@@ -384,6 +384,53 @@ def test_concurrent_wrong_codes_cannot_overrun_the_mfa_token(identity_app, auth,
     assert_problem(second_step(identity_app.test_client(), token, right), 400, "token_invalid")
 
 
+def wrong_codes(secret: str, clock, count: int) -> list[str]:
+    right = int(code_at(secret, clock.now))
+    return [f"{(right + 1000 * n) % 1_000_000:06d}" for n in range(1, count + 1)]
+
+
+def test_concurrent_wrong_codes_get_exactly_max_failures_checks_on_one_mfa_token(make_identity_app, outbox, clock):
+    # The token's count is taken before each code is checked, in one statement: of a burst released at
+    # once, exactly MFA_MAX_FAILURES codes are checked and the rest find the token spent. (The account's
+    # code throttle is set out of the way so only the token's count decides. Forty: on SQLite, where
+    # transactions take the write lock at BEGIN, fewer did not interleave the old read-then-count.)
+    app = make_identity_app(MFA_MAX_FAILURES=3, SIGN_IN_FREE_FAILURES=100)
+    auth = AuthActions(app.test_client(), outbox)
+    user = enable_mfa(auth, clock)
+    token = mfa_token_for(auth, user.email)
+    bodies = [{"mfa_token": token, "code": code} for code in wrong_codes(user.secret, clock, 40)]
+
+    responses = race(app, MFA_STEP, bodies)
+
+    answers = sorted((r.status_code, r.get_json()["code"]) for r in responses)
+    assert answers == [(400, "token_invalid")] * 37 + [(401, "invalid_code")] * 3, answers
+
+
+def test_concurrent_wrong_codes_get_exactly_the_free_failures_of_the_account_throttle(identity_app, clock, ada):
+    # A code is checked in a few milliseconds, so the burst is large enough to overlap on SQLite too.
+    bodies = [{"code": code} for code in wrong_codes(ada.secret, clock, FREE_FAILURES + 25)]
+
+    responses = race(identity_app, "/v1/me/mfa/totp/disable", bodies, headers=bearer(ada.tokens))
+
+    answers = sorted((r.status_code, r.get_json()["code"]) for r in responses)
+    assert answers == [(401, "invalid_code")] * FREE_FAILURES + [(429, "rate_limited")] * 25, answers
+    assert all(int(r.headers["Retry-After"]) > 0 for r in responses if r.status_code == 429)
+
+
+def test_wrong_codes_from_one_address_do_not_block_the_owner_at_another(identity_app, auth, clock, ada):
+    for code in wrong_codes(ada.secret, clock, FREE_FAILURES):
+        assert_problem(second_step(auth.client, mfa_token_for(auth, ada.email), code), 401, "invalid_code")
+    assert_problem(second_step(auth.client, mfa_token_for(auth, ada.email), code_at(ada.secret, clock.now)), 429,
+                   "rate_limited")
+
+    elsewhere = identity_app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    answer = second_step(elsewhere, mfa_token_for(AuthActions(elsewhere, auth.outbox), ada.email),
+                         code_at(ada.secret, clock.now))
+
+    assert answer.status_code == 200, answer.get_json()
+
+
 # --- password reset keeps 2FA -------------------------------------------------------------------------------------
 
 

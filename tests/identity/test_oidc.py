@@ -278,6 +278,17 @@ def test_first_sign_in_without_names_falls_back_to_the_email(fed):
     assert account["first_name"] == "kay" and account["last_name"]
 
 
+def test_provider_names_that_break_the_name_rule_are_not_taken(fed):
+    # A provider's profile name is the user's to choose; it reaches other people's mail (invitations)
+    # like a name given at sign-up, so the same rule (shared/names.py) decides.
+    fed.idp().user = User(sub="10005", email="www.kay@example.com", given_name="Prize at evil.com",
+                          family_name="   ")
+
+    account = fed.me(fed.sign_in())
+
+    assert (account["first_name"], account["last_name"]) == ("-", "-")  # the local part reads as a link too
+
+
 def test_a_provider_that_shares_no_email_cannot_create_an_account(fed):
     fed.idp().user = User(sub="10004", email=None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from jose import jwt
 
-from tests.conftest import AuthActions, assert_problem
+from tests.conftest import AuthActions, assert_problem, race
 
 WRONG = "not the password"
 FREE_FAILURES = 5  # SIGN_IN_FREE_FAILURES default
@@ -206,6 +206,39 @@ def test_the_throttle_is_shared_by_every_worker(make_identity_app, outbox, ada):
     fail(worker_a, ada, FREE_FAILURES)
 
     assert_rate_limited(worker_b.sign_in(ada))
+
+
+def test_concurrent_wrong_passwords_get_no_more_checks_than_one_client_in_a_row(identity_app, ada):
+    # A burst released at once from threads on their own database connections: each guess is counted
+    # before its password is checked, so exactly FREE_FAILURES are checked and the rest wait.
+    responses = race(identity_app, "/v1/sessions", [{"email": ada, "password": WRONG}] * (FREE_FAILURES + 7))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [401] * FREE_FAILURES + [429] * 7, [(r.status_code, r.get_json()) for r in responses]
+    for response in responses:
+        if response.status_code == 429:
+            assert_rate_limited(response)
+
+
+def test_guesses_from_one_address_do_not_lock_the_user_out_at_another(identity_app, auth, ada):
+    fail(auth, ada, FREE_FAILURES)
+    assert_rate_limited(auth.sign_in(ada))
+
+    elsewhere = identity_app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+
+    assert elsewhere.post("/v1/sessions", json={"email": ada, "password": AuthActions.PASSWORD}).status_code == 200
+    assert_rate_limited(auth.sign_in(ada))  # the guessing address still waits
+
+
+def test_a_success_is_counted_and_then_forgotten(auth, ada):
+    # Counting first means the right password counts as a try too; its success clears the count, so a user
+    # who signs in often never runs into the throttle.
+    for _ in range(FREE_FAILURES * 2):
+        assert auth.sign_in(ada).status_code == 200
+    fail(auth, ada, FREE_FAILURES - 1)
+
+    assert auth.sign_in(ada).status_code == 200
 
 
 # Per-IP limits

@@ -130,3 +130,18 @@ def test_each_sign_up_writes_exactly_its_two_events(client, outbox):
         (first["id"], "identity.account.registered"), (first["id"], "identity.email_verification.requested"),
         (second["id"], "identity.account.registered"), (second["id"], "identity.email_verification.requested"),
     ])
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"first_name": "   "}, "first_name"),  # blank (it used to be accepted here and refused by tenancy)
+    ({"last_name": "\u00a0"}, "last_name"),
+    ({"first_name": "Claim your prize at evil.com"}, "first_name"),
+    ({"last_name": "https://evil.example/login"}, "last_name"),
+    ({"first_name": "www.evil"}, "first_name"),
+])
+def test_blank_names_and_names_that_read_as_links_are_refused(client, outbox, changes, field):
+    # Names reach other people's mail (the invitation names its inviter): shared/names.py decides.
+    body = assert_problem(sign_up(client, **changes), 422, "validation_failed")
+
+    assert list(body["errors"]) == [field]
+    assert outbox.events() == []

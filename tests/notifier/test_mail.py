@@ -304,6 +304,27 @@ def test_invitation_mail(events_bus, start_consumer, smtp_sink):
     assert f'href="{url.replace("&", "&amp;")}"' in html
 
 
+def test_names_that_read_as_links_are_not_links_in_the_invitation_mail(events_bus, start_consumer, smtp_sink):
+    # Events from before the name rule (or from a producer that skipped it) may carry such names: the
+    # notifier brackets what would make a mail client link them, in the subject, the text and the HTML.
+    consumer = start_consumer()
+    address = unique_address("invitee")
+    url = f"http://127.0.0.1:3000/invitations/{uuid.uuid4()}?token={uuid.uuid4().hex}"
+    events_bus.publish(Event("tenancy.invitation.created", {
+        "invitation_id": str(uuid.uuid4()), "workspace_id": str(uuid.uuid4()),
+        "workspace_name": "Claim your prize at www.evil.example", "email": address,
+        "inviter_name": "https://evil.example/login", "accept_url": url, "expires_at": "2030-01-02T03:04:05+00:00",
+    }))
+
+    message = wait_mail(smtp_sink, consumer, address).message
+    text, html = parts(message)
+    for part in (message["Subject"], text, html):
+        assert "evil.example" not in part and "https://evil" not in part and "www.evil" not in part, part
+    assert message["Subject"] == "https[:]//evil[.]example/login invited you to Claim your prize at www[.]evil[.]example"
+    assert 'https[:]//evil[.]example/login invited you to join the workspace "Claim your prize at www[.]evil[.]example"' in text
+    assert url in text  # the real link is untouched
+
+
 @pytest.mark.parametrize("event_type, state", [("identity.mfa.enabled", "on"), ("identity.mfa.disabled", "off")])
 def test_mfa_security_notices(events_bus, start_consumer, smtp_sink, event_type, state):
     consumer = start_consumer()

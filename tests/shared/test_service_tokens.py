@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from shared.config import DEVELOPMENT_SECRET
-from tests.conftest import assert_problem, bearer
+from tests.conftest import assert_problem, bearer, race
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTING_SECRET = "rep:orting/secret+with%25odd&chars=0123456789abcdef"
@@ -107,6 +107,40 @@ def test_wrong_or_missing_credentials_are_invalid_client(client, reporting):
     bodies = [assert_problem(response, 401, "invalid_client") for response in refusals]
     assert len({body["detail"] for body in bodies}) == 1  # unknown client and wrong secret read the same
     assert all("access_token" not in body for body in bodies)
+
+
+def test_invalid_client_names_the_basic_scheme(client):
+    # RFC 6749 5.2: a 401 invalid_client carries WWW-Authenticate with the scheme the client may use.
+    for response in (token_request(client, client_id="tenancy", client_secret="wrong"),
+                     client.post(TOKEN_URL, data={"grant_type": "client_credentials"}, headers=basic("tenancy", "x"))):
+        assert_problem(response, 401, "invalid_client")
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+FREE_FAILURES = 5  # SIGN_IN_FREE_FAILURES default: wrong client secrets are throttled like wrong passwords
+
+
+def test_concurrent_wrong_secrets_get_exactly_the_free_failures(identity_app):
+    bodies = [{"grant_type": "client_credentials", "client_id": "tenancy", "client_secret": f"guess {n}"}
+              for n in range(FREE_FAILURES + 25)]  # a secret is checked in microseconds: a large burst
+
+    responses = race(identity_app, TOKEN_URL, bodies, form=True)
+
+    answers = sorted((r.status_code, r.get_json()["code"]) for r in responses)
+    assert answers == [(401, "invalid_client")] * FREE_FAILURES + [(429, "rate_limited")] * 25, answers
+    assert all(int(r.headers["Retry-After"]) > 0 for r in responses if r.status_code == 429)
+
+
+def test_wrong_secrets_are_throttled_per_client_and_address(identity_app, client, reporting):
+    for _ in range(FREE_FAILURES):
+        assert_problem(token_request(client, client_id="tenancy", client_secret="wrong"), 401, "invalid_client")
+    # the right secret waits too, from the guessing address
+    assert_problem(token_request(client, client_id="tenancy", client_secret=DEVELOPMENT_SECRET), 429, "rate_limited")
+    assert token_request(client, client_id="reporting", client_secret=REPORTING_SECRET).status_code == 200
+
+    service = identity_app.test_client()
+    service.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # the real service, elsewhere
+    assert service_token(service)
 
 
 def test_only_the_client_credentials_grant(client):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import create_engine, text
 
 from tests.conftest import assert_problem
-from tests.tenancy.conftest import invitation_link, race
+from tests.tenancy.conftest import Tenants, invitation_link, race
 from tests.tenancy.test_organizations import contains
 
 WEEK = 7 * 86400
@@ -78,6 +78,68 @@ def test_accept_link_base_and_lifetime_are_configuration(make_tenancy_app, peopl
     assert parse_time(invitation["expires_at"]) == clock.now + timedelta(hours=1)
     [event] = tenancy_outbox.events("tenancy.invitation.created")
     assert event["data"]["accept_url"].startswith(f"https://app.example.com/join?invitation={invitation['id']}&token=")
+
+
+def invite_to(client, ws_id: str, inviter: dict, email: str):
+    return client.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": email, "role": "member"},
+                       headers=inviter["headers"])
+
+
+def assert_rate_limited(response, longest: int) -> None:
+    assert_problem(response, 429, "rate_limited")
+    assert 0 < int(response.headers["Retry-After"]) <= longest
+
+
+def test_an_inviter_sends_at_most_the_hourly_limit(make_tenancy_app, people, clock, tenancy_outbox):
+    client = make_tenancy_app(INVITATIONS_PER_INVITER_PER_HOUR=3).test_client()
+    ada = people.new("ada@example.com")
+    first = client.post("/v1/organizations", json={"name": "One"}, headers=ada["headers"]).json["workspace"]["id"]
+    second = client.post("/v1/organizations", json={"name": "Two"}, headers=ada["headers"]).json["workspace"]["id"]
+
+    for n in range(3):
+        assert invite_to(client, (first, second)[n % 2], ada, f"x{n}@example.com").status_code == 201
+    assert_rate_limited(invite_to(client, second, ada, "x3@example.com"), 3600)  # in any of her workspaces
+    assert len(tenancy_outbox.events("tenancy.invitation.created")) == 3
+
+    clock.advance(3600)
+    assert invite_to(client, first, ada, "x4@example.com").status_code == 201
+
+
+def test_a_workspace_receives_at_most_the_daily_limit(make_tenancy_app, people, tenancy_outbox, clock):
+    client = make_tenancy_app(INVITATIONS_PER_WORKSPACE_PER_DAY=3).test_client()
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    ws_id = client.post("/v1/organizations", json={"name": "One"}, headers=ada["headers"]).json["workspace"]["id"]
+    other = client.post("/v1/organizations", json={"name": "Two"}, headers=ada["headers"]).json["workspace"]["id"]
+    Tenants(client, tenancy_outbox).join(ada, ws_id, grace, role="admin")  # the first of the three
+
+    assert invite_to(client, ws_id, grace, "x1@example.com").status_code == 201
+    assert invite_to(client, ws_id, ada, "x2@example.com").status_code == 201
+    assert_rate_limited(invite_to(client, ws_id, grace, "x3@example.com"), 86400)  # whoever sends it
+    assert invite_to(client, other, ada, "x4@example.com").status_code == 201  # another workspace has its own
+
+    clock.advance(86400)
+    assert invite_to(client, ws_id, ada, "x5@example.com").status_code == 201
+
+
+def test_outsiders_cannot_spend_a_workspace_s_invitations(make_tenancy_app, people):
+    client = make_tenancy_app(INVITATIONS_PER_WORKSPACE_PER_DAY=2).test_client()
+    ada, mallory = people.new("ada@example.com"), people.new("mallory@example.com")
+    ws_id = client.post("/v1/organizations", json={"name": "One"}, headers=ada["headers"]).json["workspace"]["id"]
+
+    for n in range(5):
+        assert_problem(invite_to(client, ws_id, mallory, f"m{n}@example.com"), 404, "not_found")
+
+    assert invite_to(client, ws_id, ada, "x1@example.com").status_code == 201
+    assert invite_to(client, ws_id, ada, "x2@example.com").status_code == 201
+
+
+def test_the_invitation_limits_default_to_20_an_hour_per_inviter_and_50_a_day_per_workspace(tmp_path):
+    from services.tenancy.settings import Settings
+    from tests.tenancy.conftest import tenancy_env
+
+    settings = Settings.from_env(tenancy_env("sqlite:///unused.db", "http://127.0.0.1:1", tmp_path))
+
+    assert (settings.invitations_per_inviter_per_hour, settings.invitations_per_workspace_per_day) == (20, 50)
 
 
 def test_who_may_invite_with_which_role(tenancy, people, tenants):

@@ -342,3 +342,23 @@ def test_delete_takes_the_workspaces_memberships_and_invitations_with_it(tenancy
     assert tenancy.get("/v1/invitations", headers=alan["headers"]).json["items"] == []
     assert_problem(tenants.accept(alan, invitation["id"], token), 404, "not_found")
     assert_problem(tenancy.delete(f"/v1/organizations/{org_id}", headers=ada["headers"]), 404, "not_found")
+
+
+LINKS = ["evil.com", "Visit https://evil.example", "www.evil", "claims@evil.co", "ｅｖｉｌ．ｃｏｍ"]
+
+
+def test_names_that_read_as_links_are_refused(tenancy, people, tenancy_outbox):
+    # An organization's or workspace's name is in the subject and text of every invitation mail: one that
+    # reads as a link would be a clickable link the attacker chose (shared/names.py).
+    ada = people.new("ada@example.com")
+    for name in LINKS:
+        response = tenancy.post("/v1/organizations", json={"name": name}, headers=ada["headers"])
+        assert list(assert_problem(response, 422, "validation_failed")["errors"]) == ["name"]
+    assert tenancy_outbox.events() == []
+
+    org_id = tenancy.post("/v1/organizations", json={"name": "Engines Ltd."}, headers=ada["headers"]).json[
+        "organization"]["id"]
+    for name in LINKS:
+        assert_problem(tenancy.patch(f"/v1/organizations/{org_id}", json={"name": name}, headers=ada["headers"]),
+                       422, "validation_failed")
+    assert tenancy.get(f"/v1/organizations/{org_id}", headers=ada["headers"]).json["name"] == "Engines Ltd."

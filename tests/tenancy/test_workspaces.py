@@ -274,3 +274,17 @@ def test_deleting_a_workspace_takes_its_plain_members_out_of_the_organization(te
     assert_problem(tenancy.get(f"/v1/organizations/{org_id}", headers=grace["headers"]), 404, "not_found")
     assert tenancy.get("/v1/organizations", headers=grace["headers"]).json["items"] == []
     assert tenancy.get(f"/v1/organizations/{org_id}", headers=alan["headers"]).status_code == 200
+
+
+def test_workspace_names_that_read_as_links_are_refused(tenancy, people, tenants):
+    ada = people.new("ada@example.com")
+    created = tenants.organization(ada)
+    org_id, ws_id = created["organization"]["id"], created["workspace"]["id"]
+
+    for name in ("evil.com", "http://evil.example", "www.evil", "Prize at evil.io/claim"):
+        assert_problem(tenancy.post(f"/v1/organizations/{org_id}/workspaces", json={"name": name},
+                                    headers=ada["headers"]), 422, "validation_failed")
+        assert_problem(tenancy.patch(f"/v1/workspaces/{ws_id}", json={"name": name}, headers=ada["headers"]),
+                       422, "validation_failed")
+
+    assert [w["name"] for w in tenancy.get("/v1/workspaces", headers=ada["headers"]).json["items"]] == ["My Workspace"]

@@ -12,6 +12,7 @@ from shared.addresses import EmailField
 from shared.auth import InsufficientScope
 from shared.errors import ErrorMap
 from shared.jwt import TokenRejected
+from shared.throttle import Throttle
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
@@ -50,10 +51,6 @@ def no_control_characters(value: str) -> None:
 def email_field(**kwargs) -> fields.String:
     """An address we can mail (shared/addresses.py), in its normalised form."""
     return EmailField(**kwargs)
-
-
-def name_field(**kwargs) -> fields.String:
-    return fields.String(validate=[validate.Length(min=1, max=100), no_control_characters], **kwargs)
 
 
 def password_field(**kwargs) -> fields.String:
@@ -98,3 +95,9 @@ def limit_per_ip(scope: str) -> None:
     """Per-client-address limit on the routes that cost us (hashing, mail); 429 past it."""
     rt = runtime()
     rt.throttle.hit(f"ip:{scope}:{request.remote_addr}", rt.settings.ip_rate_limit, 60)
+
+
+def guess_throttle() -> Throttle:
+    """The failure throttle for guesses at a secret (passwords, codes, client secrets), keyed on the
+    client's address as well as the target (`Throttle.guess`)."""
+    return runtime().throttle.for_source(request.remote_addr)

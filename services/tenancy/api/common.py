@@ -1,14 +1,13 @@
 """Pieces tenancy's resources share: field rules, shared schemas and the domain-error map."""
 from __future__ import annotations
 
-import re
-
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from services.tenancy import errors
 from shared.auth import InsufficientScope
 from shared.errors import ErrorMap
 from shared.jwt import TokenRejected
+from shared.names import name_field
 
 ERROR_MAP = ErrorMap({
     errors.NotFound: 404,
@@ -21,20 +20,6 @@ ERROR_MAP = ErrorMap({
     TokenRejected: 401,
     InsufficientScope: 403,
 })
-
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
-def _printable(value: str) -> None:
-    if CONTROL_CHARACTERS.search(value):
-        raise ValidationError("Must not contain control characters or line breaks.")
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
-
-
-def name_field(**kwargs) -> fields.String:
-    return fields.String(validate=[validate.Length(min=1, max=100), _printable], **kwargs)
-
 
 def role_field(**kwargs) -> fields.String:
     return fields.String(validate=validate.OneOf(["owner", "admin", "member"]), **kwargs)

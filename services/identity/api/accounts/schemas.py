@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from services.identity.api.common import email_field, name_field, password_field, token_field
+from services.identity.api.common import email_field, password_field, token_field
+from shared.names import name_field
 
 
 class SignUpSchema(Schema):

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import accounts
-from services.identity.api.common import AccountSchema
+from services.identity.api.common import AccountSchema, guess_throttle
 from services.identity.api.me.schemas import PasswordChangeSchema, ProfileUpdateSchema
 from services.identity.runtime import runtime
 from shared.auth import bearer_required
@@ -47,5 +47,5 @@ class MyPassword(MethodView):
         Needs the current password; signs out every other session.
         """
         rt = runtime()
-        accounts.change_password(rt.uow(), rt.throttle, rt.settings, g.claims["sub"], g.claims["sid"],
+        accounts.change_password(rt.uow(), guess_throttle(), rt.settings, g.claims["sub"], g.claims["sid"],
                                  body["current_password"], body["new_password"], rt.clock())

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema
 
-from services.identity.api.common import name_field, password_field
+from services.identity.api.common import password_field
+from shared.names import name_field
 
 
 class ProfileUpdateSchema(Schema):

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import mfa
-from services.identity.api.common import TokenPairSchema, limit_per_ip
+from services.identity.api.common import TokenPairSchema, guess_throttle, limit_per_ip
 from services.identity.api.mfa.schemas import (CodeSchema, EnrolmentSchema, MfaSignInSchema, PasswordSchema,
                                                RecoveryCodesSchema)
 from services.identity.runtime import runtime
@@ -29,7 +29,7 @@ class TotpEnrolment(MethodView):
         on until confirmed with a code.
         """
         rt = runtime()
-        return mfa.start_enrolment(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"],
+        return mfa.start_enrolment(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"],
                                    body["password"], rt.clock())
 
 
@@ -47,8 +47,8 @@ class TotpConfirmation(MethodView):
         Returns ten recovery codes, shown only this once.
         """
         rt = runtime()
-        codes = mfa.confirm_enrolment(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"], body["code"],
-                                      rt.clock())
+        codes = mfa.confirm_enrolment(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"],
+                                      body["code"], rt.clock())
         return {"recovery_codes": codes}
 
 
@@ -66,7 +66,7 @@ class TotpDisable(MethodView):
         The owner is mailed a security notice.
         """
         rt = runtime()
-        mfa.disable(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"], body["code"], rt.clock())
+        mfa.disable(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"], body["code"], rt.clock())
 
 
 @blp.route("/me/mfa/recovery-codes")
@@ -83,7 +83,7 @@ class RecoveryCodes(MethodView):
         Every earlier recovery code stops working.
         """
         rt = runtime()
-        codes = mfa.regenerate_recovery_codes(rt.uow(), rt.throttle, rt.settings, rt.totp_box, g.claims["sub"],
+        codes = mfa.regenerate_recovery_codes(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"],
                                               body["code"], rt.clock())
         return {"recovery_codes": codes}
 
@@ -103,5 +103,5 @@ class MfaSignIn(MethodView):
         """
         limit_per_ip("mfa")
         rt = runtime()
-        return mfa.complete_sign_in(rt.uow(), rt.throttle, rt.keys, rt.settings, rt.totp_box, body["mfa_token"],
+        return mfa.complete_sign_in(rt.uow(), guess_throttle(), rt.keys, rt.settings, rt.totp_box, body["mfa_token"],
                                     body["code"], rt.clock())

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, validate
 
 from services.identity import clients
 from services.identity.errors import InvalidClient
+from services.identity.api.common import guess_throttle
 from services.identity.runtime import runtime
 from shared.request_guard import NUL
 
@@ -52,16 +53,18 @@ class Token(MethodView):
     @blp.arguments(TokenRequestSchema(), location="form")
     @blp.response(200, ServiceTokenSchema)
     @blp.alt_response(400, description="unsupported_grant_type or invalid_scope")
-    @blp.alt_response(401, description="invalid_client")
+    @blp.alt_response(401, description="invalid_client, with WWW-Authenticate: Basic")
+    @blp.alt_response(429, description="rate_limited: too many wrong secrets for this client from this address")
     def post(self, form):
         """Client credentials grant
 
         Form-encoded `grant_type=client_credentials`, with the client authenticated by
         `client_id`/`client_secret` in the form or by HTTP Basic. The token carries `client_id` and
-        `scope` and no user claims.
+        `scope` and no user claims. Wrong secrets are throttled per client id and client address
+        like wrong passwords.
         """
         basic = _basic_credentials()
         client_id, secret = basic if basic else (form.get("client_id", ""), form.get("client_secret", ""))
         rt = runtime()
-        return clients.issue_token(rt.uow(), rt.keys, rt.settings, form["grant_type"], client_id, secret,
-                                   form.get("scope"), rt.clock())
+        return clients.issue_token(rt.uow(), guess_throttle(), rt.keys, rt.settings, form["grant_type"], client_id,
+                                   secret, form.get("scope"), rt.clock())

@@ -55,11 +55,18 @@ class WorkspaceInvitations(MethodView):
     @blp.alt_response(403, description="forbidden: owners and admins; only owners invite owners")
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(409, description="already_member or invitation_pending")
+    @blp.alt_response(429, description="rate_limited: the inviter's hourly or the workspace's daily limit")
     def post(self, body, workspace_id):
-        """Invite someone by email; the notifier mails them an accept link"""
+        """Invite someone by email; the notifier mails them an accept link
+
+        Each inviter may send `INVITATIONS_PER_INVITER_PER_HOUR` invitations an hour (20 by default) and
+        each workspace receive `INVITATIONS_PER_WORKSPACE_PER_DAY` a day (50); past either, 429 with
+        Retry-After.
+        """
         rt = runtime()
         return invitations.invite(rt.uow(), rt.directory, caller(), workspace_id, body["email"], body["role"],
-                                  rt.settings.invitation_accept_url, rt.settings.invitation_ttl, rt.clock())
+                                  rt.settings.invitation_accept_url, rt.settings.invitation_ttl, rt.clock(),
+                                  limits=rt.invitation_limits)
 
     @bearer_required()
     @blp.response(200, InvitationListSchema)
