@@ -68,3 +68,14 @@ class IdentityUnavailable(DomainError):
     """The identity service did not answer; try again shortly."""
 
     code = "dependency_unavailable"
+
+
+class InvalidCursor(DomainError):
+    """A list's `cursor` argument that is not the `next` of a page of that list."""
+
+    code = "validation_failed"
+    field = "cursor"
+    message = "The cursor is not one this list gave out; start again without it."
+
+    def __init__(self):
+        super().__init__(self.message)

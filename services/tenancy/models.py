@@ -11,6 +11,8 @@ from shared.outbox import define_outbox
 
 ROLES = ("owner", "admin", "member")
 RANK = {"member": 1, "admin": 2, "owner": 3}
+# Organization roles that open every workspace of the organization, with that role.
+OPENS_EVERY_WORKSPACE = ("owner", "admin")
 
 
 class Model(DeclarativeBase):
