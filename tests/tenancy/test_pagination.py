@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import assert_problem
@@ -190,6 +192,32 @@ def test_a_forged_position_shows_nothing_outside_the_callers_lists(tenancy, peop
         assert_problem(tenancy.get(path, query_string=forged(path), headers=mallory["headers"]), 404, "not_found")
     invited = tenancy.get("/v1/invitations", query_string=forged("/v1/invitations"), headers=mallory["headers"])
     assert invited.status_code == 200 and invited.json == {"items": [], "next": None}
+
+
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=80)  # anything a query string can carry
+offsets = st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+moments = st.one_of(st.datetimes(timezones=offsets), st.datetimes()).map(datetime.isoformat)
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | text,
+                           lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+
+
+def test_no_cursor_whatever_it_holds_makes_a_500(tenancy, lists):
+    anything = st.one_of(st.text(st.characters(exclude_categories=["Cs"]), max_size=600),
+                         st.lists(json_values, max_size=5).map(lambda values: cursor(*values)))
+    value = st.one_of(moments, st.uuids().map(str), text, json_values)
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(data=st.data())
+    def answers(data):
+        path = data.draw(st.sampled_from(sorted(lists)), "path")
+        name, values = list_name(path)
+        shaped = st.lists(value, min_size=values, max_size=values).map(lambda position: cursor(name, *position))
+        raw = data.draw(st.one_of(anything, shaped), "cursor")
+        response = tenancy.get(path, query_string={"cursor": raw}, headers=lists[path][0]["headers"])
+        if response.status_code != 200:
+            assert set(assert_problem(response, 422, "validation_failed")["errors"]) == {"cursor"}, (path, raw)
+
+    answers()
 
 
 # --- members: names for a page, one lookup --------------------------------------------------------------
