@@ -202,7 +202,8 @@ def test_tenancy_keeps_verifying_tokens_while_identity_is_down(identity_app, liv
 
 def test_list_shows_only_my_organizations_with_my_role(tenancy, people, tenants):
     ada, grace, alan = people.new("ada@example.com"), people.new("grace@example.com"), people.new("alan@example.com")
-    assert tenancy.get("/v1/organizations", headers=ada["headers"]).json == {"items": [], "next": None}  # onboarding asks for one
+    # Onboarding asks for one.
+    assert tenancy.get("/v1/organizations", headers=ada["headers"]).json == {"items": [], "next": None}
     first = tenants.organization(ada, "First")
     second = tenants.organization(ada, "Second")
     navy = tenants.organization(grace, "Navy")
