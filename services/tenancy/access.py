@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.tenancy.errors import EmailNotVerified, Forbidden, NotFound
-from services.tenancy.models import RANK, Organization, Workspace
+from services.tenancy.models import OPENS_EVERY_WORKSPACE, RANK, Organization, Workspace
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def organization_role(uow, organization_id: str, user_id: str) -> tuple[Organiza
 
 
 def effective_workspace_role(workspace_role: str | None, organization_role: str | None) -> str | None:
-    inherited = organization_role if organization_role in ("owner", "admin") else None
+    inherited = organization_role if organization_role in OPENS_EVERY_WORKSPACE else None
     candidates = [role for role in (workspace_role, inherited) if role is not None]
     return max(candidates, key=RANK.__getitem__) if candidates else None
 

@@ -69,3 +69,14 @@ class IdentityUnavailable(DomainError):
 
     code = "dependency_unavailable"
     retry_after = 5  # seconds, sent as Retry-After: about what identity needs to restart or fail over
+
+
+class InvalidCursor(DomainError):
+    """A list's `cursor` argument that is not the `next` of a page of that list."""
+
+    code = "validation_failed"
+    field = "cursor"
+    message = "The cursor is not one this list gave out; start again without it."
+
+    def __init__(self):
+        super().__init__(self.message)

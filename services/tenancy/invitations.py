@@ -10,6 +10,7 @@ from services.tenancy.directory import IdentityDirectory
 from services.tenancy.errors import (AlreadyMember, Forbidden, InvitationExpired, InvitationPending,
                                      InvitationTokenInvalid, NotFound)
 from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
+from services.tenancy.pagination import Keyset, PageRequest
 from shared import addresses, opaque_tokens
 from shared.events import Event
 from shared.throttle import Throttle
@@ -28,6 +29,8 @@ class InvitationLimits:
         """Count one invitation; RateLimited (with the wait) past either limit. Refused ones count too."""
         self.throttle.hit(f"invitations:inviter:{inviter_id}", self.per_inviter_per_hour, 3600)
         self.throttle.hit(f"invitations:workspace:{workspace_id}", self.per_workspace_per_day, 86400)
+
+INVITATIONS = Keyset("invitations", datetime, str)
 
 
 def invitation_document(invitation: Invitation, workspace_name: str | None = None,
@@ -77,13 +80,15 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
         return invitation_document(invitation, workspace.name)
 
 
-def list_mine(uow, caller: Caller, now: datetime) -> dict:
-    """Pending invitations for the caller's verified email."""
+def list_mine(uow, *, caller: Caller, now: datetime, page: PageRequest) -> dict:
+    """A page of the invitations pending for the caller's verified email, oldest first."""
+    after = INVITATIONS.position(page.cursor)
     if not caller.email_verified:
-        return {"items": []}
+        return INVITATIONS.page([], None)
     with uow:
-        rows = uow.invitations.pending_for_email(caller.email, now)
-        return {"items": [invitation_document(inv, ws.name, {"id": org.id, "name": org.name}) for inv, ws, org in rows]}
+        rows, last = uow.invitations.pending_for_email(caller.email, now, after, page.limit)
+        return INVITATIONS.page([invitation_document(inv, ws.name, {"id": org.id, "name": org.name})
+                                 for inv, ws, org in rows], last)
 
 
 def _visible_to_invitee(invitation: Invitation | None, caller: Caller) -> Invitation:
@@ -133,8 +138,11 @@ def revoke(uow, caller: Caller, invitation_id: str) -> None:
             uow.commit()
 
 
-def list_for_workspace(uow, caller: Caller, workspace_id: str, now: datetime) -> dict:
+def list_for_workspace(uow, *, caller: Caller, workspace_id: str, now: datetime, page: PageRequest) -> dict:
+    """A page of the invitations pending in the workspace, oldest first (owners and admins)."""
+    after = INVITATIONS.position(page.cursor)
     with uow:
         _workspace, role = workspace_role(uow, workspace_id, caller.user_id)
         require_role(role, "admin")
-        return {"items": [invitation_document(i) for i in uow.invitations.pending_in_workspace(workspace_id, now)]}
+        rows, last = uow.invitations.pending_in_workspace(workspace_id, now, after, page.limit)
+        return INVITATIONS.page([invitation_document(invitation) for invitation, in rows], last)

@@ -1,11 +1,16 @@
 """Workspace members: list with names and emails, change roles, remove (or leave)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from services.tenancy.access import Caller, require_role, workspace_role
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.errors import Forbidden, LastOwner, NotFound
 from services.tenancy.models import WorkspaceMember
+from services.tenancy.pagination import Keyset, PageRequest
 from shared.events import Event
+
+MEMBERS = Keyset("members", datetime, str)
 
 
 def member_document(member: WorkspaceMember, account: dict | None) -> dict:
@@ -15,12 +20,15 @@ def member_document(member: WorkspaceMember, account: dict | None) -> dict:
             "last_name": account.get("last_name")}
 
 
-def list_members(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str) -> dict:
+def list_members(uow, *, directory: IdentityDirectory, caller: Caller, workspace_id: str, page: PageRequest) -> dict:
+    """A page of the workspace's members in the order they joined, with names and emails from identity: one
+    lookup for the page (a page holds no more ids than one lookup takes), made after the transaction ends."""
+    after = MEMBERS.position(page.cursor)
     with uow:
         workspace_role(uow, workspace_id, caller.user_id)
-        members = uow.workspaces.members(workspace_id)
-    accounts = directory.accounts([m.user_id for m in members])
-    return {"items": [member_document(m, accounts.get(m.user_id)) for m in members]}
+        rows, last = uow.workspaces.member_page(workspace_id, after, page.limit)
+    accounts = directory.accounts([member.user_id for member, in rows])
+    return MEMBERS.page([member_document(member, accounts.get(member.user_id)) for member, in rows], last)
 
 
 def _target(uow, workspace_id: str, user_id: str) -> WorkspaceMember:

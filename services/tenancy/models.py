@@ -12,6 +12,8 @@ from shared.throttle import define_throttles
 
 ROLES = ("owner", "admin", "member")
 RANK = {"member": 1, "admin": 2, "owner": 3}
+# Organization roles that open every workspace of the organization, with that role.
+OPENS_EVERY_WORKSPACE = ("owner", "admin")
 
 
 class Model(DeclarativeBase):

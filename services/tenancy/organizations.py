@@ -5,7 +5,10 @@ from datetime import datetime
 
 from services.tenancy.access import Caller, organization_role, require_role
 from services.tenancy.models import Organization, OrganizationMember, Workspace, WorkspaceMember
+from services.tenancy.pagination import Keyset, PageRequest
 from shared.events import Event
+
+ORGANIZATIONS = Keyset("organizations", datetime, str)
 
 
 def organization_document(organization: Organization, role: str) -> dict:
@@ -46,9 +49,12 @@ def create(uow, caller: Caller, name: str, workspace_name: str, now: datetime) -
                 "workspace": workspace_document(workspace, "owner")}
 
 
-def list_mine(uow, caller: Caller) -> dict:
+def list_mine(uow, *, caller: Caller, page: PageRequest) -> dict:
+    """A page of the caller's organizations, oldest first."""
+    after = ORGANIZATIONS.position(page.cursor)
     with uow:
-        return {"items": [organization_document(org, role) for org, role in uow.organizations.of_user(caller.user_id)]}
+        rows, last = uow.organizations.of_user(caller.user_id, after, page.limit)
+        return ORGANIZATIONS.page([organization_document(org, role) for org, role in rows], last)
 
 
 def read(uow, caller: Caller, organization_id: str) -> dict:

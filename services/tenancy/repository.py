@@ -3,10 +3,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 
-from services.tenancy.models import Invitation, Organization, OrganizationMember, Workspace, WorkspaceMember
+from services.tenancy.models import (OPENS_EVERY_WORKSPACE, Invitation, Organization, OrganizationMember, Workspace,
+                                     WorkspaceMember)
 from shared.unit_of_work import Repository
+
+Page = tuple[list[tuple], tuple | None]
+
+
+def keyset_page(repository: Repository, query: Select, order: tuple, after: tuple | None, limit: int) -> Page:
+    """At most `limit` rows of `query` in `order` after the position `after`, and the position (the `order`
+    values) of the last row when more rows follow. A keyset, not OFFSET: rows added or removed before the
+    position shift nothing."""
+    if after is not None:
+        query = query.where(tuple_(*order) > after)  # a plain tuple: its values bind with the columns' types
+    rows = repository.session.execute(query.add_columns(*order).order_by(*order).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = [tuple(row) for row in rows[:limit]]
+    return [row[:-len(order)] for row in rows], tuple(rows[-1][-len(order):]) if more else None
 
 
 class Organizations(Repository):
@@ -28,14 +43,12 @@ class Organizations(Repository):
     def membership(self, organization_id: str, user_id: str) -> OrganizationMember | None:
         return self.session.get(OrganizationMember, (organization_id, user_id))
 
-    def of_user(self, user_id: str) -> list[tuple[Organization, str]]:
-        rows = self.session.execute(
-            select(Organization, OrganizationMember.role)
-            .join(OrganizationMember, OrganizationMember.organization_id == Organization.id)
-            .where(OrganizationMember.user_id == user_id)
-            .order_by(Organization.created_at, Organization.id)
-        )
-        return [(org, role) for org, role in rows]
+    def of_user(self, user_id: str, after: tuple | None, limit: int) -> Page:
+        """A page of (organization, the user's role) in the order the organizations were created."""
+        return keyset_page(self, select(Organization, OrganizationMember.role)
+                           .join(OrganizationMember, OrganizationMember.organization_id == Organization.id)
+                           .where(OrganizationMember.user_id == user_id),
+                           (Organization.created_at, Organization.id), after, limit)
 
     def remove_member(self, organization_id: str, user_id: str) -> None:
         self.session.execute(delete(OrganizationMember).where(OrganizationMember.organization_id == organization_id,
@@ -59,9 +72,20 @@ class Workspaces(Repository):
         self.session.delete(workspace)
         self.session.flush()
 
-    def in_organization(self, organization_id: str) -> list[Workspace]:
-        return list(self.session.scalars(select(Workspace).where(Workspace.organization_id == organization_id)
-                                         .order_by(Workspace.created_at, Workspace.id)))
+    def openable(self, user_id: str, organization_id: str | None, after: tuple | None, limit: int) -> Page:
+        """A page of (workspace, organization, the user's workspace role, organization role) of the workspaces
+        the user may open (of one organization, or of all of them), by organization and then workspace age."""
+        query = (select(Workspace, Organization, WorkspaceMember.role, OrganizationMember.role)
+                 .join(Organization, Organization.id == Workspace.organization_id)
+                 .join(OrganizationMember, (OrganizationMember.organization_id == Organization.id)
+                       & (OrganizationMember.user_id == user_id))
+                 .outerjoin(WorkspaceMember, (WorkspaceMember.workspace_id == Workspace.id)
+                            & (WorkspaceMember.user_id == user_id))
+                 .where(or_(OrganizationMember.role.in_(OPENS_EVERY_WORKSPACE), WorkspaceMember.user_id.is_not(None))))
+        if organization_id is not None:
+            query = query.where(Workspace.organization_id == organization_id)
+        return keyset_page(self, query, (Organization.created_at, Organization.id, Workspace.created_at, Workspace.id),
+                           after, limit)
 
     def count_in_organization(self, organization_id: str) -> int:
         return self.session.scalar(select(func.count()).select_from(Workspace)
@@ -70,14 +94,14 @@ class Workspaces(Repository):
     def membership(self, workspace_id: str, user_id: str) -> WorkspaceMember | None:
         return self.session.get(WorkspaceMember, (workspace_id, user_id))
 
-    def memberships_of_user(self, user_id: str) -> dict[str, str]:
-        rows = self.session.execute(select(WorkspaceMember.workspace_id, WorkspaceMember.role)
-                                    .where(WorkspaceMember.user_id == user_id))
-        return {workspace_id: role for workspace_id, role in rows}
-
     def members(self, workspace_id: str) -> list[WorkspaceMember]:
         return list(self.session.scalars(select(WorkspaceMember).where(WorkspaceMember.workspace_id == workspace_id)
                                          .order_by(WorkspaceMember.created_at, WorkspaceMember.user_id)))
+
+    def member_page(self, workspace_id: str, after: tuple | None, limit: int) -> Page:
+        """A page of (member,) in the order they joined."""
+        return keyset_page(self, select(WorkspaceMember).where(WorkspaceMember.workspace_id == workspace_id),
+                           (WorkspaceMember.created_at, WorkspaceMember.user_id), after, limit)
 
     def count_owners(self, workspace_id: str) -> int:
         return self.session.scalar(select(func.count()).select_from(WorkspaceMember)
@@ -116,17 +140,17 @@ class Invitations(Repository):
                                                              Invitation.email == email,
                                                              Invitation.status == "pending")).first()
 
-    def pending_for_email(self, email: str, now: datetime) -> list[tuple[Invitation, Workspace, Organization]]:
-        rows = self.session.execute(
-            select(Invitation, Workspace, Organization)
-            .join(Workspace, Workspace.id == Invitation.workspace_id)
-            .join(Organization, Organization.id == Workspace.organization_id)
-            .where(Invitation.email == email, Invitation.status == "pending", Invitation.expires_at > now)
-            .order_by(Invitation.created_at)
-        )
-        return [tuple(row) for row in rows]
+    def pending_for_email(self, email: str, now: datetime, after: tuple | None, limit: int) -> Page:
+        """A page of (invitation, workspace, organization) pending for the address, oldest first."""
+        return keyset_page(self, select(Invitation, Workspace, Organization)
+                           .join(Workspace, Workspace.id == Invitation.workspace_id)
+                           .join(Organization, Organization.id == Workspace.organization_id)
+                           .where(Invitation.email == email, Invitation.status == "pending",
+                                  Invitation.expires_at > now),
+                           (Invitation.created_at, Invitation.id), after, limit)
 
-    def pending_in_workspace(self, workspace_id: str, now: datetime) -> list[Invitation]:
-        return list(self.session.scalars(select(Invitation).where(
-            Invitation.workspace_id == workspace_id, Invitation.status == "pending",
-            Invitation.expires_at > now).order_by(Invitation.created_at)))
+    def pending_in_workspace(self, workspace_id: str, now: datetime, after: tuple | None, limit: int) -> Page:
+        """A page of (invitation,) pending in the workspace, oldest first."""
+        return keyset_page(self, select(Invitation).where(Invitation.workspace_id == workspace_id,
+                                                          Invitation.status == "pending", Invitation.expires_at > now),
+                           (Invitation.created_at, Invitation.id), after, limit)

@@ -9,6 +9,10 @@ from services.tenancy.errors import LastWorkspace
 from services.tenancy.members import leave_organization_if_no_workspace
 from services.tenancy.models import Workspace, WorkspaceMember
 from services.tenancy.organizations import record_workspace_created, workspace_document
+from services.tenancy.pagination import Keyset, PageRequest
+
+# By organization age, then workspace age: the switcher groups each organization's workspaces.
+WORKSPACES = Keyset("workspaces", datetime, str, datetime, str)
 
 
 def create(uow, caller: Caller, organization_id: str, name: str, now: datetime) -> dict:
@@ -25,34 +29,23 @@ def create(uow, caller: Caller, organization_id: str, name: str, now: datetime) 
         return workspace_document(workspace, "owner")
 
 
-def _openable(uow, workspaces: list[Workspace], user_id: str, organization_roles: dict[str, str]) -> list[tuple]:
-    memberships = uow.workspaces.memberships_of_user(user_id)
-    result = []
-    for workspace in workspaces:
-        role = effective_workspace_role(memberships.get(workspace.id), organization_roles.get(workspace.organization_id))
-        if role is not None:
-            result.append((workspace, role))
-    return result
-
-
-def list_in_organization(uow, caller: Caller, organization_id: str) -> dict:
-    """The organization's workspaces that the caller may open."""
+def list_in_organization(uow, *, caller: Caller, organization_id: str, page: PageRequest) -> dict:
+    """A page of the organization's workspaces that the caller may open."""
+    after = WORKSPACES.position(page.cursor)
     with uow:
-        _organization, org_role = organization_role(uow, organization_id, caller.user_id)
-        workspaces = uow.workspaces.in_organization(organization_id)
-        return {"items": [workspace_document(w, role) for w, role in
-                          _openable(uow, workspaces, caller.user_id, {organization_id: org_role})]}
+        organization_role(uow, organization_id, caller.user_id)
+        rows, last = uow.workspaces.openable(caller.user_id, organization_id, after, page.limit)
+        return WORKSPACES.page([workspace_document(workspace, effective_workspace_role(ws_role, org_role))
+                                for workspace, _organization, ws_role, org_role in rows], last)
 
 
-def list_mine(uow, caller: Caller) -> dict:
-    """Every workspace the caller may open, with its organization and the caller's role (the switcher)."""
+def list_mine(uow, *, caller: Caller, page: PageRequest) -> dict:
+    """A page of every workspace the caller may open, with its organization and the caller's role (the switcher)."""
+    after = WORKSPACES.position(page.cursor)
     with uow:
-        items = []
-        for organization, org_role in uow.organizations.of_user(caller.user_id):
-            workspaces = uow.workspaces.in_organization(organization.id)
-            items += [workspace_document(w, role, organization) for w, role in
-                      _openable(uow, workspaces, caller.user_id, {organization.id: org_role})]
-        return {"items": items}
+        rows, last = uow.workspaces.openable(caller.user_id, None, after, page.limit)
+        return WORKSPACES.page([workspace_document(workspace, effective_workspace_role(ws_role, org_role), organization)
+                                for workspace, organization, ws_role, org_role in rows], last)
 
 
 def read(uow, caller: Caller, workspace_id: str) -> dict:

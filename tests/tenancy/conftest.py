@@ -215,3 +215,24 @@ def race(database_url: str, lock_statements: list[tuple[str, dict]], calls: list
     for thread in threads:
         thread.join()
     return results
+
+
+def walk(client, path: str, headers: dict, limit: int, between=None) -> list[dict]:
+    """Every item of a list, read a page of `limit` at a time by following `next`. Each page but the last is
+    full and the last says so with `next: null`. `between(items_so_far)` runs after every page but the last,
+    to change the list in the middle of the walk."""
+    items: list[dict] = []
+    cursor = None
+    while True:
+        query = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = client.get(path, query_string=query, headers=headers)
+        assert response.status_code == 200, (path, response.get_data(as_text=True))
+        page = response.json
+        assert set(page) == {"items", "next"} and len(page["items"]) <= limit, (path, page)
+        items += page["items"]
+        cursor = page["next"]
+        if cursor is None:
+            return items
+        assert len(page["items"]) == limit, (path, page)
+        if between is not None:
+            between(items)

@@ -1,9 +1,10 @@
 """Pieces tenancy's resources share: field rules, shared schemas and the domain-error map."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_load, validate
 
 from services.tenancy import errors
+from services.tenancy.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, PageRequest
 from shared.auth import InsufficientScope
 from shared.errors import ErrorMap
 from shared.jwt import TokenRejected
@@ -17,6 +18,7 @@ ERROR_MAP = ErrorMap({
     errors.InvitationTokenInvalid: 400,
     errors.InvitationExpired: 400,
     errors.IdentityUnavailable: 503,
+    errors.InvalidCursor: 422,
     TokenRejected: 401,
     InsufficientScope: 403,
 })
@@ -54,5 +56,25 @@ class WorkspaceSchema(Schema):
     created_at = fields.DateTime()
 
 
-class WorkspaceListSchema(Schema):
+class ListQueryArgsSchema(Schema):
+    """The query arguments of every list: a page of at most `limit` items after `cursor`."""
+
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           metadata={"description": f"Items in a page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"})
+    cursor = fields.String(validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH), metadata={
+        "description": "The `next` of the previous page (opaque); leave it out for the first page"})
+
+    @post_load
+    def page_request(self, data: dict, **_kwargs) -> PageRequest:
+        return PageRequest(**data)
+
+
+class PageSchema(Schema):
+    """A page of a list; each list adds its `items`."""
+
+    next = fields.String(allow_none=True, metadata={
+        "description": "The `cursor` for the next page; null on the last page"})
+
+
+class WorkspaceListSchema(PageSchema):
     items = fields.List(fields.Nested(WorkspaceSchema))

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from services.tenancy import invitations
-from services.tenancy.api.common import OrganizationRefSchema, role_field
+from services.tenancy.api.common import ListQueryArgsSchema, OrganizationRefSchema, PageSchema, role_field
 from services.tenancy.runtime import caller, runtime
 from shared.addresses import EmailField
 from shared.auth import bearer_required
@@ -26,7 +26,7 @@ class InvitationSchema(Schema):
     expires_at = fields.DateTime()
 
 
-class InvitationListSchema(Schema):
+class InvitationListSchema(PageSchema):
     items = fields.List(fields.Nested(InvitationSchema))
 
 
@@ -69,23 +69,26 @@ class WorkspaceInvitations(MethodView):
                                   limits=rt.invitation_limits)
 
     @bearer_required()
+    @blp.arguments(ListQueryArgsSchema(), location="query")
     @blp.response(200, InvitationListSchema)
     @blp.alt_response(403, description="forbidden: owners and admins only")
     @blp.alt_response(404, description="not_found")
-    def get(self, workspace_id):
-        """Pending invitations of the workspace (owners and admins)"""
+    def get(self, page, workspace_id):
+        """Pending invitations of the workspace (owners and admins), a page at a time"""
         rt = runtime()
-        return invitations.list_for_workspace(rt.uow(), caller(), workspace_id, rt.clock())
+        return invitations.list_for_workspace(rt.uow(), caller=caller(), workspace_id=workspace_id, now=rt.clock(),
+                                              page=page)
 
 
 @blp.route("/invitations")
 class MyInvitations(MethodView):
     @bearer_required()
+    @blp.arguments(ListQueryArgsSchema(), location="query")
     @blp.response(200, InvitationListSchema)
-    def get(self):
-        """Pending invitations for the caller's verified email"""
+    def get(self, page):
+        """Pending invitations for the caller's verified email, a page at a time"""
         rt = runtime()
-        return invitations.list_mine(rt.uow(), caller(), rt.clock())
+        return invitations.list_mine(rt.uow(), caller=caller(), now=rt.clock(), page=page)
 
 
 @blp.route("/invitations/<string:invitation_id>/accept")

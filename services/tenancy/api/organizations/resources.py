@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from services.tenancy import organizations, workspaces
-from services.tenancy.api.common import NameSchema, OrganizationSchema, RenameSchema, WorkspaceListSchema, WorkspaceSchema
+from services.tenancy.api.common import (ListQueryArgsSchema, NameSchema, OrganizationSchema, PageSchema, RenameSchema,
+                                         WorkspaceListSchema, WorkspaceSchema)
 from services.tenancy.runtime import caller, runtime
 from shared.auth import bearer_required
 
@@ -18,7 +19,7 @@ class OrganizationCreatedSchema(Schema):
     workspace = fields.Nested(WorkspaceSchema)
 
 
-class OrganizationListSchema(Schema):
+class OrganizationListSchema(PageSchema):
     items = fields.List(fields.Nested(OrganizationSchema))
 
 
@@ -37,10 +38,11 @@ class Organizations(MethodView):
         return organizations.create(rt.uow(), caller(), body["name"], rt.settings.default_workspace_name, rt.clock())
 
     @bearer_required()
+    @blp.arguments(ListQueryArgsSchema(), location="query")
     @blp.response(200, OrganizationListSchema)
-    def get(self):
-        """The caller's organizations (empty: onboarding should ask for one)"""
-        return organizations.list_mine(runtime().uow(), caller())
+    def get(self, page):
+        """The caller's organizations, a page at a time (empty: onboarding should ask for one)"""
+        return organizations.list_mine(runtime().uow(), caller=caller(), page=page)
 
 
 @blp.route("/organizations/<string:organization_id>")
@@ -74,11 +76,13 @@ class OrganizationById(MethodView):
 @blp.route("/organizations/<string:organization_id>/workspaces")
 class OrganizationWorkspaces(MethodView):
     @bearer_required()
+    @blp.arguments(ListQueryArgsSchema(), location="query")
     @blp.response(200, WorkspaceListSchema)
     @blp.alt_response(404, description="not_found")
-    def get(self, organization_id):
-        """Workspaces of the organization that the caller may open"""
-        return workspaces.list_in_organization(runtime().uow(), caller(), organization_id)
+    def get(self, page, organization_id):
+        """Workspaces of the organization that the caller may open, a page at a time"""
+        return workspaces.list_in_organization(runtime().uow(), caller=caller(), organization_id=organization_id,
+                                               page=page)
 
     @bearer_required()
     @blp.arguments(NameSchema())

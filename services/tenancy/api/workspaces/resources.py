@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from services.tenancy import members, workspaces
-from services.tenancy.api.common import RenameSchema, WorkspaceListSchema, WorkspaceSchema, role_field
+from services.tenancy.api.common import (ListQueryArgsSchema, PageSchema, RenameSchema, WorkspaceListSchema,
+                                         WorkspaceSchema, role_field)
 from services.tenancy.runtime import caller, runtime
 from shared.auth import bearer_required
 
@@ -22,7 +23,7 @@ class MemberSchema(Schema):
     joined_at = fields.DateTime()
 
 
-class MemberListSchema(Schema):
+class MemberListSchema(PageSchema):
     items = fields.List(fields.Nested(MemberSchema))
 
 
@@ -33,10 +34,11 @@ class RoleSchema(Schema):
 @blp.route("/workspaces")
 class Workspaces(MethodView):
     @bearer_required()
+    @blp.arguments(ListQueryArgsSchema(), location="query")
     @blp.response(200, WorkspaceListSchema)
-    def get(self):
-        """Every workspace the caller may open, with its organization and the caller's role"""
-        return workspaces.list_mine(runtime().uow(), caller())
+    def get(self, page):
+        """Every workspace the caller may open, with its organization and the caller's role, a page at a time"""
+        return workspaces.list_mine(runtime().uow(), caller=caller(), page=page)
 
 
 @blp.route("/workspaces/<string:workspace_id>")
@@ -71,13 +73,15 @@ class WorkspaceById(MethodView):
 @blp.route("/workspaces/<string:workspace_id>/members")
 class WorkspaceMembers(MethodView):
     @bearer_required()
+    @blp.arguments(ListQueryArgsSchema(), location="query")
     @blp.response(200, MemberListSchema)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(503, description="dependency_unavailable: identity did not answer")
-    def get(self, workspace_id):
-        """Members with their names and emails"""
+    def get(self, page, workspace_id):
+        """Members with their names and emails, a page at a time"""
         rt = runtime()
-        return members.list_members(rt.uow(), rt.directory, caller(), workspace_id)
+        return members.list_members(rt.uow(), directory=rt.directory, caller=caller(), workspace_id=workspace_id,
+                                    page=page)
 
 
 @blp.route("/workspaces/<string:workspace_id>/members/<string:user_id>")
