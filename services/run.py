@@ -24,8 +24,9 @@ PROCESSES = {
     "mailer": (["services.notifier", "consume"], "notifier"),
     "identity-relay": (["services.identity", "relay"], "identity-relay"),
     "tenancy-relay": (["services.tenancy", "relay"], "tenancy-relay"),
+    "web": (["services.web", "serve"], "web"),
 }
-MIGRATIONS = ["services.identity", "services.tenancy", "services.notifier"]
+MIGRATIONS = ["services.identity", "services.tenancy", "services.notifier", "services.web"]
 
 
 def _validate() -> None:
