@@ -189,3 +189,29 @@ def change_invitation(organization_id: str, invitation_id: str, action: str):
     else:
         flash(_("The invitation to %(email)s is revoked.", email=invitation["email"]))
     return redirect(url_for(".organization_settings", organization_id=organization_id))
+
+
+@blp.route("/invitations/accept", methods=["GET", "POST"])
+def accept_invitation():
+    """The mail's link: signed out, ways in that come back here; signed in as the invitee, a button."""
+    invitation_id = request.args.get("invitation", "")[:64]
+    form = forms.TokenForm(token=request.args.get("token", "")[:512])
+    if not signed_in():
+        here = url_for(".accept_invitation", invitation=invitation_id, token=form.token.data)
+        return page("workspaces/accept_invitation.html", form, here=here)
+    workspaces = my_workspaces()
+    invitation = next((i for i in tenancy("GET", "/v1/invitations")["items"] if i["id"] == invitation_id), None)
+    if invitation is None:
+        return page("workspaces/accept_invitation.html", form, 404, missing=True, **_shell(workspaces))
+    if checked(form):
+        try:
+            membership = tenancy("POST", f"/v1/invitations/{invitation_id}/accept", json={"token": form.token.data})
+        except UpstreamError as error:
+            if error.code == "already_member":
+                return redirect(url_for(".workspace", workspace_id=invitation["workspace_id"]))
+            form.form_errors.append(_("This invitation has expired. Ask for a new one.")
+                                    if error.code == "token_expired" else
+                                    _("This invitation link is not valid any more. Ask for a new one."))
+            return page("workspaces/accept_invitation.html", form, 400, invitation=invitation, **_shell(workspaces))
+        return redirect(url_for(".workspace", workspace_id=membership["workspace_id"]))
+    return page("workspaces/accept_invitation.html", form, invitation=invitation, **_shell(workspaces))
