@@ -59,12 +59,17 @@ class Stack:
         return self
 
     def link_in_mail(self, address: str, path: str, count: int = 1) -> str:
-        """The link to web's `path` in the `count`-th mail to `address` (the mail's plain text part)."""
-        mail = self.sink.wait_for_mail(address, count=count, timeout=60)
-        text = self.sink.mail_to(address)[count - 1].message.get_body(preferencelist=("plain",)).get_content()
-        links = re.findall(re.escape(self.web + path) + r"\?\S+", text)
-        assert links, (mail.message["Subject"], text)
-        return links[0]
+        """The link to web's `path` in the `count`-th mail to `address` that has one (its plain text part)."""
+        pattern = re.compile(re.escape(self.web + path) + r"\?\S+")
+
+        def links() -> list[str]:
+            found = []
+            for mail in self.sink.mail_to(address):
+                found += pattern.findall(mail.message.get_body(preferencelist=("plain",)).get_content())
+            return found
+
+        self.sink.wait_until(lambda: len(links()) >= count, timeout=60, what=f"mail {count} to {address} with {path}")
+        return links()[count - 1]
 
 
 def _answers(url: str) -> bool:

@@ -96,11 +96,12 @@ def new_workspace():
 def _organization_or_abort(organization_id: str) -> dict:
     """The organization for its owners and admins; 403 for its other members, 404 for anyone else."""
     try:
-        return tenancy("GET", f"/v1/organizations/{organization_id}")
+        organization = tenancy("GET", f"/v1/organizations/{organization_id}")
     except UpstreamError as error:
-        if error.status == 403:
-            abort(403)
-        abort(404)
+        abort(403 if error.status == 403 else 404)
+    if organization.get("role") not in ("owner", "admin"):
+        abort(403)
+    return organization
 
 
 def _organization_page(organization: dict, rename=None, invite=None, status: int | None = None, summary=None):
