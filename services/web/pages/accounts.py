@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, flash, redirect, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from services.web import forms
-from services.web.pages.common import add_upstream_errors, checked, page, retry_message, safe_next
+from services.web.pages.common import CSRF_MESSAGE, add_upstream_errors, checked, page, retry_message, safe_next
 from services.web.runtime import identity, runtime, sign_in as keep_tokens, sign_out as end_session, signed_in
 from services.web.upstream import UpstreamError
 
@@ -102,7 +102,7 @@ def verify_email():
 def resend_verification():
     form = forms.EmailForm(prefix="resend")
     if not checked(form):
-        return page("accounts/verify_email.html", forms.TokenForm(), resend=form, failed=True)
+        return page("accounts/verify_email.html", form, resend=form, failed=True)
     identity("POST", "/v1/email-verifications", json={"email": form.email.data.strip()})
     session["pending_email"] = form.email.data.strip()
     session["mail_sent_at"] = time.time()
@@ -181,9 +181,10 @@ def recovery_code():
 @blp.post("/sign-out")
 def sign_out():
     form = forms.ButtonForm()
-    if checked(form):
-        end_session()
-        flash(_("You are signed out."))
+    if not checked(form):
+        return render_template("errors/generic.html", status=400, message=_(CSRF_MESSAGE)), 400
+    end_session()
+    flash(_("You are signed out."))
     return redirect(url_for(".sign_in"))
 
 
