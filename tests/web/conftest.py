@@ -108,9 +108,9 @@ def new_page(browser):
     """A page in a fresh browser context (its own cookies); `javascript=False` turns scripts off."""
     contexts = []
 
-    def make(javascript: bool = True, width: int = 1280):
+    def make(javascript: bool = True, width: int = 1280, service_workers: str = "block"):
         context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900},
-                                      service_workers="block")
+                                      service_workers=service_workers)
         context.set_default_timeout(15000)
         contexts.append(context)
         return context.new_page()
