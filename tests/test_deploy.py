@@ -17,7 +17,7 @@ from kombu import Connection
 from tests import backends
 
 ROOT = backends.ROOT
-HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003}
+HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003, "web": 8000}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def dockerfile_targets() -> set[str]:
 def test_compose_runs_every_process_with_a_healthcheck(compose):
     services = compose["services"]
     expected = {"postgres", "rabbitmq", "mailpit", "migrate", "identity", "tenancy", "notifier",
-                "notifier-consumer", "identity-relay", "tenancy-relay"}
+                "notifier-consumer", "identity-relay", "tenancy-relay", "web"}
     assert expected <= set(services)
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"

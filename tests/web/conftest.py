@@ -55,7 +55,7 @@ class Stack:
                            "mailer": ("services.notifier", "consume")}.items():
             self.processes.start(name, *args)
         for name, port in self.ports.items():
-            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/readyz"), READY_TIMEOUT, f"{name} to be ready")
+            wait_for(lambda url=f"http://127.0.0.1:{port}/readyz": _answers(url), READY_TIMEOUT, f"{name} to be ready")
         return self
 
     def link_in_mail(self, address: str, path: str, count: int = 1) -> str:

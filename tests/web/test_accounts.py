@@ -7,20 +7,8 @@ import time
 import pyotp
 from playwright.sync_api import expect
 
-from tests.web.conftest import PASSWORD, check_page, unique_address
-from tests.web.test_journey import create_first_organization, sign_up, verify_from_mail
-
-
-def signed_up_and_in(page, stack) -> str:
-    address = unique_address()
-    page.goto(stack.web + "/sign-up")
-    sign_up(page, stack, address)
-    verify_from_mail(page, stack, address)
-    page.get_by_label("Email").fill(address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    create_first_organization(page)
-    return address
+from tests.web.conftest import PASSWORD, check_page
+from tests.web.test_journey import sign_in, signed_up_and_in
 
 
 def code_for(secret: str, steps_ahead: int = 0) -> str:
@@ -51,9 +39,7 @@ def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(st
 
     page.get_by_role("button", name="Profile menu").click()
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_label("Email").fill(address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, address)
     code = page.get_by_label("Authentication code")
     expect(code).to_have_attribute("autocomplete", "one-time-code")
     expect(code).to_have_attribute("inputmode", "numeric")
@@ -67,9 +53,7 @@ def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(st
 
     page.get_by_role("button", name="Profile menu").click()
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_label("Email").fill(address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, address)
     page.get_by_role("link", name="Use a recovery code").click()
     check_page(page, "recovery-code")
     page.get_by_label("Recovery code").fill(codes[0])
@@ -93,7 +77,5 @@ def test_forgot_and_reset_password(stack, new_page):
     page.get_by_label("New password").fill("a brand new passphrase")
     page.get_by_role("button", name="Set password").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
-    page.get_by_label("Email").fill(address)
-    page.get_by_label("Password").fill("a brand new passphrase")
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, address, "a brand new passphrase")
     expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import PASSWORD, check_page, unique_address
@@ -48,6 +47,23 @@ def create_first_organization(page) -> None:
     expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
 
 
+def sign_in(page, address: str, password: str = PASSWORD) -> None:
+    page.get_by_label("Email").fill(address)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def signed_up_and_in(page, stack) -> str:
+    """A new account, verified through its mail, signed in, with its first organization; its address."""
+    address = unique_address()
+    page.goto(stack.web + "/sign-up")
+    sign_up(page, stack, address)
+    verify_from_mail(page, stack, address)
+    sign_in(page, address)
+    create_first_organization(page)
+    return address
+
+
 def test_sign_up_to_workspace_home(stack, new_page):
     page = new_page()
     address = unique_address()
@@ -83,13 +99,7 @@ def test_sign_up_to_workspace_home(stack, new_page):
 
 def test_the_whole_journey_works_with_javascript_off(stack, new_page):
     page = new_page(javascript=False)
-    address = unique_address()
-    sign_up(page, stack, address)
-    verify_from_mail(page, stack, address)
-    page.get_by_label("Email").fill(address)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    create_first_organization(page)
+    signed_up_and_in(page, stack)
     # Without JS the profile menu is a plain list of links, all reachable
     expect(page.get_by_role("link", name="Organization settings")).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()

@@ -7,9 +7,8 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import PASSWORD, check_page, unique_address
-from tests.web.test_accounts import signed_up_and_in
-from tests.web.test_journey import sign_up
+from tests.web.conftest import check_page, unique_address
+from tests.web.test_journey import sign_in, sign_up, signed_up_and_in
 
 
 def test_invite_sign_up_through_the_link_accept_and_roles(stack, new_page):
@@ -43,9 +42,7 @@ def test_invite_sign_up_through_the_link_accept_and_roles(stack, new_page):
     guest.goto(stack.link_in_mail(invitee, "/verify-email"))
     guest.get_by_role("button", name="Verify my email").click()
     guest.get_by_role("link", name="Sign in").click()
-    guest.get_by_label("Email").fill(invitee)
-    guest.get_by_label("Password").fill(PASSWORD)
-    guest.get_by_role("button", name="Sign in").click()
+    sign_in(guest, invitee)
 
     expect(guest.get_by_role("heading", level=1)).to_have_text("Join My Workspace")
     expect(guest.get_by_text("Difference Engines")).to_be_visible()

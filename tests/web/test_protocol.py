@@ -155,3 +155,18 @@ def test_a_bad_setting_exits_2_naming_the_variable(tmp_path, variable, value):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert variable in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_too_many_wrong_passwords_answer_429_saying_when_to_retry(stack):
+    _http, address = signed_in_session(stack)
+    http = requests.Session()
+    statuses = []
+    for _attempt in range(8):
+        response = http.post(stack.web + "/sign-in", timeout=30, data={
+            "csrf_token": csrf_token(http, stack.web + "/sign-in"), "email": address, "password": "wrong password"})
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    assert re.search(r"Too many attempts\. Try again in \d+ seconds\.", response.text)
+    assert 'role="alert"' in response.text

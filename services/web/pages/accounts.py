@@ -7,8 +7,17 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 
 from services.web import forms
-from services.web.pages.common import CSRF_MESSAGE, add_upstream_errors, checked, page, retry_message, safe_next
-from services.web.runtime import identity, runtime, sign_in as keep_tokens, sign_out as end_session, signed_in
+from services.web.pages.common import (
+    CSRF_MESSAGE,
+    add_upstream_errors,
+    checked,
+    page,
+    retry_message,
+    safe_next,
+)
+from services.web.runtime import identity, runtime, signed_in
+from services.web.runtime import sign_in as keep_tokens
+from services.web.runtime import sign_out as end_session
 from services.web.upstream import UpstreamError
 
 blp = Blueprint("accounts", __name__)

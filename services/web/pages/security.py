@@ -8,7 +8,12 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from services.web import forms
-from services.web.pages.common import add_upstream_errors, checked, page, require_sign_in
+from services.web.pages.common import (
+    add_upstream_errors,
+    checked,
+    page,
+    require_sign_in,
+)
 from services.web.pages.workspaces import _shell, my_workspaces
 from services.web.runtime import identity_as_account
 from services.web.upstream import UpstreamError

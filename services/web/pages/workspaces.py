@@ -5,7 +5,12 @@ from flask import Blueprint, abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 
 from services.web import forms
-from services.web.pages.common import add_upstream_errors, checked, page, require_sign_in
+from services.web.pages.common import (
+    add_upstream_errors,
+    checked,
+    page,
+    require_sign_in,
+)
 from services.web.runtime import runtime, signed_in, tenancy
 from services.web.upstream import UpstreamError
 
