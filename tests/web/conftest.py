@@ -30,7 +30,7 @@ READY_TIMEOUT = 60.0
 class Stack:
     """The live servers and where they are."""
 
-    def __init__(self, workdir: Path, sink: SmtpSink):
+    def __init__(self, workdir: Path, sink: SmtpSink, **env: str):
         self.sink = sink
         self.ports = {name: backends.free_port() for name in ("identity", "tenancy", "web")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
@@ -42,6 +42,7 @@ class Stack:
             "WEB_PORT": str(self.ports["web"]), "IDENTITY_PUBLIC_URL": self.identity,
             "TENANCY_INTERNAL_URL": f"http://127.0.0.1:{self.ports['tenancy']}", "WEB_PUBLIC_URL": self.web,
             "SMTP_URL": sink.url, "IP_RATE_LIMIT_PER_MINUTE": "100000", "PROXY_HOPS": "1", "ACCESS_LOG": "0",
+            **env,
         })
         self.processes = Processes(workdir, env)
 
@@ -87,6 +88,26 @@ def stack(tmp_path_factory):
             yield running.start()
         finally:
             running.processes.stop_all()
+
+
+@pytest.fixture
+def postgres_stack(tmp_path, databases):
+    """The same servers on PostgreSQL (every service's database, web's too) and RabbitMQ."""
+    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    urls = {service: databases.fresh("postgres", f"services.{service}")
+            for service in ("identity", "tenancy", "notifier", "web")}
+    vhost = backends.RabbitVhost(f"threshold-web-{os.getpid()}").create()
+    with SmtpSink() as sink:
+        running = Stack(tmp_path, sink, BROKER_URL=vhost.url(),
+                        **{f"{service.upper()}_DATABASE_URL": url for service, url in urls.items()})
+        try:
+            yield running.start()
+        finally:
+            running.processes.stop_all()
+            vhost.delete()
+            for url in urls.values():
+                databases.drop(url)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import PASSWORD, check_page, unique_address
@@ -125,3 +126,26 @@ def test_unknown_paths_get_an_html_404_with_a_home_link(stack, new_page):
     assert response.status == 404
     expect(page.get_by_role("link", name="Home")).to_have_attribute("href", "/")
     check_page(page, "not-found")
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_the_journey_on_postgresql_and_rabbitmq(postgres_stack, new_page):
+    page = new_page()
+    signed_up_and_in(page, postgres_stack)
+    page.get_by_role("button", name="Profile menu").click()
+    page.get_by_role("link", name="Security").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+
+
+def test_a_used_or_bogus_verification_link_offers_a_new_one(stack, new_page):
+    page = new_page()
+    page.goto(stack.web + "/verify-email?token=not-a-real-token")
+    page.get_by_role("button", name="Verify my email").click()
+    expect(page.get_by_role("alert")).to_contain_text("not valid any more")
+    check_page(page, "verify-email-expired")
+    address = unique_address()
+    page.get_by_label("Email").fill(address)
+    page.get_by_role("button", name="Resend").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    expect(page.get_by_text(address)).to_be_visible()
