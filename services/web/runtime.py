@@ -104,5 +104,5 @@ def access_token() -> str:
     if not data or "auth" not in data:
         session.clear()
         raise SignedOut()
-    dict.update(session, data)  # the store has it already: no second write
+    dict.update(session._get_current_object(), data)  # the store has it already: no second write
     return data["auth"]["access_token"]

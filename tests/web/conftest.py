@@ -54,7 +54,8 @@ class Stack:
                            "web": ("services.web", "serve"), "identity-relay": ("services.identity", "relay"),
                            "tenancy-relay": ("services.tenancy", "relay"),
                            "mailer": ("services.notifier", "consume")}.items():
-            self.processes.start(name, *args)
+            # Two web workers, so one browser's requests can really run at once (token refresh under a lock)
+            self.processes.start(name, *args, **({"WEB_CONCURRENCY": "2"} if name == "web" else {}))
         for name, port in self.ports.items():
             wait_for(lambda url=f"http://127.0.0.1:{port}/readyz": _answers(url), READY_TIMEOUT, f"{name} to be ready")
         return self

@@ -7,6 +7,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -170,3 +172,41 @@ def test_too_many_wrong_passwords_answer_429_saying_when_to_retry(stack):
     assert statuses[0] == 401 and statuses[-1] == 429, statuses
     assert re.search(r"Too many attempts\. Try again in \d+ seconds\.", response.text)
     assert 'role="alert"' in response.text
+
+
+def expire_access_token(stack, cookie: str) -> str:
+    """Mark the session's access token as expired, through web's own store; returns the token it had."""
+    from services.web.sessions import SessionStore
+    from shared.config import DEVELOPMENT_SECRET
+    from shared.database import make_engine, make_session_factory, utcnow
+
+    engine = make_engine(f"sqlite:///{stack.processes.workdir / 'var' / 'web.db'}")
+    store = SessionStore(make_session_factory(engine), DEVELOPMENT_SECRET, 3600, utcnow)
+    seen = {}
+
+    def expire(data: dict) -> dict:
+        seen["token"] = data["auth"]["access_token"]
+        return {**data, "auth": {**data["auth"], "expires_at": 0}}
+
+    store.update_locked(cookie, expire)
+    engine.dispose()
+    return seen["token"]
+
+
+def test_an_expired_access_token_is_refreshed_on_the_server_once_for_concurrent_requests(stack):
+    http, _address = signed_in_session(stack)
+    cookie = http.cookies.get("threshold_session")
+    home = http.get(stack.web + "/", timeout=30).url
+    old = expire_access_token(stack, cookie)
+
+    barrier = threading.Barrier(4)
+
+    def load(_n: int) -> int:
+        barrier.wait(timeout=30)
+        return requests.get(home, cookies={"threshold_session": cookie}, allow_redirects=False, timeout=30).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(load, range(4)))
+    assert statuses == [200] * 4, statuses  # a refresh token spent twice would have ended the session
+    assert http.get(home, timeout=30).status_code == 200
+    assert expire_access_token(stack, cookie) != old  # the server holds a new token pair
