@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
                                         Api(settings.tenancy_url, timeout), store, clock)
     Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0]))
     app.jinja_env.globals.update(get_locale=get_locale, product_name=settings.product_name,
-                                 password_min_length=settings.password_min_length)
+                                 password_min_length=settings.password_min_length, providers=settings.providers)
     instrument(app, "web")
     add_operations_routes(app, {"database": lambda: ping(engine)})
     register_pages(app)

@@ -41,6 +41,10 @@ class ButtonForm(FlaskForm):
     """A form that is only a button (resend, sign out, revoke): its CSRF token is its whole content."""
 
 
+class LoginCodeForm(FlaskForm):
+    login_code = HiddenField(validators=[DataRequired(), Length(max=512)])
+
+
 class TokenForm(FlaskForm):
     token = HiddenField(validators=[DataRequired(), Length(max=512)])
 

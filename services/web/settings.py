@@ -13,6 +13,7 @@ class Settings:
     database_url: str
     public_url: str
     identity_url: str
+    identity_public_url: str
     tenancy_url: str
     secret_key: str
     session_ttl: int
@@ -22,6 +23,7 @@ class Settings:
     resend_cooldown: int
     upstream_timeout: int
     proxy_hops: int
+    providers: tuple[tuple[str, str], ...]
 
     @property
     def secure_cookies(self) -> bool:
@@ -41,6 +43,7 @@ class Settings:
             database_url=config.database_url(env, "WEB_DATABASE_URL", "web"),
             public_url=config.url(env, "WEB_PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")),
             identity_url=config.url(env, "IDENTITY_INTERNAL_URL", identity_public, ("http", "https")),
+            identity_public_url=identity_public,
             tenancy_url=config.url(env, "TENANCY_INTERNAL_URL", "http://127.0.0.1:8002", ("http", "https")),
             secret_key=config.secret(env, "SECRET_KEY", app_env == "production"),
             session_ttl=config.integer(env, "WEB_SESSION_TTL", 30 * 86400, minimum=300),
@@ -50,7 +53,17 @@ class Settings:
             resend_cooldown=config.integer(env, "EMAIL_RESEND_COOLDOWN", 60),
             upstream_timeout=config.integer(env, "WEB_UPSTREAM_TIMEOUT", 10, minimum=1, maximum=60),
             proxy_hops=config.integer(env, "PROXY_HOPS", 0, maximum=5),
+            providers=_providers(env),
         )
+
+
+def _providers(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(name, display name) of each provider in identity's OIDC_PROVIDERS (identity validates the rest)."""
+    providers = []
+    for name, entry in config.json_object(env, "OIDC_PROVIDERS").items():
+        label = entry.get("display_name") if isinstance(entry, dict) else None
+        providers.append((name, label if isinstance(label, str) and label else name.replace("_", " ").replace("-", " ").title()))
+    return tuple(providers)
 
 
 def port(env: Mapping[str, str]) -> int:

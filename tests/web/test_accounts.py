@@ -1,13 +1,15 @@
 """Two-factor sign-in, forgot/reset password and the second-factor pages, in the browser."""
 from __future__ import annotations
 
+import json
 import re
 import time
+from dataclasses import replace
 
 import pyotp
 from playwright.sync_api import expect
 
-from tests.web.conftest import PASSWORD, check_page
+from tests.web.conftest import PASSWORD, check_page, unique_address
 from tests.web.test_journey import sign_in, signed_up_and_in
 
 
@@ -79,3 +81,27 @@ def test_forgot_and_reset_password(stack, new_page):
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     sign_in(page, address, "a brand new passphrase")
     expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+
+def test_sign_up_with_a_provider_lands_on_the_first_organization(tmp_path, live_server, new_page):
+    from tests.oidc_provider import OidcProvider
+    from tests.smtp_sink import SmtpSink
+    from tests.web.conftest import Stack
+
+    with SmtpSink() as sink:
+        stack = Stack(tmp_path, sink)
+        idp = OidcProvider.serve(live_server, redirect_uris=[f"{stack.identity}/v1/oidc/google/callback"])
+        idp.user = replace(idp.user, email=unique_address(), email_verified=True)
+        stack.processes.env["OIDC_PROVIDERS"] = json.dumps({"google": {
+            "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret}})
+        try:
+            stack.start()
+            page = new_page()
+            page.goto(stack.web + "/sign-up")
+            page.get_by_role("button", name="Sign up with Google").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Create your organization")
+            page.get_by_label("Organization name").fill("Federated")
+            page.get_by_role("button", name="Create organization").click()
+            expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+        finally:
+            stack.processes.stop_all()

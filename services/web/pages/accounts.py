@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from services.web import forms
@@ -152,6 +153,31 @@ def sign_in():
         session["mfa"] = answer["mfa_token"]
         return redirect(url_for(".second_factor"))
     keep_tokens(answer)
+    return _after_sign_in()
+
+
+@blp.get("/sign-in/with/<provider>")
+def federated_start(provider: str):
+    """To identity's OIDC start, which comes back to /sign-in/federated with `#login_code=…`."""
+    settings = runtime().settings
+    if provider not in dict(settings.providers):
+        abort(404)
+    return_to = settings.public_url + url_for(".federated_finish")
+    return redirect(f"{settings.identity_public_url}/v1/oidc/{provider}/authorize?{urlencode({'return_to': return_to})}")
+
+
+@blp.route("/sign-in/federated", methods=["GET", "POST"])
+def federated_finish():
+    """The login code arrives in the URL's fragment, which only the browser sees: app.js posts it here."""
+    form = forms.LoginCodeForm()
+    if not checked(form):
+        return page("accounts/federated.html", form)
+    try:
+        tokens = identity("POST", "/v1/sessions/oidc", json={"login_code": form.login_code.data})
+    except UpstreamError:
+        form.form_errors.append(_("Signing in with the provider did not work. Try again."))
+        return page("accounts/federated.html", form, 400)
+    keep_tokens(tokens)
     return _after_sign_in()
 
 

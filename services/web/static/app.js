@@ -31,6 +31,19 @@
     });
   });
 
+  // Back from a provider: identity put the one-time login code in the fragment, which only we can read.
+  var federated = document.getElementById("federated-form");
+  if (federated) {
+    var fragment = new URLSearchParams(window.location.hash.slice(1));
+    history.replaceState(null, "", window.location.pathname);
+    if (fragment.get("login_code")) {
+      federated.querySelector('input[name="login_code"]').value = fragment.get("login_code");
+      federated.submit();
+    } else {
+      document.getElementById("federated-status").textContent = federated.getAttribute("data-failed");
+    }
+  }
+
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" });
   }
