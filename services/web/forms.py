@@ -69,6 +69,10 @@ class InvitationForm(FlaskForm):
                        default="member")
 
 
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=[("member", _l("Member")), ("admin", _l("Admin")), ("owner", _l("Owner"))])
+
+
 class PasswordForm(FlaskForm):
     password = PasswordField(_l("Password"), [DataRequired(_l("Enter your password."))])
 

@@ -59,8 +59,19 @@ def test_invite_sign_up_through_the_link_accept_and_roles(stack, new_page):
     assert outsider.goto(settings_url).status == 404
 
     owner.reload()
-    expect(owner.get_by_role("cell", name=invitee)).to_be_visible()  # now in the members table
+    expect(owner.get_by_role("cell", name=invitee, exact=True)).to_be_visible()  # now in the members table
     expect(owner.get_by_text("No invitations are waiting.")).to_be_visible()
+    check_page(owner, "organization-settings-members")
+
+    owner.get_by_label(f"Access level of {invitee}", exact=True).select_option("admin")
+    owner.get_by_role("button", name=f"Save the access level of {invitee}").click()
+    expect(owner.get_by_role("status")).to_contain_text("is now admin")
+
+    owner.get_by_role("link", name=f"Remove {invitee}").click()
+    check_page(owner, "remove-member")
+    owner.get_by_role("button", name="Remove").click()
+    expect(owner.get_by_role("status")).to_contain_text("is no longer in")
+    expect(owner.get_by_role("cell", name=invitee, exact=True)).to_have_count(0)
 
 
 def test_create_a_second_workspace_from_the_profile_menu(stack, new_page):

@@ -69,7 +69,7 @@ def test_every_form_refuses_a_post_without_its_csrf_token_and_changes_nothing(st
         assert response.status_code == 400 and "The form expired" in response.text, rule
     for rule in routes:
         path = (rule.replace("<organization_id>", organization_id).replace("<invitation_id>", "x" * 36)
-                .replace("<action>", "revoke"))
+                .replace("<action>", "revoke").replace("<workspace_id>", "w" * 36).replace("<user_id>", "u" * 36))
         response = http.post(stack.web + path, data={"name": "Forged", "email": "forged@example.com",
                                                      "password": PASSWORD, "code": "123456"},
                              allow_redirects=False, timeout=30)

@@ -221,3 +221,51 @@ def accept_invitation():
             return page("workspaces/accept_invitation.html", form, 400, invitation=invitation, **_shell(workspaces))
         return redirect(url_for(".workspace", workspace_id=membership["workspace_id"]))
     return page("workspaces/accept_invitation.html", form, invitation=invitation, **_shell(workspaces))
+
+
+def _member(organization_id: str, workspace_id: str, user_id: str) -> tuple[dict, dict]:
+    """A member of one of the organization's workspaces, and that workspace; 404 for anything else."""
+    for workspace in tenancy("GET", f"/v1/organizations/{organization_id}/workspaces")["items"]:
+        if workspace["id"] == workspace_id:
+            for member in tenancy("GET", f"/v1/workspaces/{workspace_id}/members")["items"]:
+                if member["user_id"] == user_id:
+                    return member, workspace
+    abort(404)
+
+
+@blp.post("/o/<organization_id>/members/<workspace_id>/<user_id>/role")
+@require_sign_in
+def change_role(organization_id: str, workspace_id: str, user_id: str):
+    organization = _organization_or_abort(organization_id)
+    form = forms.RoleForm()
+    if not checked(form):
+        return _organization_page(organization, summary=form)
+    member, _workspace = _member(organization_id, workspace_id, user_id)
+    try:
+        tenancy("PATCH", f"/v1/workspaces/{workspace_id}/members/{user_id}", json={"role": form.role.data})
+    except UpstreamError as error:
+        flash(error.detail)
+    else:
+        flash(_("%(name)s is now %(role)s.", name=member.get("first_name") or member.get("email"), role=form.role.data))
+    return redirect(url_for(".organization_settings", organization_id=organization_id))
+
+
+@blp.route("/o/<organization_id>/members/<workspace_id>/<user_id>/remove", methods=["GET", "POST"])
+@require_sign_in
+def remove_member(organization_id: str, workspace_id: str, user_id: str):
+    """A confirm page first; its button removes the member."""
+    organization = _organization_or_abort(organization_id)
+    form = forms.ButtonForm()
+    if form.is_submitted() and not checked(form):
+        return _organization_page(organization, summary=form)
+    member, workspace = _member(organization_id, workspace_id, user_id)
+    if form.is_submitted():
+        try:
+            tenancy("DELETE", f"/v1/workspaces/{workspace_id}/members/{user_id}")
+        except UpstreamError as error:
+            flash(error.detail)
+        else:
+            flash(_("%(email)s is no longer in %(workspace)s.", email=member.get("email"), workspace=workspace["name"]))
+        return redirect(url_for(".organization_settings", organization_id=organization_id))
+    return page("workspaces/remove_member.html", form, organization=organization, member=member,
+                workspace=workspace, **_shell(my_workspaces()))
