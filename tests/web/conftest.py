@@ -166,6 +166,11 @@ def check_page(page, name: str | None = None) -> None:
     serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results["violations"]
                if v["impact"] in ("serious", "critical")]
     assert not serious, (page.url, serious)
+    original = page.viewport_size
+    page.set_viewport_size({"width": 320, "height": 640})  # the narrowest phone (and 1280 px at 400 % zoom)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    page.set_viewport_size(original)
+    assert overflow <= 0, (page.url, f"{overflow}px wider than a 320 px screen")
     if name and os.environ.get("WEB_SCREENSHOTS"):
         screenshot(page, name)
 
