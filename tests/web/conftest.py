@@ -42,6 +42,7 @@ class Stack:
             "WEB_PORT": str(self.ports["web"]), "IDENTITY_PUBLIC_URL": self.identity,
             "TENANCY_INTERNAL_URL": f"http://127.0.0.1:{self.ports['tenancy']}", "WEB_PUBLIC_URL": self.web,
             "SMTP_URL": sink.url, "IP_RATE_LIMIT_PER_MINUTE": "100000", "PROXY_HOPS": "1", "ACCESS_LOG": "0",
+            "GUNICORN_GRACEFUL_TIMEOUT": "3",
             **env,
         })
         self.processes = Processes(workdir, env)
@@ -170,7 +171,12 @@ def check_page(page, name: str | None = None) -> None:
     page.set_viewport_size({"width": 320, "height": 640})  # the narrowest phone (and 1280 px at 400 % zoom)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     page.set_viewport_size(original)
-    assert overflow <= 0, (page.url, f"{overflow}px wider than a 320 px screen")
+    if overflow > 0:
+        page.set_viewport_size({"width": 320, "height": 640})
+        wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 321)
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        page.set_viewport_size(original)
+        raise AssertionError(f"{page.url}: {overflow}px wider than a 320 px screen: {wide}")
     if name and os.environ.get("WEB_SCREENSHOTS"):
         screenshot(page, name)
 
