@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-run: install  ## migrate and start every process; Ctrl-C stops them
-	$(PY) -m services.run
+run: install  ## migrate and start every process; Ctrl-C stops them (mail links open the hosted pages)
+	WEB_PUBLIC_URL=$${WEB_PUBLIC_URL:-http://127.0.0.1:$${WEB_PORT:-8000}} $(PY) -m services.run
 
 test: install  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
 	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
@@ -25,7 +25,7 @@ bench: install  ## benchmarks; figures go to docs/performance.md
 	$(PY) -m bench
 
 migrate: install
-	$(PY) -m services.identity migrate && $(PY) -m services.tenancy migrate && $(PY) -m services.notifier migrate
+	$(PY) -m services.identity migrate && $(PY) -m services.tenancy migrate && $(PY) -m services.notifier migrate && $(PY) -m services.web migrate
 
 clean:
 	rm -rf $(VENV) var

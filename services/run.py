@@ -26,8 +26,9 @@ PROCESSES = {
     "mailer": (["services.notifier", "consume"], "notifier"),
     "identity-relay": (["services.identity", "relay"], "identity-relay"),
     "tenancy-relay": (["services.tenancy", "relay"], "tenancy-relay"),
+    "web": (["services.web", "serve"], "web"),
 }
-MIGRATIONS = ["services.identity", "services.tenancy", "services.notifier"]
+MIGRATIONS = ["services.identity", "services.tenancy", "services.notifier", "services.web"]
 FIRST_RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 STABLE_AFTER = 60.0  # seconds up after which a child's next exit counts as a first one

@@ -49,6 +49,26 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
     )
     api = ProblemApi(app)
     errors.register(app, error_map)
+    instrument(app, name)
+    add_operations_routes(app, readiness, collectors)
+    return app, api
+
+
+def broker_check(connect: Callable) -> Callable[[], None]:
+    """Readiness check that opens (and closes) a broker connection."""
+
+    def check() -> None:
+        connection = connect()
+        try:
+            connection.ensure_connection(max_retries=1, timeout=2)
+        finally:
+            connection.release()
+
+    return check
+
+
+def instrument(app: Flask, name: str) -> None:
+    """Request ids, default security and cache headers, and request metrics for every response of `app`."""
     request_metrics = metrics.RequestMetrics(name)
 
     # One hook on each side of the view for everything every request needs: each hook Flask calls costs
@@ -84,6 +104,10 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
                                     response.status_code, time.perf_counter() - started)
         return response
 
+
+def add_operations_routes(app: Flask, readiness: dict[str, Callable[[], None]], collectors=()) -> None:
+    """`/healthz`, `/readyz` (each check in `readiness` must not raise) and `/metrics`."""
+
     @app.get("/healthz")
     def healthz():
         return jsonify(status="ok")
@@ -115,18 +139,3 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
     @app.get("/metrics")
     def metrics_endpoint():
         return metrics.exposition(collectors)
-
-    return app, api
-
-
-def broker_check(connect: Callable) -> Callable[[], None]:
-    """Readiness check that opens (and closes) a broker connection."""
-
-    def check() -> None:
-        connection = connect()
-        try:
-            connection.ensure_connection(max_retries=1, timeout=2)
-        finally:
-            connection.release()
-
-    return check

@@ -82,7 +82,7 @@ class Stack:
     def __init__(self, workdir: Path, **env: str):
         self.workdir = workdir
         self.var_dir = workdir / "var"
-        self.ports = {"identity": free_port(), "tenancy": free_port(), "notifier": free_port()}
+        self.ports = {"identity": free_port(), "tenancy": free_port(), "notifier": free_port(), "web": free_port()}
         self.identity_url = f"http://127.0.0.1:{self.ports['identity']}"
         self.env = {key: os.environ[key] for key in PASSED_ON if key in os.environ}
         self.env.update({
@@ -90,6 +90,7 @@ class Stack:
             "IDENTITY_PORT": str(self.ports["identity"]),
             "TENANCY_PORT": str(self.ports["tenancy"]),
             "NOTIFIER_PORT": str(self.ports["notifier"]),
+            "WEB_PORT": str(self.ports["web"]),
             "IDENTITY_PUBLIC_URL": self.identity_url,
             "PYTHONUNBUFFERED": "1",
             **env,

@@ -18,7 +18,7 @@ from kombu import Connection
 from tests import backends
 
 ROOT = backends.ROOT
-HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003}
+HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003, "web": 8000}
 API_SERVICES = ("identity", "tenancy")  # their readiness for requests leaves the bus out
 
 
@@ -44,7 +44,7 @@ def dockerfile_targets() -> set[str]:
 def test_compose_runs_every_process_with_a_healthcheck(compose):
     services = compose["services"]
     expected = {"postgres", "rabbitmq", "mailpit", "migrate", "identity", "tenancy", "notifier",
-                "notifier-consumer", "identity-relay", "tenancy-relay", "nginx"}
+                "notifier-consumer", "identity-relay", "tenancy-relay", "nginx", "web"}
     assert expected <= set(services)
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"

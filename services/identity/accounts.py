@@ -38,7 +38,7 @@ def record_verification_mail(uow, account: Account, settings: Settings, now: dat
         "account_id": account.id,
         "email": account.email,
         "first_name": account.first_name,
-        "verification_url": f"{settings.public_url}/verify-email?token={token}",
+        "verification_url": f"{settings.links_url}/verify-email?token={token}",
         "expires_at": expires_at.isoformat(),
     }))
 
@@ -200,7 +200,7 @@ def request_password_reset(uow, throttle: Throttle, settings: Settings, email: s
             "account_id": account.id,
             "email": account.email,
             "first_name": account.first_name,
-            "reset_url": f"{settings.public_url}/reset-password?token={token}",
+            "reset_url": f"{settings.links_url}/reset-password?token={token}",
             "expires_at": expires_at.isoformat(),
         }))
         uow.commit()

@@ -16,6 +16,7 @@ class Settings:
     broker_url: str
     var_dir: Path
     public_url: str
+    links_url: str
     issuer: str
     audience: str
     secret_key: str
@@ -56,6 +57,7 @@ class Settings:
             broker_url=config.broker_url(env),
             var_dir=config.var_dir(env),
             public_url=public_url,
+            links_url=config.url(env, "WEB_PUBLIC_URL", public_url, ("http", "https")),
             issuer=config.url(env, "IDENTITY_ISSUER", public_url, ("http", "https")),
             audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),
             secret_key=config.secret(env, "SECRET_KEY", production),

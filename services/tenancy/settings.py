@@ -44,8 +44,14 @@ class Settings:
             client_secret=config.secret(env, "TENANCY_CLIENT_SECRET", config.app_env(env) == "production"),
             default_workspace_name=config.text(env, "DEFAULT_WORKSPACE_NAME", "My Workspace"),
             invitation_ttl=config.integer(env, "INVITATION_TTL", 7 * 86400, minimum=300),
-            invitation_accept_url=config.url(env, "INVITATION_ACCEPT_URL", "http://127.0.0.1:8002/invitations/accept",
-                                             ("http", "https")),
+            invitation_accept_url=config.url(env, "INVITATION_ACCEPT_URL", _accept_url_default(env), ("http", "https")),
             invitations_per_inviter_per_hour=config.integer(env, "INVITATIONS_PER_INVITER_PER_HOUR", 20, minimum=1),
             invitations_per_workspace_per_day=config.integer(env, "INVITATIONS_PER_WORKSPACE_PER_DAY", 50, minimum=1),
         )
+
+
+def _accept_url_default(env: Mapping[str, str]) -> str:
+    """The hosted pages' accept page when WEB_PUBLIC_URL is set; tenancy's own path otherwise."""
+    if env.get("WEB_PUBLIC_URL", "").strip():
+        return config.url(env, "WEB_PUBLIC_URL", "", ("http", "https")) + "/invitations/accept"
+    return "http://127.0.0.1:8002/invitations/accept"

@@ -1,0 +1,74 @@
+"""Web's app factory: `gunicorn 'services.web.app:create_app()'`."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Flask, render_template, request
+from flask_babel import Babel, get_locale
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from services.web.pages import register_pages
+from services.web.runtime import EXTENSION, Runtime
+from services.web.sessions import ServerSessionInterface, SessionStore
+from services.web.settings import Settings
+from services.web.upstream import Api
+from shared.database import make_engine, make_session_factory, ping, utcnow
+from shared.service_app import add_operations_routes, instrument
+
+LANGUAGES = ("en",)
+# No inline script or style anywhere: the QR code is an SVG of paths, behaviour lives in /static/app.js.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Flask:
+    settings = settings or Settings.from_env(os.environ)
+    engine = make_engine(settings.database_url)
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session it is kept in
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+                                x_host=settings.proxy_hops)
+    store = SessionStore(make_session_factory(engine), settings.secret_key, settings.session_ttl, clock)
+    app.session_interface = ServerSessionInterface(store, settings.secure_cookies)
+    timeout = settings.upstream_timeout
+    app.extensions[EXTENSION] = Runtime(settings, Api(settings.identity_url, timeout),
+                                        Api(settings.tenancy_url, timeout), store, clock)
+    Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0]))
+    app.jinja_env.globals.update(get_locale=get_locale, product_name=settings.product_name,
+                                 password_min_length=settings.password_min_length, providers=settings.providers)
+    instrument(app, "web")
+    add_operations_routes(app, {"database": lambda: ping(engine)})
+    register_pages(app)
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        status = error.code or 500
+        template = {403: "errors/403.html", 404: "errors/404.html"}.get(status, "errors/generic.html")
+        return render_template(template, status=status), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        app.logger.exception("unexpected error")
+        try:
+            return render_template("errors/generic.html", status=500), 500
+        except Exception:  # noqa: BLE001 - the error page itself failed: plain words, never a stack trace
+            return "Something went wrong. Try again in a moment.", 500, {"Content-Type": "text/plain; charset=utf-8"}
+
+    return app

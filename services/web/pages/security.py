@@ -1,0 +1,94 @@
+"""Security settings: two-factor authentication (TOTP) with recovery codes."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, flash, redirect, session, url_for
+from flask_babel import gettext as _
+from markupsafe import Markup
+
+from services.web import forms
+from services.web.pages.common import (
+    add_upstream_errors,
+    checked,
+    page,
+    require_sign_in,
+)
+from services.web.pages.workspaces import _shell, my_workspaces
+from services.web.runtime import identity_as_account
+from services.web.upstream import UpstreamError
+
+blp = Blueprint("security", __name__)
+
+# identity's QR code is one SVG of path data; anything else is not put into the page.
+QR_SVG = re.compile(r'<svg [^<>]*><path d="[MHVhvzZ0-9,. -]*"[^<>]*/></svg>')
+
+
+def _qr(svg: str) -> Markup | None:
+    svg = svg[svg.find("<svg"):].strip()
+    if not QR_SVG.fullmatch(svg) or re.search(r"\son\w*\s*=|script|href", svg, re.IGNORECASE):
+        return None
+    return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{_("QR code for your authenticator app")}" ', 1))
+
+
+def _security_page(template: str, form=None, status: int | None = None, **context):
+    account = identity_as_account("GET", "/v1/me")
+    session["account"] = account
+    return page(template, form, status, **context, **_shell(my_workspaces()))
+
+
+@blp.route("/security", methods=["GET", "POST"])
+@require_sign_in
+def settings():
+    """With 2FA off: the password, to start enrolment. With 2FA on: a code, to turn it off."""
+    enabled = session.get("account", {}).get("mfa_enabled")
+    form = forms.DisableTotpForm() if enabled else forms.PasswordForm()
+    if checked(form):
+        try:
+            if enabled:
+                identity_as_account("POST", "/v1/me/mfa/totp/disable", json={"code": form.code.data.strip()})
+                flash(_("Two-factor authentication is off."))
+                return redirect(url_for(".settings"))
+            session["totp"] = identity_as_account("POST", "/v1/me/mfa/totp", json={"password": form.password.data})
+            return redirect(url_for(".confirm"))
+        except UpstreamError as error:
+            if error.code in ("invalid_credentials", "invalid_code"):
+                target = form.code if enabled else form.password
+                target.errors = [_("That code is not right.") if enabled else _("The password is incorrect.")]
+                if not enabled:
+                    form.password.data = ""
+            else:
+                add_upstream_errors(form, error)
+    return _security_page("security/settings.html", form)
+
+
+@blp.route("/security/two-factor", methods=["GET", "POST"])
+@require_sign_in
+def confirm():
+    enrolment = session.get("totp")
+    if not enrolment:
+        return redirect(url_for(".settings"))
+    form = forms.CodeForm()
+    if checked(form):
+        try:
+            codes = identity_as_account("POST", "/v1/me/mfa/totp/confirm", json={"code": form.code.data.strip()})
+        except UpstreamError as error:
+            form.code.errors = [_("That code is not right. Try the newest code.")] if error.code == "invalid_code" \
+                else [error.detail]
+        else:
+            session.pop("totp", None)
+            session["recovery_codes"] = codes["recovery_codes"]
+            return redirect(url_for(".recovery_codes"))
+    secret = enrolment["secret"]
+    grouped = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return _security_page("security/confirm.html", form, qr=_qr(enrolment.get("qr_svg", "")), secret=grouped)
+
+
+@blp.get("/security/recovery-codes")
+@require_sign_in
+def recovery_codes():
+    """Shown once: the codes leave the session as this page is rendered."""
+    codes = session.pop("recovery_codes", None)
+    if not codes:
+        return redirect(url_for(".settings"))
+    return _security_page("security/recovery_codes.html", codes=codes)

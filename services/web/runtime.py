@@ -1,0 +1,108 @@
+"""What web's page handlers share for the life of the process, and the signed-in account's tokens."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app, g, request, session
+
+from services.web.sessions import SessionStore
+from services.web.settings import Settings
+from services.web.upstream import Api, UpstreamError
+
+EXTENSION = "threshold.web"
+#: Refresh this many seconds before the access token expires, so a call never carries a dying token.
+REFRESH_MARGIN = 30
+
+
+class SignedOut(Exception):
+    """The page needs a signed-in account and the session has none (or identity ended it)."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    identity: Api
+    tenancy: Api
+    store: SessionStore
+    clock: Callable[[], datetime]
+
+
+def runtime() -> Runtime:
+    return current_app.extensions[EXTENSION]
+
+
+def _forwarded() -> dict:
+    return {"X-Request-ID": g.get("request_id", ""), "X-Forwarded-For": request.remote_addr or ""}
+
+
+def identity(method: str, path: str, **kwargs) -> dict:
+    return runtime().identity.call(method, path, headers=_forwarded(), **kwargs)
+
+
+def tenancy(method: str, path: str, **kwargs) -> dict:
+    """A tenancy call as the signed-in account (raises SignedOut when there is none)."""
+    return runtime().tenancy.call(method, path, headers=_forwarded(), token=access_token(), **kwargs)
+
+
+def identity_as_account(method: str, path: str, **kwargs) -> dict:
+    return runtime().identity.call(method, path, headers=_forwarded(), token=access_token(), **kwargs)
+
+
+def sign_in(tokens: dict) -> None:
+    """Keep a token pair in the session (under a new session id) and the account it belongs to."""
+    session.regenerate()
+    session.pop("mfa", None)
+    session["auth"] = _auth(tokens)
+    session["account"] = identity_as_account("GET", "/v1/me")
+
+
+def sign_out() -> None:
+    auth = session.get("auth")
+    if auth:
+        try:
+            identity("POST", "/v1/sessions/revoke", json={"refresh_token": auth["refresh_token"]})
+        except Exception:  # noqa: BLE001 - the browser is signed out whatever identity answers
+            pass
+    session.clear()
+    session.regenerate()
+
+
+def signed_in() -> bool:
+    return "auth" in session
+
+
+def _auth(tokens: dict) -> dict:
+    return {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"],
+            "expires_at": time.time() + int(tokens["expires_in"])}
+
+
+def access_token() -> str:
+    auth = session.get("auth")
+    if not auth:
+        raise SignedOut()
+    if auth["expires_at"] - REFRESH_MARGIN > time.time():
+        return auth["access_token"]
+
+    def refresh(data: dict) -> dict:
+        stored = data.get("auth")
+        if not stored:
+            raise SignedOut()
+        if stored["expires_at"] - REFRESH_MARGIN > time.time():  # another request refreshed meanwhile
+            return data
+        try:
+            tokens = identity("POST", "/v1/tokens/refresh", json={"refresh_token": stored["refresh_token"]})
+        except UpstreamError:
+            data.pop("auth", None)
+            data.pop("account", None)
+            return data
+        return {**data, "auth": _auth(tokens)}
+
+    data = runtime().store.update_locked(session.cookie_value, refresh) if session.cookie_value else None
+    if not data or "auth" not in data:
+        session.clear()
+        raise SignedOut()
+    dict.update(session._get_current_object(), data)  # the store has it already: no second write
+    return data["auth"]["access_token"]

@@ -1,0 +1,190 @@
+"""The hosted pages against the real system: identity, tenancy, both relays, the notifier's consumer
+and web as live servers on free loopback ports (embedded defaults: SQLite files, kombu's filesystem
+bus), mail into the real SMTP sink; and one Chromium for every browser test of the run.
+
+`WEB_SCREENSHOTS=1` also writes each page's screenshots (1280 and 375 px wide) to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import backends
+from tests.processes import Processes, wait_for
+from tests.smtp_sink import SmtpSink
+
+CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+SCREENSHOTS = backends.ROOT / "docs" / "screenshots"
+PASSWORD = "correct horse battery"
+READY_TIMEOUT = 60.0
+
+
+class Stack:
+    """The live servers and where they are."""
+
+    def __init__(self, workdir: Path, sink: SmtpSink, **env: str):
+        self.sink = sink
+        self.ports = {name: backends.free_port() for name in ("identity", "tenancy", "web")}
+        self.web = f"http://127.0.0.1:{self.ports['web']}"
+        self.identity = f"http://127.0.0.1:{self.ports['identity']}"
+        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV") if key in os.environ}
+        env.update({
+            "APP_ENV": "test", "VAR_DIR": str(workdir / "var"), "PYTHONUNBUFFERED": "1", "WEB_CONCURRENCY": "1",
+            "IDENTITY_PORT": str(self.ports["identity"]), "TENANCY_PORT": str(self.ports["tenancy"]),
+            "WEB_PORT": str(self.ports["web"]), "IDENTITY_PUBLIC_URL": self.identity,
+            "TENANCY_INTERNAL_URL": f"http://127.0.0.1:{self.ports['tenancy']}", "WEB_PUBLIC_URL": self.web,
+            "SMTP_URL": sink.url, "IP_RATE_LIMIT_PER_MINUTE": "100000", "PROXY_HOPS": "1", "ACCESS_LOG": "0",
+            "GUNICORN_GRACEFUL_TIMEOUT": "3",
+            **env,
+        })
+        self.processes = Processes(workdir, env)
+
+    def start(self) -> "Stack":
+        for module in ("identity", "tenancy", "notifier", "web"):
+            subprocess.run([sys.executable, "-m", f"services.{module}", "migrate"], env=self.processes.env, check=True,
+                           cwd=backends.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for name, args in {"identity": ("services.identity", "serve"), "tenancy": ("services.tenancy", "serve"),
+                           "web": ("services.web", "serve"), "identity-relay": ("services.identity", "relay"),
+                           "tenancy-relay": ("services.tenancy", "relay"),
+                           "mailer": ("services.notifier", "consume")}.items():
+            # Two web workers, so one browser's requests can really run at once (token refresh under a lock)
+            self.processes.start(name, *args, **({"WEB_CONCURRENCY": "2"} if name == "web" else {}))
+        for name, port in self.ports.items():
+            wait_for(lambda url=f"http://127.0.0.1:{port}/readyz": _answers(url), READY_TIMEOUT, f"{name} to be ready")
+        return self
+
+    def link_in_mail(self, address: str, path: str, count: int = 1) -> str:
+        """The link to web's `path` in the `count`-th mail to `address` that has one (its plain text part)."""
+        pattern = re.compile(re.escape(self.web + path) + r"\?\S+")
+
+        def links() -> list[str]:
+            found = []
+            for mail in self.sink.mail_to(address):
+                found += pattern.findall(mail.message.get_body(preferencelist=("plain",)).get_content())
+            return found
+
+        self.sink.wait_until(lambda: len(links()) >= count, timeout=60, what=f"mail {count} to {address} with {path}")
+        return links()[count - 1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    with SmtpSink() as sink:
+        running = Stack(tmp_path_factory.mktemp("web-stack"), sink)
+        try:
+            yield running.start()
+        finally:
+            running.processes.stop_all()
+
+
+@pytest.fixture
+def postgres_stack(tmp_path, databases):
+    """The same servers on PostgreSQL (every service's database, web's too) and RabbitMQ."""
+    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    urls = {service: databases.fresh("postgres", f"services.{service}")
+            for service in ("identity", "tenancy", "notifier", "web")}
+    vhost = backends.RabbitVhost(f"threshold-web-{os.getpid()}").create()
+    with SmtpSink() as sink:
+        running = Stack(tmp_path, sink, BROKER_URL=vhost.url(),
+                        **{f"{service.upper()}_DATABASE_URL": url for service, url in urls.items()})
+        try:
+            yield running.start()
+        finally:
+            running.processes.stop_all()
+            vhost.delete()
+            for url in urls.values():
+                databases.drop(url)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        if backends.CI:
+            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """A page in a fresh browser context (its own cookies); `javascript=False` turns scripts off."""
+    contexts = []
+
+    def make(javascript: bool = True, width: int = 1280, service_workers: str = "block"):
+        context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900},
+                                      service_workers=service_workers)
+        context.set_default_timeout(15000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def unique_address() -> str:
+    return f"web-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def check_page(page, name: str | None = None) -> None:
+    """What every page promises: lang, one h1, a title, the viewport, a label and autocomplete where
+    needed; axe-core finds nothing serious or critical. With a name and WEB_SCREENSHOTS=1, screenshots."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("h1")).to_have_count(1)
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang"), page.url
+    assert page.title(), page.url
+    assert "width=device-width" in (page.locator('meta[name="viewport"]').get_attribute("content") or "")
+    for field in page.locator("input:not([type=hidden]), select, textarea").all():
+        field_id = field.get_attribute("id")
+        assert field_id and page.locator(f'label[for="{field_id}"]').count() == 1, (page.url, field_id)
+        if field.get_attribute("type") in ("email", "password") or field.get_attribute("inputmode") == "numeric":
+            assert field.get_attribute("autocomplete"), (page.url, field_id)
+    page.evaluate(AXE.read_text() + "\n;0")  # run through the DevTools protocol: the page's CSP does not apply
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert not serious, (page.url, serious)
+    original = page.viewport_size
+    page.set_viewport_size({"width": 320, "height": 640})  # the narrowest phone (and 1280 px at 400 % zoom)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    page.set_viewport_size(original)
+    if overflow > 0:
+        page.set_viewport_size({"width": 320, "height": 640})
+        wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 321)
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        page.set_viewport_size(original)
+        raise AssertionError(f"{page.url}: {overflow}px wider than a 320 px screen: {wide}")
+    if name and os.environ.get("WEB_SCREENSHOTS"):
+        screenshot(page, name)
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    original = page.viewport_size
+    for width in (1280, 375):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size(original)

@@ -1,0 +1,107 @@
+"""Two-factor sign-in, forgot/reset password and the second-factor pages, in the browser."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import replace
+
+import pyotp
+from playwright.sync_api import expect
+
+from tests.web.conftest import PASSWORD, check_page, unique_address
+from tests.web.test_journey import sign_in, signed_up_and_in
+
+
+def code_for(secret: str, steps_ahead: int = 0) -> str:
+    """The code of this time step or a later one: identity takes each step once and allows one step of
+    drift, so the next step's code is fresh without waiting for the clock."""
+    return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
+
+
+def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(stack, new_page):
+    page = new_page()
+    address = signed_up_and_in(page, stack)
+    page.goto(stack.web + "/security")
+    check_page(page, "security")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Turn on two-factor authentication").click()
+
+    expect(page.locator(".qr svg")).to_be_visible()
+    check_page(page, "security-totp")
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Authentication code").fill(code_for(secret))
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your recovery codes")
+    codes = page.locator("#recovery-codes li").all_inner_texts()
+    assert len(codes) == 10
+    check_page(page, "recovery-codes")
+    page.reload()  # shown once
+    expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+
+    page.get_by_role("button", name="Profile menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, address)
+    code = page.get_by_label("Authentication code")
+    expect(code).to_have_attribute("autocomplete", "one-time-code")
+    expect(code).to_have_attribute("inputmode", "numeric")
+    check_page(page, "second-factor")
+    code.fill("000000" if "000000" not in (code_for(secret), code_for(secret, 1)) else "111111")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_be_focused()
+    page.get_by_label("Authentication code").fill(code_for(secret, steps_ahead=1))
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+    page.get_by_role("button", name="Profile menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, address)
+    page.get_by_role("link", name="Use a recovery code").click()
+    check_page(page, "recovery-code")
+    page.get_by_label("Recovery code").fill(codes[0])
+    page.get_by_role("button", name="Verify").click()
+    expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+
+def test_forgot_and_reset_password(stack, new_page):
+    page = new_page()
+    address = signed_up_and_in(page, stack)
+    page.get_by_role("button", name="Profile menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("link", name="Forgot password").click()
+    check_page(page, "forgot-password")
+    page.get_by_label("Email").fill(address)
+    page.get_by_role("button", name="Send reset link").click()
+    expect(page.get_by_role("status")).to_contain_text(address)
+
+    page.goto(stack.link_in_mail(address, "/reset-password"))
+    check_page(page, "reset-password")
+    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    sign_in(page, address, "a brand new passphrase")
+    expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+
+def test_sign_up_with_a_provider_lands_on_the_first_organization(tmp_path, live_server, new_page):
+    from tests.oidc_provider import OidcProvider
+    from tests.smtp_sink import SmtpSink
+    from tests.web.conftest import Stack
+
+    with SmtpSink() as sink:
+        stack = Stack(tmp_path, sink)
+        idp = OidcProvider.serve(live_server, redirect_uris=[f"{stack.identity}/v1/oidc/google/callback"])
+        idp.user = replace(idp.user, email=unique_address(), email_verified=True)
+        stack.processes.env["OIDC_PROVIDERS"] = json.dumps({"google": {
+            "issuer": idp.issuer, "client_id": idp.client_id, "client_secret": idp.client_secret}})
+        try:
+            stack.start()
+            page = new_page()
+            page.goto(stack.web + "/sign-up")
+            page.get_by_role("button", name="Sign up with Google").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Create your organization")
+            page.get_by_label("Organization name").fill("Federated")
+            page.get_by_role("button", name="Create organization").click()
+            expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+        finally:
+            stack.processes.stop_all()
