@@ -50,7 +50,7 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
     api = ProblemApi(app)
     errors.register(app, error_map)
     instrument(app, name)
-    add_operations_routes(app, readiness, collectors)
+    add_operations_routes(app, readiness, collectors, serving)
     return app, api
 
 
@@ -105,8 +105,10 @@ def instrument(app: Flask, name: str) -> None:
         return response
 
 
-def add_operations_routes(app: Flask, readiness: dict[str, Callable[[], None]], collectors=()) -> None:
-    """`/healthz`, `/readyz` (each check in `readiness` must not raise) and `/metrics`."""
+def add_operations_routes(app: Flask, readiness: dict[str, Callable[[], None]], collectors=(),
+                          serving: Collection[str] = ("database",)) -> None:
+    """`/healthz`, `/readyz` (each check in `readiness` must not raise), `/readyz/serving` (those of them
+    named in `serving`) and `/metrics`."""
 
     @app.get("/healthz")
     def healthz():
