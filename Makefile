@@ -18,7 +18,12 @@ install: $(STAMP)
 run: install  ## migrate and start every process; Ctrl-C stops them
 	$(PY) -m services.run
 
-test: install  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
+.PHONY: lint
+lint: install  ## ruff and mypy, as configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: install lint  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
 	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; figures go to docs/performance.md

@@ -48,7 +48,8 @@ def _validate() -> None:
     for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env):
         config.load_or_exit(loader)
     for name, default in (("IDENTITY_PORT", 8001), ("TENANCY_PORT", 8002), ("NOTIFIER_PORT", 8003)):
-        config.load_or_exit(lambda env: config.integer(env, name, default, minimum=1, maximum=65535))
+        config.load_or_exit(lambda env, name=name, default=default: config.integer(env, name, default, minimum=1,
+                                                                                    maximum=65535))
 
 
 def _die_with_parent() -> None:
@@ -74,7 +75,7 @@ class Child:
         self.name = name
         self.args = args
         self.env = env
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen
         self.started_at = 0.0
         self.delay: float | None = None  # the last restart delay, None until it first exits
         self.restart_at: float | None = None
@@ -138,9 +139,9 @@ def main() -> None:
         child = Child(name, args, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)})
         child.start()
         children.append(child)
-    print("threshold: identity http://127.0.0.1:%s  tenancy http://127.0.0.1:%s  notifier http://127.0.0.1:%s"
-          % (env.get("IDENTITY_PORT", "8001"), env.get("TENANCY_PORT", "8002"), env.get("NOTIFIER_PORT", "8003")),
-          flush=True)
+    ports = [env.get("IDENTITY_PORT", "8001"), env.get("TENANCY_PORT", "8002"), env.get("NOTIFIER_PORT", "8003")]
+    print("threshold: identity http://127.0.0.1:{}  tenancy http://127.0.0.1:{}  notifier http://127.0.0.1:{}"
+          .format(*ports), flush=True)
 
     while not stopping.is_set():
         for child in children:

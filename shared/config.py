@@ -71,7 +71,7 @@ def json_object(env: Mapping[str, str], name: str) -> dict:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(name, f"is not valid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
         raise ConfigError(name, "must be a JSON object")

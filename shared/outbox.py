@@ -41,7 +41,8 @@ def define_outbox(metadata: MetaData) -> Table:
     )
 
 
-def write(connection: DbConnection, table: Table, source: str, events: list[Event], request_id: str | None = None) -> None:
+def write(connection: DbConnection, table: Table, source: str, events: list[Event],
+          request_id: str | None = None) -> None:
     """Add the events to the outbox in the connection's transaction (called by the unit of work).
 
     `request_id` becomes the CloudEvents extension attribute `requestid`, so consumers' logs can name
@@ -133,7 +134,8 @@ class Relay:
                 sent = self.publish_batch()
                 backoff = self.poll_interval
             except Exception as exc:  # broker or database down: keep the rows, retry later
-                log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
+                log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs",
+                            type(exc).__name__, exc, backoff)
                 self._drop_connection()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)

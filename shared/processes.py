@@ -27,7 +27,8 @@ def configure_logging() -> None:
 def serve(app_factory: str, port: int, workers: int | None = None) -> None:
     """Replace this process with gunicorn serving `app_factory` (e.g. 'services.identity.app:create_app()')."""
     conf = os.environ.get("GUNICORN_CONF", str(GUNICORN_CONF))
-    argv = [sys.executable, "-m", "gunicorn", "--config", conf, "--bind", f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{port}"]
+    bind = f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{port}"
+    argv = [sys.executable, "-m", "gunicorn", "--config", conf, "--bind", bind]
     if workers:
         argv += ["--workers", str(workers)]
     os.execv(sys.executable, argv + [app_factory])

@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,7 +20,7 @@ class Clock:
     """Time the tests control: `clock.advance(seconds)` instead of sleeping."""
 
     def __init__(self, start: datetime | None = None):
-        self.now = start or datetime.now(timezone.utc).replace(microsecond=0)
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now

@@ -17,9 +17,15 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from services.identity.errors import (AccountExists, AccountNotFound, IdentityAlreadyLinked, ProviderEmailMissing,
-                                      ProviderEmailNotVerified,
-                                      TokenExpired, TokenInvalid)
+from services.identity.errors import (
+    AccountExists,
+    AccountNotFound,
+    IdentityAlreadyLinked,
+    ProviderEmailMissing,
+    ProviderEmailNotVerified,
+    TokenExpired,
+    TokenInvalid,
+)
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, FederatedIdentity, OneTimeToken

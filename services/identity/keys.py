@@ -106,7 +106,8 @@ class KeyStore:
         pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
         public = json.loads(row.public_jwk)
-        return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public), jwt.load_private_key(pem, row.algorithm))
+        return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public),
+                         jwt.load_private_key(pem, row.algorithm))
 
     def refresh(self) -> None:
         """Re-read the key set when `reload_interval` has passed. Call it outside any transaction (the

@@ -8,8 +8,16 @@ from typing import TypeVar
 
 from services.identity import totp
 from services.identity.accounts import check_password, failure_policy
-from services.identity.errors import (AccountNotFound, InvalidCode, MfaAlreadyEnabled, MfaEnrolmentNotStarted,
-                                      MfaNotEnabled, MfaTokenExpired, MfaTokenInvalid, MfaUnavailable)
+from services.identity.errors import (
+    AccountNotFound,
+    InvalidCode,
+    MfaAlreadyEnabled,
+    MfaEnrolmentNotStarted,
+    MfaNotEnabled,
+    MfaTokenExpired,
+    MfaTokenInvalid,
+    MfaUnavailable,
+)
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, AuditRecord, TotpCredential

@@ -7,8 +7,19 @@ from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.errors import EmailTaken
-from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
-                                     RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
+from services.identity.models import (
+    Account,
+    AuditRecord,
+    AuthSession,
+    FederatedIdentity,
+    MfaChallenge,
+    OneTimeToken,
+    RecoveryCode,
+    RefreshToken,
+    ServiceClient,
+    SigningKey,
+    TotpCredential,
+)
 from shared.database import is_unique_violation
 from shared.statements import Precompiled
 from shared.unit_of_work import Repository

@@ -46,7 +46,7 @@ class Settings:
         return self.app_env == "production"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         app_env = config.app_env(env)
         production = app_env == "production"
         public_url = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
@@ -98,10 +98,12 @@ def _totp_keys(env: Mapping[str, str], production: bool) -> tuple[str, ...]:
         try:
             Fernet(key)
         except (ValueError, TypeError):
-            raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "each key must be 32 url-safe base64-encoded bytes "
-                                     "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')") from None
+            raise config.ConfigError(
+                "TOTP_ENCRYPTION_KEYS", "each key must be 32 url-safe base64-encoded bytes (python -c 'from "
+                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')") from None
     if production and DEVELOPMENT_TOTP_KEY in keys:
-        raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "is the development key; set real keys when APP_ENV=production")
+        raise config.ConfigError("TOTP_ENCRYPTION_KEYS",
+                                 "is the development key; set real keys when APP_ENV=production")
     return keys
 
 
@@ -115,7 +117,8 @@ def _service_clients(env: Mapping[str, str], production: bool) -> dict:
     for client_id, entry in clients.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("secret"), str) \
                 or not isinstance(entry.get("scopes", []), list):
-            raise config.ConfigError("SERVICE_CLIENTS", f"{client_id!r} needs a \"secret\" string and a \"scopes\" list")
+            raise config.ConfigError("SERVICE_CLIENTS",
+                                     f"{client_id!r} needs a \"secret\" string and a \"scopes\" list")
         if production and (entry["secret"] == config.DEVELOPMENT_SECRET or len(entry["secret"]) < 32):
             raise config.ConfigError("SERVICE_CLIENTS", f"{client_id!r} needs a real secret of 32+ characters")
     return clients

@@ -49,7 +49,8 @@ def dead_letters(settings, action: str, event_id: str | None) -> None:
         if action == "list":
             found = letters.list_dead_letters(connection, queues)
             for letter in found:
-                print(f"{letter.event_id or '-'}\t{letter.event_type or '-'}\tattempts={letter.attempts}\t{letter.error}")
+                print(f"{letter.event_id or '-'}\t{letter.event_type or '-'}\t"
+                      f"attempts={letter.attempts}\t{letter.error}")
             print(f"{len(found)} dead letter(s)")
         else:
             print(f"replayed {letters.replay(connection, queues, event_id)} message(s)")

@@ -162,7 +162,8 @@ class MailConsumer(ConsumerMixin):
         delay = self.queues.retry_delays[attempt]
         log.warning("event %s: mail not accepted (%s); retry %d in %gs", envelope["id"], reason, attempt + 1, delay)
         if self.broker_delays:
-            self._republish(message, bus.RETRY_EXCHANGE.name, self.queues.retry_routing_key(attempt), attempt + 1, reason)
+            self._republish(message, bus.RETRY_EXCHANGE.name, self.queues.retry_routing_key(attempt),
+                            attempt + 1, reason)
         else:
             self._wait(delay)
             self._republish(message, "", self.queues.name, attempt + 1, reason)

@@ -32,7 +32,7 @@ class Settings:
         return self.var_dir / "mail"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         smtp_url = env.get("SMTP_URL", "").strip() or None
         if smtp_url is not None:
             config.url(env, "SMTP_URL", smtp_url, ("smtp", "smtps", "smtp+starttls"))

@@ -26,7 +26,7 @@ class Settings:
     invitations_per_workspace_per_day: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         identity_url = config.url(env, "IDENTITY_INTERNAL_URL",
                                   config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
                                   ("http", "https"))

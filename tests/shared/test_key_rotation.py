@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,9 +121,9 @@ def test_a_rotated_key_is_published_at_once_but_signs_only_after_activation(auth
 
 
 def test_the_default_activation_delay_is_three_minutes(identity_db, tmp_path):
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     _kid, activates_at = rotate_key(identity_db, tmp_path)
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
 
     assert 179 <= (activates_at - started).total_seconds() <= 181 + (finished - started).total_seconds()
 
@@ -133,7 +133,7 @@ def test_activate_in_zero_signs_at_once(auth, client, clock, identity_db, tmp_pa
     old_kid = kid_of(before["access_token"])
 
     new_kid, activates_at = rotate_key(identity_db, tmp_path, "--activate-in", "0")
-    assert (activates_at - datetime.now(timezone.utc)).total_seconds() <= 0
+    assert (activates_at - datetime.now(UTC)).total_seconds() <= 0
     advance_to(clock, activates_at)  # the test clock catches up with the real time of the rotation
 
     wait_until(lambda: kid_of(auth.sign_in(account["email"]).json["access_token"]) == new_kid, interval=0.2)
