@@ -20,19 +20,21 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class DomainError(Exception):
-    """Base of every error a service function raises on purpose. `code` is the stable slug."""
+    """Base of every error a service function raises on purpose. `code` is the stable slug; `message`,
+    a whole sentence, is the problem's `detail` unless the raise names a more precise one. Every
+    subclass writes its own message (tests/shared/test_error_messages.py checks)."""
 
     code = "error"
+    message = "The request could not be completed."
 
     def __init__(self, detail: str | None = None):
-        super().__init__(detail or self.__doc__ or self.code)
-        self.detail = detail or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.detail = detail or self.message
+        super().__init__(self.detail)
 
 
 class RateLimited(DomainError):
-    """Too many attempts; try again later."""
-
     code = "rate_limited"
+    message = "Too many attempts; try again later."
 
     def __init__(self, retry_after: int, detail: str | None = None):
         super().__init__(detail)

@@ -27,27 +27,23 @@ ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "PS256", "RS384", "ES384", "RS512")
 
 
 class OidcError(DomainError):
-    """Sign-in with the identity provider did not work."""
-
     code = "oidc_failed"
+    message = "Sign-in with the identity provider did not work."
 
 
 class UnknownProvider(OidcError):
-    """There is no such sign-in provider."""
-
     code = "not_found"
+    message = "There is no such sign-in provider."
 
 
 class ReturnToNotAllowed(OidcError):
-    """return_to is not on the allow-list (ALLOWED_RETURN_URLS)."""
-
     code = "return_to_not_allowed"
+    message = "The return_to address is not on the allow-list (ALLOWED_RETURN_URLS)."
 
 
 class ProviderUnavailable(OidcError):
-    """The identity provider did not answer; try again shortly."""
-
     code = "provider_unavailable"
+    message = "The identity provider did not answer; try again shortly."
 
 
 @dataclass(frozen=True)
