@@ -37,7 +37,10 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    # Application logs (threshold.*) as JSON lines in production, with the request id.
+    # Application logs (threshold.*) as JSON lines in production, with the request id; LOG_LEVEL and
+    # LOG_FORMAT come from the settings the app was built with.
     from shared import logs
+    from shared.service_app import SETTINGS
 
-    logs.configure()
+    settings = worker.wsgi.extensions[SETTINGS]
+    logs.configure(settings.log_level, settings.log_format)

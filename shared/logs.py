@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 
@@ -50,11 +49,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str | None = None, fmt: str | None = None) -> None:
-    """LOG_LEVEL (INFO) and LOG_FORMAT (`json` in production, `text` otherwise)."""
-    level = (level or os.environ.get("LOG_LEVEL", "INFO")).upper()
-    production = os.environ.get("APP_ENV", "development") == "production"
-    fmt = fmt or os.environ.get("LOG_FORMAT", "json" if production else "text")
+def configure(level: str, fmt: str) -> None:
+    """Root logging at `level`, as JSON lines or text (the settings' log_level and log_format)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if fmt == "json":

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.identity import oidc
 from shared import config
 
 
 @dataclass(frozen=True)
-class Settings:
-    app_env: str
-    database_url: str
-    broker_url: str
-    var_dir: Path
+class Settings(config.ServiceSettings):
     public_url: str
     issuer: str
     audience: str
@@ -41,20 +36,13 @@ class Settings:
     oidc_providers: dict
     allowed_return_urls: tuple
 
-    @property
-    def production(self) -> bool:
-        return self.app_env == "production"
-
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        app_env = config.app_env(env)
-        production = app_env == "production"
+        common = config.ServiceSettings.common(env, "identity", port=8001)
+        production = common["app_env"] == "production"
         public_url = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
         return cls(
-            app_env=app_env,
-            database_url=config.database_url(env, "IDENTITY_DATABASE_URL", "identity"),
-            broker_url=config.broker_url(env),
-            var_dir=config.var_dir(env),
+            **common,
             public_url=public_url,
             issuer=config.url(env, "IDENTITY_ISSUER", public_url, ("http", "https")),
             audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),

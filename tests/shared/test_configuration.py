@@ -7,6 +7,7 @@ children) and the test fails.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ TENANCY_SERVE = ("services.tenancy", "serve")
 NOTIFIER_CONSUME = ("services.notifier", "consume")
 NOTIFIER_SERVE = ("services.notifier", "serve")
 RUN_ALL = ("services.run",)
+IDENTITY_MIGRATE = ("services.identity", "migrate")
 
 
 def run_entry_point(command: tuple[str, ...], tmp_path: Path, **env_vars: str) -> subprocess.CompletedProcess:
@@ -80,6 +82,9 @@ BAD_VALUES = {
     "NOTIFIER_PREFETCH": "many",
     "MAIL_FROM": "not an address",
     "APP_ENV": "staging",
+    "LOG_LEVEL": "verbose",
+    "LOG_FORMAT": "xml",
+    "BUS_QUEUE_TYPE": "stream",
 }
 
 CASES = [
@@ -112,6 +117,15 @@ CASES = [
     (RUN_ALL, "TENANCY_PORT"),
     (RUN_ALL, "NOTIFIER_PORT"),
     (RUN_ALL, "APP_ENV"),
+    # Read with the settings, before logging is set up: a bad one is one line, not a traceback.
+    (IDENTITY_MIGRATE, "LOG_LEVEL"),
+    (IDENTITY_MIGRATE, "LOG_FORMAT"),
+    (IDENTITY_MIGRATE, "BUS_QUEUE_TYPE"),
+    (IDENTITY_MIGRATE, "IDENTITY_PORT"),  # every command checks all its settings, not only serve
+    (TENANCY_SERVE, "LOG_LEVEL"),
+    (NOTIFIER_CONSUME, "LOG_FORMAT"),
+    (NOTIFIER_CONSUME, "BUS_QUEUE_TYPE"),
+    (RUN_ALL, "LOG_LEVEL"),
 ]
 
 
@@ -243,3 +257,31 @@ def test_load_or_exit_prints_one_line_and_exits_2(capsys):
     assert err.count("\n") == 1
     assert err.startswith("threshold: configuration error: IDENTITY_PORT: ")
     assert config.load_or_exit(lambda env: env["X"], {"X": "ok"}) == "ok"
+
+
+@pytest.mark.parametrize("service", ["identity", "tenancy", "notifier"])
+def test_every_service_reads_the_shared_settings_the_same_way(service, tmp_path):
+    settings_class = importlib.import_module(f"services.{service}.settings").Settings
+    prefix = service.upper()
+    env = {"VAR_DIR": str(tmp_path), "BUS_QUEUE_TYPE": "quorum", "LOG_LEVEL": "debug", "BIND_HOST": "0.0.0.0",
+           f"{prefix}_PORT": "9100", f"{prefix}_DATABASE_URL": "postgresql://db/x", "BROKER_URL": "memory://"}
+
+    settings = settings_class.from_env(env)
+
+    assert isinstance(settings, config.ServiceSettings)
+    assert (settings.bus_queue_type, settings.log_level, settings.log_format) == ("quorum", "DEBUG", "text")
+    assert (settings.bind_host, settings.port) == ("0.0.0.0", 9100)
+    assert settings.database_url == "postgresql+psycopg://db/x" and settings.broker_url == "memory://"
+    assert settings.var_dir == tmp_path and not settings.production
+    production = settings_class.from_env({**env, "APP_ENV": "production", "SECRET_KEY": GOOD_SECRET,
+                                          "TENANCY_CLIENT_SECRET": GOOD_SECRET,
+                                          "TOTP_ENCRYPTION_KEYS": "cHJvZHVjdGlvbi1vbmx5LXRvdHAta2V5LTEyMzQ1Njc="})
+    assert production.production and production.log_format == "json"
+
+
+def test_log_level_takes_the_names_logging_knows():
+    assert config.log_level({}) == "INFO"
+    assert config.log_level({"LOG_LEVEL": "warning"}) == "WARNING"
+    with pytest.raises(config.ConfigError) as error:
+        config.log_level({"LOG_LEVEL": "verbose"})
+    assert error.value.variable == "LOG_LEVEL" and "'VERBOSE'" in str(error.value)
