@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -88,7 +87,7 @@ class KeyStore:
         self.reload_interval = reload_interval
         self.clock = clock
         self._keys: list[LoadedKey] = []
-        self._loaded_at = float("-inf")
+        self._loaded_at: datetime | None = None
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -99,7 +98,7 @@ class KeyStore:
         if not keys:
             raise NoSigningKey("no signing key in the identity database: run `python -m services.identity migrate`")
         self._keys = keys
-        self._loaded_at = time.monotonic()
+        self._loaded_at = self.clock()
 
     def _decode(self, row: SigningKey) -> LoadedKey:
         private_key = serialization.load_pem_private_key(row.private_pem.encode(), self.secret_key.encode())
@@ -113,14 +112,20 @@ class KeyStore:
         """Re-read the key set when `reload_interval` has passed. Call it outside any transaction (the
         app does, before each request): on SQLite a reload inside one waits on the caller's own write
         lock. If the database does not answer, the loaded keys stay in use until the next interval."""
-        if time.monotonic() - self._loaded_at > self.reload_interval:
+        if self._reload_due():
             with self._lock:
-                if time.monotonic() - self._loaded_at > self.reload_interval:
+                if self._reload_due():
                     try:
                         self.load()
                     except Exception:  # keep signing and verifying with the keys we have
                         log.warning("signing keys could not be reloaded; keeping the loaded set", exc_info=True)
-                        self._loaded_at = time.monotonic()
+                        self._loaded_at = self.clock()
+
+    def _reload_due(self) -> bool:
+        if self._loaded_at is None:
+            return True
+        elapsed = (self.clock() - self._loaded_at).total_seconds()
+        return elapsed > self.reload_interval or elapsed < 0  # or the wall clock was set back
 
     def _current(self) -> list[LoadedKey]:
         return self._keys
