@@ -127,19 +127,16 @@ class KeyStore:
         elapsed = (self.clock() - self._loaded_at).total_seconds()
         return elapsed > self.reload_interval or elapsed < 0  # or the wall clock was set back
 
-    def _current(self) -> list[LoadedKey]:
-        return self._keys
-
     def signing_key(self) -> LoadedKey:
         now = self.clock()
-        active = [key for key in self._current() if key.activates_at <= now]
-        return active[-1] if active else self._current()[0]
+        active = [key for key in self._keys if key.activates_at <= now]
+        return active[-1] if active else self._keys[0]
 
     def published(self) -> list[LoadedKey]:
         """Keys that may still verify a live token: the active one, those waiting to activate, and
         retired ones until every token they signed has expired."""
         now = self.clock()
-        keys = self._current()
+        keys = self._keys
         grace = timedelta(seconds=self.access_token_ttl + jwt.MAX_LEEWAY)
         active = self.signing_key()
         result = []

@@ -259,10 +259,6 @@ class AuditRecords(Repository):
     def add(self, record: AuditRecord) -> None:
         self.session.add(record)
 
-    def for_account(self, account_id: str) -> list[AuditRecord]:
-        return list(self.session.scalars(select(AuditRecord).where(AuditRecord.account_id == account_id)
-                                         .order_by(AuditRecord.at)))
-
 
 class ServiceClients(Repository):
     def get(self, client_id: str) -> ServiceClient | None:
