@@ -261,3 +261,14 @@ def live_server():
     yield start
     for server in servers:
         server.stop()
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that may start a server in a thread (live_server) is `live`, as are those marked so
+    by hand because they run another process; `make test-fast` runs the rest."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)  # also where a test picks the backend itself

@@ -32,6 +32,7 @@ from tests.identity.test_totp import (
     stored_secret,
 )
 
+pytestmark = pytest.mark.live  # the mfa-reset and rotate-totp-key commands run as processes
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 PRODUCTION_SECRET = "a-real-production-secret-of-at-least-32-characters"

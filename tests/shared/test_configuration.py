@@ -130,6 +130,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("command", "variable"), CASES, ids=[f"{' '.join(c)}:{v}" for c, v in CASES])
+@pytest.mark.live  # runs the entry point as a process
 def test_a_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path, command, variable):
     result = run_entry_point(command, tmp_path, **{variable: BAD_VALUES[variable]})
 
@@ -138,6 +139,7 @@ def test_a_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path, command
 
 @pytest.mark.parametrize("command", [IDENTITY_SERVE, RUN_ALL, ("services.identity", "migrate"),
                                      ("services.identity", "rotate-key")], ids=" ".join)
+@pytest.mark.live  # runs the entry point as a process
 def test_production_with_the_development_secret_key_exits_2(tmp_path, command):
     result = run_entry_point(command, tmp_path, APP_ENV="production")
 
@@ -147,21 +149,25 @@ def test_production_with_the_development_secret_key_exits_2(tmp_path, command):
 
 @pytest.mark.parametrize("secret", [config.DEVELOPMENT_SECRET, "short-secret", "   "],
                          ids=["explicit development secret", "too short", "blank"])
+@pytest.mark.live  # runs the entry point as a process
 def test_production_refuses_a_weak_secret_key(tmp_path, secret):
     assert_config_error(run_entry_point(IDENTITY_SERVE, tmp_path, APP_ENV="production", SECRET_KEY=secret),
                         "SECRET_KEY")
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_production_refuses_the_development_totp_key(tmp_path):
     result = run_entry_point(IDENTITY_SERVE, tmp_path, APP_ENV="production", SECRET_KEY=GOOD_SECRET)
 
     assert_config_error(result, "TOTP_ENCRYPTION_KEYS")
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_production_tenancy_refuses_the_development_client_secret(tmp_path):
     assert_config_error(run_entry_point(TENANCY_SERVE, tmp_path, APP_ENV="production"), "TENANCY_CLIENT_SECRET")
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_run_checks_everything_before_it_migrates_or_starts_anything(tmp_path):
     result = run_entry_point(RUN_ALL, tmp_path, SMTP_URL="ftp://x")
 
@@ -170,6 +176,7 @@ def test_run_checks_everything_before_it_migrates_or_starts_anything(tmp_path):
     assert not var_dir.exists() or not any(var_dir.rglob("*.db")), list(var_dir.rglob("*"))
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_the_message_says_what_is_wrong(tmp_path):
     line = assert_config_error(run_entry_point(IDENTITY_SERVE, tmp_path, PASSWORD_MIN_LENGTH="abc"),
                                "PASSWORD_MIN_LENGTH")

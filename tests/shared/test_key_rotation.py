@@ -21,6 +21,7 @@ import pytest
 from shared.jwt import MAX_LEEWAY, JwksClient, Verifier
 from tests.conftest import bearer, identity_env
 
+pytestmark = pytest.mark.live  # the rotate-key and migrate commands run as processes
 ROOT = Path(__file__).resolve().parents[2]
 ACCESS_TOKEN_TTL = 900
 RELOAD_INTERVAL = 1
