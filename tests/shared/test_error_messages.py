@@ -13,13 +13,11 @@ import services
 import shared
 from shared.errors import DomainError
 
-SKIPPED = ("migrations", "__main__", "services.run")  # scripts and Alembic's files, not domain code
-
 
 def _all_domain_errors() -> list[type[DomainError]]:
     for package in (shared, services):
         for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if not any(part in module.name for part in SKIPPED):
+            if ".migrations." not in module.name and not module.name.endswith(".__main__"):  # Alembic, scripts
                 importlib.import_module(module.name)
     found, pending = [], [DomainError]
     while pending:
