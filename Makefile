@@ -18,8 +18,16 @@ install: $(STAMP)
 run: install  ## migrate and start every process; Ctrl-C stops them (mail links open the hosted pages)
 	WEB_PUBLIC_URL=$${WEB_PUBLIC_URL:-http://127.0.0.1:$${WEB_PORT:-8000}} $(PY) -m services.run
 
-test: install  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
+.PHONY: lint test-fast
+lint: install  ## ruff and mypy, as configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: install lint  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
 	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+test-fast: install  ## the quick loop: SQLite only, no broker, no server or other process
+	$(PY) -m pytest -n auto --dist loadfile -m "not postgres and not rabbitmq and not slow and not live" $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; figures go to docs/performance.md
 	$(PY) -m bench

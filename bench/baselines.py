@@ -30,7 +30,7 @@ class VerifyRate:
     def rate_per_cpu_second(self) -> float:
         return self.calls / self.cpu_seconds
 
-    def __add__(self, other: "VerifyRate") -> "VerifyRate":
+    def __add__(self, other: VerifyRate) -> VerifyRate:
         return VerifyRate(self.calls + other.calls, self.seconds + other.seconds, self.cpu_seconds + other.cpu_seconds)
 
 

@@ -188,7 +188,7 @@ class Vhost:
         if result.returncode != 0:
             raise VhostError(f"rabbitmqctl {args[0]} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
 
-    def __enter__(self) -> "Vhost":
+    def __enter__(self) -> Vhost:
         self._ctl("add_vhost", self.name)
         try:
             self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
@@ -241,7 +241,7 @@ class Child:
         self.process: subprocess.Popen | None = None
         self.started = 0.0  # time.monotonic() just before the process was created
 
-    def __enter__(self) -> "Child":
+    def __enter__(self) -> Child:
         with open(self.log_path, "ab") as log:
             self.started = time.monotonic()
             self.process = subprocess.Popen([sys.executable, "-m", *self.args], env=self.env, cwd=servers.ROOT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def machine() -> Machine:
     versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("gunicorn", "Flask", "flask-smorest",
                                                                            "SQLAlchemy", "argon2-cffi", "psycopg"))
     return Machine(cpu, os.cpu_count() or 1, platform.python_version(),
-                   datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), platform.release(), os.getloadavg()[0],
+                   datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), platform.release(), os.getloadavg()[0],
                    versions)
 
 
@@ -139,8 +139,8 @@ def floor_table(bare: Phase, figures: dict[str, Figures], floors: Floors) -> str
 
 def memory_table(bare: Phase, figures: dict[str, Figures]) -> str:
     rows = [["bare flask-smorest", "", f"{bare.peak_rss_mb:.1f}", ""]]
-    rows += [[f"identity on {backend}", f"{result.boot_rss_mb:.1f}", f"{result.peak_rss_mb:.1f}", f"{result.rss_mb:.1f}"]
-             for backend, result in figures.items()]
+    rows += [[f"identity on {backend}", f"{result.boot_rss_mb:.1f}", f"{result.peak_rss_mb:.1f}",
+              f"{result.rss_mb:.1f}"] for backend, result in figures.items()]
     return _table(["Worker", "VmHWM when ready (MB)", "VmHWM after the load (MB)", "VmRSS after the load (MB)"], rows)
 
 
@@ -148,7 +148,8 @@ EventPath = event_path.Figures | event_path.Skipped | None
 
 
 def _ms(values: list[float]) -> list[str]:
-    return [f"{event_path.percentile(values, fraction) * 1000:,.0f}" if values else "-" for fraction in (0.5, 0.99, 1.0)]
+    return [f"{event_path.percentile(values, fraction) * 1000:,.0f}" if values else "-"
+            for fraction in (0.5, 0.99, 1.0)]
 
 
 def event_target_table(events: event_path.Figures) -> str:
@@ -243,8 +244,8 @@ Target: a sign-up's verification mail at the SMTP server within 1 s at the 99th 
 Where the time goes:
 
 - The median sign-up was answered after {_median(latency.answered)}; the relay marked its event sent
-  {_median(latency.stage("published", "answered"))} later, and its mail reached the sink {_median(latency.stage("mailed", "published"))} after
-  that (medians of each sign-up's own steps).
+  {_median(latency.stage("published", "answered"))} later, and its mail reached the sink
+  {_median(latency.stage("mailed", "published"))} after that (medians of each sign-up's own steps).
 - One consumer mailed {throughput.steady_rate:.1f} per second in the throughput run, so at {latency.rate:g} sign-ups
   per second it is busy {busy:.0%} of the time. The queue in front of it grows without bound at 100%,
   and its waits grow steeply well before that.
@@ -293,7 +294,8 @@ How it was measured:
 
 def summary(baseline: VerifyRate, bare: Phase, figures: dict[str, Figures], events: EventPath = None,
             floors: Floors | None = None) -> str:
-    parts = [throughput_table(baseline, bare, figures), ratio_table(baseline, bare, figures), memory_table(bare, figures)]
+    parts = [throughput_table(baseline, bare, figures), ratio_table(baseline, bare, figures),
+             memory_table(bare, figures)]
     if floors is not None:
         parts.append(floor_table(bare, figures, floors))
     return "\n\n".join(parts + [event_summary(events)])
@@ -478,7 +480,8 @@ says how much the worker itself spends.
 - Fairness on two cores: the gunicorn master and worker are pinned to one core
   (`sched_setaffinity`), the load driver to the other; the argon2id baseline runs on the workers' core
   before the first server starts and again after the last one stops, and the bare endpoint is
-  measured before the identity servers and again after them (each baseline is the sum of its two runs). The client's own CPU use is in the "Client CPU" column: while it stays
+  measured before the identity servers and again after them (each baseline is the sum of its two runs).
+  The client's own CPU use is in the "Client CPU" column: while it stays
   well under 1.00 the driver is not the bottleneck. Anything else running on the machine (the load
   average above) still shares the cores, which is one more reason the targets are judged per worker
   CPU-second. With several workers the figures scale with cores, not with workers per core.

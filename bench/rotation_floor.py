@@ -22,7 +22,7 @@ import os
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -101,7 +101,7 @@ class Rotation(MethodView):
     def post(self, body):
         """Rotate a refresh token: read it with its session and account, insert its successor, sign"""
         runtime: Runtime = current_app.extensions[EXTENSION]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         token_hash = _digest(body["refresh_token"])
         next_token = secrets.token_urlsafe(32)
         connection = runtime.engine.raw_connection()
@@ -133,7 +133,7 @@ class Rotation(MethodView):
 def seed(database_url: str, count: int) -> list[str]:
     """The schema, and `count` accounts each with a session and a live refresh token; the tokens."""
     engine = make_engine(database_url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     issued = [secrets.token_urlsafe(32) for _ in range(count)]
     try:
         metadata.create_all(engine)

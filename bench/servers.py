@@ -85,7 +85,7 @@ class Server:
         self.cpu = cpu
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         pin = functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None else None
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
@@ -149,7 +149,8 @@ class Server:
 
 def gunicorn_argv(app_factory: str, port: int) -> list[str]:
     """The command `shared.processes.serve` execs, for an app that has no `serve` entry point."""
-    return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}", app_factory]
+    return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
+            app_factory]
 
 
 @dataclass
@@ -166,7 +167,7 @@ class Phase:
         """Requests per second of worker CPU: what one worker with a core to itself would answer."""
         return self.result.requests / (self.worker_cpu * self.result.seconds) if self.worker_cpu else 0.0
 
-    def __add__(self, other: "Phase") -> "Phase":
+    def __add__(self, other: Phase) -> Phase:
         """Two runs of one load as one: requests, seconds and worker CPU added up (a baseline measured
         before and after the servers under test, so that the machine's drift falls on both sides)."""
         a, b = self.result, other.result

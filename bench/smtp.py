@@ -21,7 +21,7 @@ HOST = "127.0.0.1"
 
 
 class _Handler:
-    def __init__(self, sink: "Sink"):
+    def __init__(self, sink: Sink):
         self.sink = sink
 
     async def handle_DATA(self, server, session, envelope):
@@ -45,7 +45,7 @@ class Sink:
         self._condition = threading.Condition()
         self._controller: Controller | None = None
 
-    def __enter__(self) -> "Sink":
+    def __enter__(self) -> Sink:
         last_error: Exception | None = None
         for _ in range(5):  # free_port() can race with another process taking the port
             port = free_port()

@@ -37,7 +37,11 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    # Application logs (threshold.*) as JSON lines in production, with the request id.
+    # Application logs (threshold.*) as JSON lines in production, with the request id; LOG_LEVEL and
+    # LOG_FORMAT come from the settings a service's app was built with (bench's bare apps have none).
     from shared import logs
+    from shared.service_app import SETTINGS
 
-    logs.configure()
+    settings = getattr(worker.wsgi, "extensions", {}).get(SETTINGS)
+    if settings is not None:
+        logs.configure(settings.log_level, settings.log_format)

@@ -41,15 +41,14 @@ def restart_delay(previous: float | None, uptime: float) -> float:
     return min(previous * 2, MAX_RESTART_DELAY)
 
 
-def _validate() -> None:
+def _validate() -> list[config.ServiceSettings]:
+    """Every service's settings, or one line and exit 2 before anything is migrated or started."""
     from services.identity.settings import Settings as IdentitySettings
     from services.notifier.settings import Settings as NotifierSettings
     from services.tenancy.settings import Settings as TenancySettings
 
-    for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env):
-        config.load_or_exit(loader)
-    for name, default in (("IDENTITY_PORT", 8001), ("TENANCY_PORT", 8002), ("NOTIFIER_PORT", 8003)):
-        config.load_or_exit(lambda env: config.integer(env, name, default, minimum=1, maximum=65535))
+    return [config.load_or_exit(loader)
+            for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env)]
 
 
 def _die_with_parent() -> None:
@@ -75,7 +74,7 @@ class Child:
         self.name = name
         self.args = args
         self.env = env
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen
         self.started_at = 0.0
         self.delay: float | None = None  # the last restart delay, None until it first exits
         self.restart_at: float | None = None
@@ -116,7 +115,7 @@ class Child:
 
 
 def main() -> None:
-    _validate()
+    identity, tenancy, notifier = _validate()
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("WEB_CONCURRENCY", "2")
@@ -131,7 +130,7 @@ def main() -> None:
 
     # Each service's processes share one metrics directory, so /metrics counts every worker (and the
     # notifier's consumer); stale files of an earlier run would be counted too, so start afresh.
-    metrics_root = config.var_dir(env) / "metrics"
+    metrics_root = identity.var_dir / "metrics"
     shutil.rmtree(metrics_root, ignore_errors=True)
     children: list[Child] = []
     for name, (args, metrics_group) in PROCESSES.items():
@@ -139,9 +138,8 @@ def main() -> None:
         child = Child(name, args, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)})
         child.start()
         children.append(child)
-    print("threshold: identity http://127.0.0.1:%s  tenancy http://127.0.0.1:%s  notifier http://127.0.0.1:%s"
-          % (env.get("IDENTITY_PORT", "8001"), env.get("TENANCY_PORT", "8002"), env.get("NOTIFIER_PORT", "8003")),
-          flush=True)
+    print(f"threshold: identity http://127.0.0.1:{identity.port}  tenancy http://127.0.0.1:{tenancy.port}  "
+          f"notifier http://127.0.0.1:{notifier.port}", flush=True)
 
     while not stopping.is_set():
         for child in children:

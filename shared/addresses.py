@@ -54,6 +54,7 @@ def normalise(address: str) -> str:
                                  test_environment=False)
     except EmailNotValidError as exc:
         raise AddressRejected(str(exc)) from None
+    assert checked.ascii_email is not None  # always set when SMTPUTF8 is refused
     return checked.ascii_email.lower()
 
 

@@ -20,9 +20,8 @@ EXTENSION = "threshold.verifier"
 
 
 class InsufficientScope(DomainError):
-    """The token does not carry the scope this route needs."""
-
     code = "insufficient_scope"
+    message = "The token does not carry the scope this route needs."
 
 
 def bearer_token() -> str:

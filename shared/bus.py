@@ -15,8 +15,7 @@ files); it has no TTL or dead-lettering, so there a consumer waits out a retry d
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kombu import Connection, Exchange, Queue, binding
@@ -35,9 +34,9 @@ class ConsumerQueues:
     name: str
     event_types: tuple[str, ...]
     retry_delays: tuple[float, ...]
-    # Every process must declare a queue with the same arguments; BUS_QUEUE_TYPE=quorum matches
-    # queues pre-declared as quorum queues (deploy/rabbitmq/definitions.json).
-    queue_type: str = field(default_factory=lambda: os.environ.get("BUS_QUEUE_TYPE", "classic"))
+    # Every process must declare a queue with the same arguments; BUS_QUEUE_TYPE=quorum (the settings'
+    # bus_queue_type) matches queues pre-declared as quorum queues (deploy/rabbitmq/definitions.json).
+    queue_type: str = "classic"
 
     def _arguments(self, **arguments) -> dict:
         return {**arguments, "x-queue-type": self.queue_type} if self.queue_type != "classic" else arguments
@@ -90,8 +89,8 @@ NOTIFIER_EVENT_TYPES = (
 NOTIFIER_RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 1800.0)
 
 
-def notifier(retry_delays: tuple[float, ...] = NOTIFIER_RETRY_DELAYS) -> ConsumerQueues:
-    return ConsumerQueues("notifier.mail", NOTIFIER_EVENT_TYPES, tuple(retry_delays))
+def notifier(retry_delays: tuple[float, ...] = NOTIFIER_RETRY_DELAYS, queue_type: str = "classic") -> ConsumerQueues:
+    return ConsumerQueues("notifier.mail", NOTIFIER_EVENT_TYPES, tuple(retry_delays), queue_type)
 
 
 def supports_dead_lettering(connection: Connection) -> bool:
@@ -119,12 +118,13 @@ def connect(url: str, var_dir: Path) -> Connection:
     return Connection(url, transport_options=options, connect_timeout=5, heartbeat=0)
 
 
-def declare_topology(target, consumers: tuple[ConsumerQueues, ...] | None = None) -> None:
+def declare_topology(target, consumers: tuple[ConsumerQueues, ...] | None = None,
+                     queue_type: str = "classic") -> None:
     """Exchanges and every consumer's queues (on a channel, or a connection's default channel), so
-    nothing published before a consumer's first start is lost."""
+    nothing published before a consumer's first start is lost. `queue_type` is for the default consumers."""
     channel = getattr(target, "default_channel", target)
     for exchange in (EXCHANGE, RETRY_EXCHANGE, DEAD_LETTER_EXCHANGE):
         exchange(channel).declare()
-    for consumer in consumers if consumers is not None else (notifier(),):
+    for consumer in consumers if consumers is not None else (notifier(queue_type=queue_type),):
         for queue in consumer.all():
             queue(channel).declare()

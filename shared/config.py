@@ -7,9 +7,11 @@ message and exit code 2.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -71,7 +73,7 @@ def json_object(env: Mapping[str, str], name: str) -> dict:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(name, f"is not valid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
         raise ConfigError(name, "must be a JSON object")
@@ -95,9 +97,14 @@ def database_url(env: Mapping[str, str], name: str, service: str) -> str:
 
 
 def broker_url(env: Mapping[str, str]) -> str:
-    """BROKER_URL, checked together with BUS_QUEUE_TYPE (which shared.bus reads when it declares queues)."""
-    choice(env, "BUS_QUEUE_TYPE", "classic", ("classic", "quorum"))
     return url(env, "BROKER_URL", "filesystem://", ("filesystem", "memory", "amqp", "amqps", "pyamqp"))
+
+
+def log_level(env: Mapping[str, str]) -> str:
+    value = text(env, "LOG_LEVEL", "INFO").upper()
+    if value not in logging.getLevelNamesMapping():
+        raise ConfigError("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {value!r}")
+    return value
 
 
 def secret(env: Mapping[str, str], name: str, production: bool) -> str:
@@ -111,6 +118,43 @@ def secret(env: Mapping[str, str], name: str, production: bool) -> str:
 
 def app_env(env: Mapping[str, str]) -> str:
     return choice(env, "APP_ENV", "development", ("development", "production", "test"))
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The settings every service has; each service's `Settings` adds its own fields to these."""
+
+    app_env: str
+    database_url: str
+    broker_url: str
+    bus_queue_type: str  # quorum to match queues pre-declared as quorum queues (deploy/rabbitmq)
+    var_dir: Path
+    bind_host: str
+    port: int
+    log_level: str
+    log_format: str
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @staticmethod
+    def common(env: Mapping[str, str], service: str, port: int) -> dict:
+        """The shared fields of `service` (its <SERVICE>_DATABASE_URL and <SERVICE>_PORT), as keyword arguments."""
+        environment = app_env(env)
+        prefix = service.upper()
+        return {
+            "app_env": environment,
+            "database_url": database_url(env, f"{prefix}_DATABASE_URL", service),
+            "broker_url": broker_url(env),
+            "bus_queue_type": choice(env, "BUS_QUEUE_TYPE", "classic", ("classic", "quorum")),
+            "var_dir": var_dir(env),
+            "bind_host": text(env, "BIND_HOST", "127.0.0.1"),
+            "port": integer(env, f"{prefix}_PORT", port, minimum=1, maximum=65535),
+            "log_level": log_level(env),
+            "log_format": choice(env, "LOG_FORMAT", "json" if environment == "production" else "text",
+                                 ("json", "text")),
+        }
 
 
 def load_or_exit(loader, env: Mapping[str, str] | None = None):

@@ -4,8 +4,9 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
@@ -43,7 +44,7 @@ def make_engine(url: str, pool_size: int = 5, autocommit: bool = False, ping_aft
     """
     # An autocommit connection has no transaction to roll back when it returns to the pool: skipping
     # that reset saves a driver call per checkout (a hundred microseconds on PostgreSQL).
-    options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     options["hide_parameters"] = True
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -102,7 +103,7 @@ def is_unique_violation(error: IntegrityError) -> bool:
             or getattr(orig, "sqlite_errorname", None) in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"))
 
 
-def describe_error(error: BaseException) -> str | None:
+def describe_error(error: BaseException | None) -> str | None:
     """A line naming the database error in `error` or its chain, with no value in it; None when the
     chain holds none. A database error's own text can quote what was written (psycopg's
     `DETAIL: Key (email)=(…)` or `Failing row contains (…)`, a trigger's message), so a log gets this
@@ -137,7 +138,7 @@ def ping(engine: Engine) -> None:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -153,10 +154,10 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime")
-        return value.astimezone(timezone.utc) if value is not None else None
+        return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 

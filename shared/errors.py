@@ -20,19 +20,21 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class DomainError(Exception):
-    """Base of every error a service function raises on purpose. `code` is the stable slug."""
+    """Base of every error a service function raises on purpose. `code` is the stable slug; `message`,
+    a whole sentence, is the problem's `detail` unless the raise names a more precise one. Every
+    subclass writes its own message (tests/shared/test_error_messages.py checks)."""
 
     code = "error"
+    message = "The request could not be completed."
 
     def __init__(self, detail: str | None = None):
-        super().__init__(detail or self.__doc__ or self.code)
-        self.detail = detail or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.detail = detail or self.message
+        super().__init__(self.detail)
 
 
 class RateLimited(DomainError):
-    """Too many attempts; try again later."""
-
     code = "rate_limited"
+    message = "Too many attempts; try again later."
 
     def __init__(self, retry_after: int, detail: str | None = None):
         super().__init__(detail)
@@ -90,12 +92,14 @@ def http_exception_problem(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     if status == 422 and "messages" in data:
-        return problem(422, "validation_failed", "The request body is not valid.", errors=_flatten_validation(data["messages"]))
+        return problem(422, "validation_failed", "The request body is not valid.",
+                       errors=_flatten_validation(data["messages"]))
     if status == 400 and "messages" in data:
         return problem(400, "malformed_json", "The request body is not valid JSON.")
     headers = {k: v for k, v in (data.get("headers") or {}).items()}
-    if status == 405 and error.valid_methods:
-        headers["Allow"] = ", ".join(error.valid_methods)
+    valid_methods = getattr(error, "valid_methods", None)
+    if status == 405 and valid_methods:
+        headers["Allow"] = ", ".join(valid_methods)
     return problem(status, HTTP_CODES.get(status, "error"), error.description or "", headers=headers)
 
 
@@ -103,7 +107,7 @@ class ErrorMap:
     """Maps domain error classes to HTTP statuses for one service (most specific class wins)."""
 
     def __init__(self, statuses: dict[type[DomainError], int]):
-        self.statuses = {RateLimited: 429, **statuses}
+        self.statuses: dict[type[DomainError], int] = {RateLimited: 429, **statuses}
 
     def status_for(self, error: DomainError) -> int:
         for cls in type(error).__mro__:
@@ -112,7 +116,7 @@ class ErrorMap:
         return 400
 
     def response(self, error: DomainError) -> Response:
-        headers = {}
+        headers: dict[str, str] = {}
         retry_after = getattr(error, "retry_after", None)  # rate limits, and dependencies that are down
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
@@ -121,8 +125,9 @@ class ErrorMap:
             # RFC 6750 3: error_description may hold only %x20-21 / %x23-5B / %x5D-7E (no '"' or '\\').
             description = re.sub(r'[^\x20\x21\x23-\x5b\x5d-\x7e]', "'", error.detail)
             headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{description}"'
-        if status == 401 and getattr(error, "challenge", None):
-            headers["WWW-Authenticate"] = error.challenge
+        challenge = getattr(error, "challenge", None)
+        if status == 401 and challenge:
+            headers["WWW-Authenticate"] = challenge
         field = getattr(error, "field", None)
         errors = {field: [error.detail]} if field else None
         return problem(status, error.code, error.detail, headers=headers, errors=errors, **getattr(error, "extra", {}))

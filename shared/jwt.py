@@ -30,9 +30,8 @@ MAX_LEEWAY = 60
 
 
 class TokenRejected(DomainError):
-    """The bearer token is missing, malformed, expired or not ours."""
-
     code = "invalid_token"
+    message = "The bearer token is missing, malformed, expired or not ours."
     bearer = True
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime",
                                                                                    "request_id", "taskName"}
@@ -35,13 +34,14 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if getattr(record, "request_id", None):
-            entry["request_id"] = record.request_id
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            entry["request_id"] = request_id
         entry.update({key: value for key, value in vars(record).items()
                       if key not in STANDARD_ATTRIBUTES and not key.startswith("_")})
         if record.exc_info:
@@ -49,11 +49,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str | None = None, fmt: str | None = None) -> None:
-    """LOG_LEVEL (INFO) and LOG_FORMAT (`json` in production, `text` otherwise)."""
-    level = (level or os.environ.get("LOG_LEVEL", "INFO")).upper()
-    production = os.environ.get("APP_ENV", "development") == "production"
-    fmt = fmt or os.environ.get("LOG_FORMAT", "json" if production else "text")
+def configure(level: str, fmt: str) -> None:
+    """Root logging at `level`, as JSON lines or text (the settings' log_level and log_format)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if fmt == "json":

@@ -4,10 +4,18 @@ from __future__ import annotations
 import os
 
 from flask import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-from prometheus_client import REGISTRY
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
-HTTP_REQUESTS = Counter("threshold_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
+HTTP_REQUESTS = Counter("threshold_http_requests_total", "HTTP requests answered",
+                        ["service", "method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "threshold_http_request_duration_seconds", "HTTP request latency", ["service", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

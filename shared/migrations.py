@@ -24,6 +24,7 @@ def upgrade(script_location: Path, url: str, revision: str = "head") -> None:
 def run_env(metadata: MetaData) -> None:
     """The body of every service's `env.py` (online mode; batch mode so SQLite can ALTER)."""
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "alembic_config sets sqlalchemy.url"
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,

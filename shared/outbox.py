@@ -41,7 +41,8 @@ def define_outbox(metadata: MetaData) -> Table:
     )
 
 
-def write(connection: DbConnection, table: Table, source: str, events: list[Event], request_id: str | None = None) -> None:
+def write(connection: DbConnection, table: Table, source: str, events: list[Event],
+          request_id: str | None = None) -> None:
     """Add the events to the outbox in the connection's transaction (called by the unit of work).
 
     `request_id` becomes the CloudEvents extension attribute `requestid`, so consumers' logs can name
@@ -74,10 +75,11 @@ class Relay:
     """Publishes unsent outbox rows. Several relays may run against PostgreSQL (SKIP LOCKED)."""
 
     def __init__(self, engine: Engine, table: Table, connection: Connection, batch_size: int = 100,
-                 poll_interval: float = 0.1, max_backoff: float = 30.0):
+                 poll_interval: float = 0.1, max_backoff: float = 30.0, queue_type: str = "classic"):
         self.engine = engine
         self.table = table
         self.connection = connection
+        self.queue_type = queue_type
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -86,7 +88,7 @@ class Relay:
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
             self.connection.ensure_connection(max_retries=1)
-            bus.declare_topology(self.connection.default_channel)
+            bus.declare_topology(self.connection.default_channel, queue_type=self.queue_type)
             self._producer = Producer(self.connection.default_channel, exchange=bus.EXCHANGE)
         return self._producer
 
@@ -133,7 +135,8 @@ class Relay:
                 sent = self.publish_batch()
                 backoff = self.poll_interval
             except Exception as exc:  # broker or database down: keep the rows, retry later
-                log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
+                log.warning("outbox relay: publish failed (%s: %s); retrying in %.1fs",
+                            type(exc).__name__, exc, backoff)
                 self._drop_connection()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)

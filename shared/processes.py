@@ -7,27 +7,34 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
 from sqlalchemy import Table
 
-from shared import bus, errors, logs
+from shared import bus, config, errors, logs
+from shared.config import ServiceSettings
 from shared.database import make_engine
 from shared.outbox import Relay
 
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
 
 
-def configure_logging() -> None:
-    logs.configure()
+def load_settings(loader: Callable[[Mapping[str, str]], ServiceSettings]) -> Any:
+    """An entry point's settings, then its logging; a bad value is one line and exit 2 (config.load_or_exit)."""
+    settings = config.load_or_exit(loader)
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
 
 
-def serve(app_factory: str, port: int, workers: int | None = None) -> None:
+def serve(app_factory: str, settings: ServiceSettings, workers: int | None = None) -> None:
     """Replace this process with gunicorn serving `app_factory` (e.g. 'services.identity.app:create_app()')."""
     conf = os.environ.get("GUNICORN_CONF", str(GUNICORN_CONF))
-    argv = [sys.executable, "-m", "gunicorn", "--config", conf, "--bind", f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{port}"]
+    bind = f"{settings.bind_host}:{settings.port}"
+    argv = [sys.executable, "-m", "gunicorn", "--config", conf, "--bind", bind]
     if workers:
         argv += ["--workers", str(workers)]
     os.execv(sys.executable, argv + [app_factory])
@@ -81,9 +88,10 @@ def stop_event_on_signals() -> threading.Event:
     return stop
 
 
-def run_relay(database_url: str, table: Table, broker_url: str, var_dir: Path) -> None:
+def run_relay(settings: ServiceSettings, table: Table) -> None:
     """Publish a service's outbox until SIGINT or SIGTERM."""
-    engine = make_engine(database_url)
-    relay = Relay(engine, table, bus.connect(broker_url, var_dir))
+    engine = make_engine(settings.database_url)
+    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir),
+                  queue_type=settings.bus_queue_type)
     logging.getLogger("threshold.outbox").info("outbox relay started for %s", engine.url.render_as_string())
     relay.run(stop_event_on_signals())

@@ -11,8 +11,11 @@ from flask import Flask, g, jsonify, request
 from flask_smorest import Api
 
 from shared import errors, metrics, request_guard
+from shared.config import ServiceSettings
 from shared.errors import ErrorMap
 
+#: Where an app keeps the settings it was built with (gunicorn's worker configures logging from them).
+SETTINGS = "threshold.settings"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -33,8 +36,9 @@ class ProblemApi(Api):
 
 def build_app(name: str, title: str, description: str, error_map: ErrorMap,
               readiness: dict[str, Callable[[], None]], collectors=(),
-              serving: Collection[str] = ("database",)) -> tuple[Flask, Api]:
+              serving: Collection[str] = ("database",), settings: ServiceSettings | None = None) -> tuple[Flask, Api]:
     app = ServiceFlask(name)
+    app.extensions[SETTINGS] = settings
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0",

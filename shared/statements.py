@@ -26,7 +26,7 @@ from sqlalchemy.sql import ClauseElement
 
 class _Compiled:
     def __init__(self, statement: ClauseElement, dialect: Dialect):
-        compiled = statement.compile(dialect=dialect)
+        compiled: Any = statement.compile(dialect=dialect)  # positiontup, bind_names: the compiler's own
         self.compiled = compiled
         self.sql = compiled.string
         self.positions = compiled.positiontup  # None for named paramstyles (psycopg's pyformat)
@@ -34,8 +34,9 @@ class _Compiled:
         # Keyed by the name each parameter has in the SQL (anonymous ones, e.g. for literal values, get one).
         self.bind_processors = {name: processor for bind, name in compiled.bind_names.items()
                                 if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
-        columns = list(statement.exported_columns) if getattr(statement, "exported_columns", None) else []
-        self.row_type = namedtuple("Row", [column.key for column in columns]) if columns else None
+        exported = getattr(statement, "exported_columns", None)
+        columns = list(exported) if exported else []
+        self.row_type: Any = namedtuple("Row", [column.key for column in columns]) if columns else None
         self.result_processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
                                   for column in columns]
 
@@ -49,7 +50,7 @@ class _Compiled:
         if raw is None:
             return None
         return self.row_type(*[value if processor is None else processor(value)
-                               for processor, value in zip(self.result_processors, raw)])
+                               for processor, value in zip(self.result_processors, raw, strict=True)])
 
 
 class Precompiled:

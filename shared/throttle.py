@@ -11,8 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import (Column, Engine, Integer, MetaData, String, Table, bindparam, case, delete, or_, select,
-                        update)
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindparam, case, delete, or_, select, update
 
 from shared.database import UTCDateTime, utcnow
 from shared.errors import RateLimited
@@ -87,7 +86,7 @@ class Throttle:
         if hits > limit:
             raise RateLimited(_seconds_until(window_start + timedelta(seconds=window_seconds), now))
 
-    def for_source(self, address: str | None) -> "Throttle":
+    def for_source(self, address: str | None) -> Throttle:
         """This throttle, with guesses keyed on the client's address as well as their target."""
         bound = copy.copy(self)
         bound.source = address or "unknown"

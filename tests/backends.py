@@ -138,7 +138,8 @@ class DatabaseFactory:
 
 
 def _tables(conn) -> list[str]:
-    rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+    rows = conn.execute("SELECT tablename FROM pg_tables "
+                        "WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
     return sorted(row[0] for row in rows)
 
 
@@ -207,7 +208,7 @@ class RabbitVhost:
         subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        timeout=60)
 
-    def create(self) -> "RabbitVhost":
+    def create(self) -> RabbitVhost:
         self._ctl("add_vhost", self.name)
         self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
         return self

@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,7 +20,7 @@ class Clock:
     """Time the tests control: `clock.advance(seconds)` instead of sleeping."""
 
     def __init__(self, start: datetime | None = None):
-        self.now = start or datetime.now(timezone.utc).replace(microsecond=0)
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now
@@ -261,3 +261,14 @@ def live_server():
     yield start
     for server in servers:
         server.stop()
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that may start a server in a thread (live_server) is `live`, as are those marked so
+    by hand because they run another process; `make test-fast` runs the rest."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)  # also where a test picks the backend itself

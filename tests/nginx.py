@@ -43,7 +43,7 @@ class Nginx:
         self.upstreams = upstreams
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Nginx":
+    def __enter__(self) -> Nginx:
         text = (NGINX_DIR / "nginx.conf").read_text()
         for service, port in SERVICES.items():
             for old, new in ((f"listen {port};", f"listen 127.0.0.1:{self.ports[service]};"),

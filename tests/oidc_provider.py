@@ -89,7 +89,7 @@ class SigningKey:
     private: rsa.RSAPrivateKey = field(repr=False)
 
     @classmethod
-    def new(cls, kid: str) -> "SigningKey":
+    def new(cls, kid: str) -> SigningKey:
         return cls(kid, rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
     def jwk(self) -> dict:
@@ -130,7 +130,7 @@ class OidcProvider:
 
     @classmethod
     def serve(cls, live_server, client_id: str = "threshold-client", client_secret: str | None = None,
-              redirect_uris: list[str] = (), auth_method: str = "client_secret_basic") -> "OidcProvider":
+              redirect_uris: list[str] = (), auth_method: str = "client_secret_basic") -> OidcProvider:
         provider = cls(client_id, client_secret or secrets.token_urlsafe(16), list(redirect_uris), auth_method)
         server = live_server(provider.app)
         provider.issuer = server.url

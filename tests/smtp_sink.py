@@ -46,7 +46,7 @@ class ReceivedMail:
 class _Handler:
     """aiosmtpd hooks; runs on the controller's event loop thread, so state is under a lock."""
 
-    def __init__(self, sink: "SmtpSink"):
+    def __init__(self, sink: SmtpSink):
         self.sink = sink
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -96,7 +96,7 @@ class SmtpSink:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> "SmtpSink":
+    def start(self) -> SmtpSink:
         last_error: Exception | None = None
         for _ in range(1 if self.port else 5):  # free_port() can race with another process taking the port
             port = self.port or free_port()
@@ -119,7 +119,7 @@ class SmtpSink:
         if controller is not None:
             controller.stop()
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> SmtpSink:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

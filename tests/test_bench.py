@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import smtplib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import select, update
@@ -31,9 +31,9 @@ def test_the_refresh_floor_rotates_each_live_token_once(empty_identity_database,
         tokens, sessions = rotation_floor.tokens, rotation_floor.sessions
         session_of = select(tokens.c.session_id).where(tokens.c.token_hash == rotation_floor._digest(revoked))
         connection.execute(update(sessions).where(sessions.c.id == session_of.scalar_subquery())
-                           .values(revoked_at=datetime.now(timezone.utc)))
+                           .values(revoked_at=datetime.now(UTC)))
         connection.execute(update(tokens).where(tokens.c.token_hash == rotation_floor._digest(expired))
-                           .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+                           .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     engine.dispose()
     app = rotation_floor.create_app()
     client = app.test_client()

@@ -99,7 +99,7 @@ class Stack:
         self.process: subprocess.Popen | None = None
         self.known: set[tuple[int, int]] = set()  # every process of the run seen so far
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         with open(self.log_path, "wb") as log:  # a file, not a pipe: nothing can block on a full pipe
             self.process = subprocess.Popen([sys.executable, "-m", "services.run"], cwd=ROOT, env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -194,7 +194,8 @@ def unique_address() -> str:
     return f"xp-{uuid.uuid4().hex[:12]}@example.com"
 
 
-def wait_for_eml(mail_dir: Path, address: str, timeout: float = MAIL_TIMEOUT) -> tuple[Path, email.message.EmailMessage]:
+def wait_for_eml(mail_dir: Path, address: str,
+                 timeout: float = MAIL_TIMEOUT) -> tuple[Path, email.message.EmailMessage]:
     deadline = time.monotonic() + timeout
     while True:
         for path in sorted(mail_dir.glob("*.eml")) if mail_dir.is_dir() else []:

@@ -146,7 +146,7 @@ class SlowClients:
                 except OSError:  # the server gave up on this one: that is allowed
                     pass
 
-    def __enter__(self) -> "SlowClients":
+    def __enter__(self) -> SlowClients:
         self.thread.start()
         time.sleep(1)  # every connection has been accepted and is dripping
         return self

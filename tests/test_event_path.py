@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 from shared import bus
 from tests import backends
 from tests.conftest import identity_env
-from tests.smtp_sink import SmtpSink
 from tests.processes import Processes, wait_for
+from tests.smtp_sink import SmtpSink
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
@@ -61,7 +61,8 @@ class EventPath:
         self.processes = processes
 
     def relay(self, name: str = "relay", broker_url: str | None = None):
-        return self.processes.start(name, "services.identity", "relay", **({"BROKER_URL": broker_url} if broker_url else {}))
+        env = {"BROKER_URL": broker_url} if broker_url else {}
+        return self.processes.start(name, "services.identity", "relay", **env)
 
     def consumer(self, name: str = "consumer", broker_url: str | None = None):
         return self.processes.start(name, "services.notifier", "consume",

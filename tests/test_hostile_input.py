@@ -15,8 +15,17 @@ from sqlalchemy import create_engine, text
 
 from shared.config import DEVELOPMENT_SECRET
 from tests.conftest import assert_problem, bearer
-from tests.tenancy.conftest import (identity_server, make_tenancy_app, people, race, tenancy, tenancy_app,  # noqa: F401
-                                    tenancy_db, tenancy_outbox, tenants)
+from tests.tenancy.conftest import (  # noqa: F401
+    identity_server,
+    make_tenancy_app,
+    people,
+    race,
+    tenancy,
+    tenancy_app,
+    tenancy_db,
+    tenancy_outbox,
+    tenants,
+)
 
 PASSWORD = "correct horse battery"
 LONE_SURROGATE = '"\\ud800"'  # as it travels in the JSON text: an escape no decoder can turn into text

@@ -34,9 +34,10 @@ def test_the_relay_outlives_a_database_outage_and_publishes_afterwards(databases
 
     def sign_up() -> None:
         # A fresh app each time: the outage ends every pooled connection, the app's as well.
-        response = create_app(Settings.from_env(env), clock=clock).test_client().post("/v1/accounts", json={"email": f"relay-{uuid.uuid4().hex[:8]}@example.com",
-                                                       "password": "correct horse battery", "first_name": "Ada",
-                                                       "last_name": "L"})
+        client = create_app(Settings.from_env(env), clock=clock).test_client()
+        response = client.post("/v1/accounts", json={"email": f"relay-{uuid.uuid4().hex[:8]}@example.com",
+                                                     "password": "correct horse battery", "first_name": "Ada",
+                                                     "last_name": "L"})
         assert response.status_code == 201, response.get_json()
 
     try:

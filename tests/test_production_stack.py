@@ -154,7 +154,8 @@ def walk(urls: dict, sink: SmtpSink, processes: Processes) -> None:
     # Production logs are JSON lines, and the sign-up's request id reaches the notifier through the event.
     wait_for(lambda: request_id in processes.log("consumer"), timeout=20, what="the consumer to log the mail")
     consumer_lines = [json.loads(line) for line in processes.log("consumer").splitlines() if line.startswith("{")]
-    assert any(line.get("request_id") == request_id and line.get("event") == "mail_delivered" for line in consumer_lines)
+    assert any(line.get("request_id") == request_id and line.get("event") == "mail_delivered"
+               for line in consumer_lines)
     assert PASSWORD not in processes.log("identity")
     metrics = requests.get(f"{urls['notifier']}/metrics", timeout=10).text
     assert 'threshold_notifier_mail_delivered_total{template="verification"} 1.0' in metrics

@@ -10,8 +10,16 @@ import pytest
 
 from services.run import FIRST_RESTART_DELAY, MAX_RESTART_DELAY, STABLE_AFTER, restart_delay
 from tests.processes import wait_for
-from tests.test_cross_process import (_cmdline, check_verification_mail, descendants, sign_up, stacks,  # noqa: F401
-                                      stop_cleanly, unique_address, wait_for_eml)
+from tests.test_cross_process import (  # noqa: F401
+    _cmdline,
+    check_verification_mail,
+    descendants,
+    sign_up,
+    stacks,
+    stop_cleanly,
+    unique_address,
+    wait_for_eml,
+)
 
 
 def test_the_restart_delay_doubles_to_a_bound_and_resets_after_a_stable_run():

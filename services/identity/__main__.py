@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared import config, processes
+from shared import processes
 from shared.database import make_engine, make_session_factory
 from shared.migrations import upgrade
 
@@ -30,17 +30,15 @@ def main() -> None:
 
     from services.identity.settings import Settings
 
-    processes.configure_logging()
-    settings = config.load_or_exit(Settings.from_env)
+    settings = processes.load_settings(Settings.from_env)
     if args.command == "migrate":
         migrate(settings)
     elif args.command == "serve":
-        processes.serve("services.identity.app:create_app()", config.load_or_exit(
-            lambda env: config.integer(env, "IDENTITY_PORT", 8001, minimum=1, maximum=65535)), args.workers)
+        processes.serve("services.identity.app:create_app()", settings, args.workers)
     elif args.command == "relay":
         from services.identity.models import outbox
 
-        processes.run_relay(settings.database_url, outbox, settings.broker_url, settings.var_dir)
+        processes.run_relay(settings, outbox)
     elif args.command == "rotate-key":
         key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in)
         print(f"added signing key {key.kid}; it signs from {key.activates_at.isoformat()}")

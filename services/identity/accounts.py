@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from services.identity import passwords
-from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredentials, TokenExpired, TokenInvalid
+from services.identity import one_time_tokens, passwords
+from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredentials, TokenInvalid
 from services.identity.models import Account, OneTimeToken
 from services.identity.queries import Reads
 from services.identity.settings import Settings
-from shared import addresses, opaque_tokens
+from shared import addresses
 from shared.errors import RateLimited
 from shared.events import Event
 from shared.throttle import Throttle
@@ -25,11 +25,7 @@ def email_key(prefix: str, email: str) -> str:
 
 def _issue_token(uow, account: Account, purpose: str, ttl: int, now: datetime) -> tuple[str, datetime]:
     uow.tokens.expire_unused(account.id, purpose, now)
-    token, token_hash = opaque_tokens.generate()
-    expires_at = now + timedelta(seconds=ttl)
-    uow.tokens.add(OneTimeToken(token_hash=token_hash, purpose=purpose, account_id=account.id, created_at=now,
-                                expires_at=expires_at))
-    return token, expires_at
+    return one_time_tokens.issue(uow, purpose=purpose, ttl=ttl, now=now, account_id=account.id)
 
 
 def record_verification_mail(uow, account: Account, settings: Settings, now: datetime) -> None:
@@ -85,22 +81,10 @@ def resend_verification(uow, throttle: Throttle, settings: Settings, email: str,
         uow.commit()
 
 
-def _find_token(uow, token: str, purpose: str, now: datetime) -> OneTimeToken:
-    """A token of `purpose` that is either used or still live; spends nothing."""
-    row = uow.tokens.get(opaque_tokens.digest(token))
-    if row is None or row.purpose != purpose:
-        raise TokenInvalid()
-    if row.used_at is None and row.expires_at <= now:
-        raise TokenExpired()
-    return row
-
-
-def _take_token(uow, token: str, purpose: str, now: datetime) -> tuple[OneTimeToken, bool]:
-    """Find a live token of `purpose`; returns it and whether it was already used."""
-    row = _find_token(uow, token, purpose, now)
-    if row.used_at is not None:
-        return row, True
-    return row, not uow.tokens.use(row, now)
+def _verification_token(uow, token: str, now: datetime) -> OneTimeToken:
+    """A verification token, used or live: a second click on the link still shows its account. Spends nothing."""
+    row = one_time_tokens.find(uow, token, EMAIL_VERIFICATION)
+    return row if row.used_at is not None else one_time_tokens.live(row, now)
 
 
 def _verification_account(uow, row: OneTimeToken, used: bool) -> Account:
@@ -115,14 +99,20 @@ def verification_link(uow, *, token: str, now: datetime) -> dict:
     """The account a verification link would confirm, read without spending the token: the page a
     link opens shows this and a button, and only the button's POST (`confirm_email`) changes anything."""
     with uow:
-        row = _find_token(uow, token, EMAIL_VERIFICATION, now)
+        row = _verification_token(uow, token, now)
         return _verification_account(uow, row, row.used_at is not None).public()
 
 
 def confirm_email(uow, token: str, now: datetime) -> dict:
     """Verify the address. Confirming again with the same token is harmless (a second click, a retry)."""
     with uow:
-        row, already_used = _take_token(uow, token, EMAIL_VERIFICATION, now)
+        row = _verification_token(uow, token, now)
+        already_used = row.used_at is not None
+        if not already_used:
+            try:
+                one_time_tokens.spend(uow, token, EMAIL_VERIFICATION, now)
+            except TokenInvalid:  # a concurrent confirmation spent it a moment ago
+                already_used = True
         account = _verification_account(uow, row, already_used)
         if not account.email_verified:
             account.email_verified = True
@@ -209,18 +199,14 @@ def request_password_reset(uow, throttle: Throttle, settings: Settings, email: s
 def reset_password(uow, throttle: Throttle, settings: Settings, token: str, new_password: str, now: datetime) -> None:
     """Set a new password with a reset token; every session is signed out. 2FA stays on."""
     with uow:
-        row = _find_token(uow, token, PASSWORD_RESET, now)
-        if row.used_at is not None:
-            raise TokenInvalid()
+        row = one_time_tokens.live(one_time_tokens.find(uow, token, PASSWORD_RESET), now)  # spent below
         account = uow.accounts.get(row.account_id)
         email = account.email
     passwords.check_policy(new_password, email, settings.password_min_length, field="new_password")
     new_hash = passwords.hash_password(new_password)
     with uow:
-        _row, already_used = _take_token(uow, token, PASSWORD_RESET, now)
-        if already_used:
-            raise TokenInvalid()
-        account = uow.accounts.get(_row.account_id)
+        row = one_time_tokens.spend(uow, token, PASSWORD_RESET, now)
+        account = uow.accounts.get(row.account_id)
         account.password_hash = new_hash
         account.updated_at = now
         if not account.email_verified:

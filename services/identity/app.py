@@ -49,10 +49,11 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app, api = build_app("identity", "Threshold identity", DESCRIPTION, ERROR_MAP, readiness={
         "database": lambda: ping(engine),
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
-    }, collectors=[BacklogCollector(engine, outbox, "identity")])
+    }, collectors=[BacklogCollector(engine, outbox, "identity")], settings=settings)
     if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
-                                x_host=settings.proxy_hops)
+        proxied = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+                           x_host=settings.proxy_hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]  # Flask's documented way to wrap the WSGI app
     app.extensions[EXTENSION] = Runtime(settings, engine, Reads(autocommit_engine), Rotations(autocommit_engine),
                                         session_factory, keys, Throttle(engine, throttles, clock, autocommit_engine),
                                         clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))

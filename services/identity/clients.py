@@ -40,8 +40,8 @@ def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, gra
         if not hmac.compare_digest(presented, expected) or client is None:
             raise InvalidClient()
 
-    key = f"client:{hashlib.sha256(client_id.encode()).hexdigest()[:40]}"
-    throttle.guess(key, check, InvalidClient, **failure_policy(settings))
+    throttle_key = f"client:{hashlib.sha256(client_id.encode()).hexdigest()[:40]}"
+    throttle.guess(throttle_key, check, InvalidClient, **failure_policy(settings))
     allowed = set(client.scopes.split())
     requested = set(scope.split()) if scope else allowed
     if not requested <= allowed:

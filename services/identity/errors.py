@@ -5,135 +5,120 @@ from shared.errors import DomainError
 
 
 class EmailTaken(DomainError):
-    """An account with this email already exists."""
-
     code = "email_taken"
+    message = "An account with this email already exists."
 
 
 class InvalidCredentials(DomainError):
-    """The email or password is wrong."""
-
     code = "invalid_credentials"
+    message = "The email or password is wrong."
 
 
 class EmailNotVerified(DomainError):
-    """Verify your email address before signing in; we can send the link again."""
-
     code = "email_not_verified"
+    message = "Verify your email address before signing in; we can send the link again."
 
 
 class OneTimeTokenError(DomainError):
     """Base of the errors of one-time links (verification, reset)."""
 
+    message = "This link cannot be used."
+
 
 class TokenInvalid(OneTimeTokenError):
-    """This link is not valid (unknown, already used, or for something else)."""
-
     code = "token_invalid"
+    message = "This link is not valid (unknown, already used, or for something else)."
 
 
 class TokenExpired(OneTimeTokenError):
-    """This link has expired; ask for a new one."""
-
     code = "token_expired"
+    message = "This link has expired; ask for a new one."
 
 
 class RefreshTokenError(DomainError):
     """Base of refresh-token errors: the client must sign in again."""
 
+    message = "The refresh token cannot be used; sign in again."
+
 
 class RefreshTokenInvalid(RefreshTokenError):
-    """The refresh token is not valid or its session has ended."""
-
     code = "token_invalid"
+    message = "The refresh token is not valid or its session has ended."
 
 
 class RefreshTokenExpired(RefreshTokenError):
-    """The refresh token has expired."""
-
     code = "token_expired"
+    message = "The refresh token has expired."
 
 
 class RefreshTokenReused(RefreshTokenError):
-    """This refresh token was already used; the session has been ended for safety."""
-
     code = "token_reused"
+    message = "This refresh token was already used; the session has been ended for safety."
 
 
 class AccountNotFound(DomainError):
-    """The account no longer exists."""
-
     code = "not_found"
+    message = "The account no longer exists."
 
 
 class MfaStateConflict(DomainError):
-    """Two-factor authentication is not in the state this request needs."""
-
     code = "mfa_state_conflict"
+    message = "Two-factor authentication is not in the state this request needs."
 
 
 class MfaAlreadyEnabled(MfaStateConflict):
-    """Two-factor authentication is already on; turn it off first to enrol a new authenticator."""
-
     code = "mfa_already_enabled"
+    message = "Two-factor authentication is already on; turn it off first to enrol a new authenticator."
 
 
 class MfaNotEnabled(MfaStateConflict):
-    """Two-factor authentication is not on for this account."""
-
     code = "mfa_not_enabled"
+    message = "Two-factor authentication is not on for this account."
 
 
 class MfaEnrolmentNotStarted(MfaStateConflict):
-    """Start enrolment (POST /v1/me/mfa/totp) before confirming it."""
-
     code = "mfa_enrolment_not_started"
+    message = "Start enrolment (POST /v1/me/mfa/totp) before confirming it."
 
 
 class InvalidCode(DomainError):
-    """The code is wrong, expired or already used."""
-
     code = "invalid_code"
+    message = "The code is wrong, expired or already used."
 
 
 class MfaUnavailable(DomainError):
-    """Authenticator codes cannot be checked right now; use a recovery code or try again later."""
-
     code = "mfa_unavailable"
+    message = "Authenticator codes cannot be checked right now; use a recovery code or try again later."
 
 
 class MfaTokenInvalid(TokenInvalid):
-    """The mfa_token is not valid (unknown, used, or voided by wrong codes); sign in again."""
+    message = "The mfa_token is not valid (unknown, used, or voided by wrong codes); sign in again."
 
 
 class MfaTokenExpired(TokenExpired):
-    """The mfa_token has expired; sign in again."""
+    message = "The mfa_token has expired; sign in again."
 
 
 class InvalidClient(DomainError):
-    """Client authentication failed."""
-
     code = "invalid_client"
+    message = "Client authentication failed."
     challenge = 'Basic realm="threshold"'  # RFC 6749 5.2: the scheme the client may authenticate with
 
 
 class InvalidScope(DomainError):
-    """The requested scope is not allowed for this client."""
-
     code = "invalid_scope"
+    message = "The requested scope is not allowed for this client."
 
 
 class UnsupportedGrantType(DomainError):
-    """Only grant_type=client_credentials is supported here."""
-
     code = "unsupported_grant_type"
+    message = "Only grant_type=client_credentials is supported here."
 
 
 class AccountExists(DomainError):
-    """An account with this email exists. Sign in with its password first, then link this provider
-    from your profile (POST /v1/me/identities with the link_code)."""
-
     code = "account_exists"
+    message = ("An account with this email exists. Sign in with its password first, then link this provider "
+               "from your profile (POST /v1/me/identities with the link_code).")
 
     def __init__(self, link_code: str):
         super().__init__()
@@ -141,19 +126,16 @@ class AccountExists(DomainError):
 
 
 class IdentityAlreadyLinked(DomainError):
-    """This provider account is already linked to another account."""
-
     code = "identity_linked_elsewhere"
+    message = "This provider account is already linked to another account."
 
 
 class ProviderEmailMissing(DomainError):
-    """The provider did not share an email address, which an account needs."""
-
     code = "email_missing"
+    message = "The provider did not share an email address, which an account needs."
 
 
 class ProviderEmailNotVerified(DomainError):
-    """The provider does not vouch for this email address, so no account is made from it. Sign up with
-    email and password instead (and link the provider from your profile later)."""
-
     code = "email_not_verified"
+    message = ("The provider does not vouch for this email address, so no account is made from it. Sign up "
+               "with email and password instead (and link the provider from your profile later).")

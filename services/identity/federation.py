@@ -15,18 +15,24 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from services.identity.errors import (AccountExists, AccountNotFound, IdentityAlreadyLinked, ProviderEmailMissing,
-                                      ProviderEmailNotVerified,
-                                      TokenExpired, TokenInvalid)
+from services.identity import one_time_tokens
+from services.identity.errors import (
+    AccountExists,
+    AccountNotFound,
+    IdentityAlreadyLinked,
+    ProviderEmailMissing,
+    ProviderEmailNotVerified,
+    TokenInvalid,
+)
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
-from services.identity.models import Account, FederatedIdentity, OneTimeToken
+from services.identity.models import Account, FederatedIdentity
 from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
 from services.identity.settings import Settings
-from shared import addresses, names, opaque_tokens
+from shared import addresses, names
 from shared.events import Event
 
 log = logging.getLogger("threshold.identity.federation")
@@ -37,10 +43,8 @@ LINK_CODE_TTL = 600
 
 
 def _code(uow, purpose: str, ttl: int, data: dict, now: datetime, account_id: str | None = None) -> str:
-    token, token_hash = opaque_tokens.generate()
-    uow.tokens.add(OneTimeToken(token_hash=token_hash, purpose=purpose, account_id=account_id, created_at=now,
-                                expires_at=now + timedelta(seconds=ttl), data=json.dumps(data)))
-    return token
+    return one_time_tokens.issue(uow, purpose=purpose, ttl=ttl, now=now, account_id=account_id,
+                                 data=json.dumps(data))[0]
 
 
 def issue_login_code(uow, provider: ProviderConfig, claims: dict, now: datetime) -> str:
@@ -55,14 +59,7 @@ def issue_login_code(uow, provider: ProviderConfig, claims: dict, now: datetime)
 
 
 def _spend(uow, code: str, purpose: str, now: datetime) -> dict:
-    row = uow.tokens.get(opaque_tokens.digest(code))
-    if row is None or row.purpose != purpose or row.used_at is not None:
-        raise TokenInvalid()
-    if row.expires_at <= now:
-        raise TokenExpired()
-    if not uow.tokens.use(row, now):
-        raise TokenInvalid()
-    return json.loads(row.data)
+    return json.loads(one_time_tokens.spend(uow, code, purpose, now).data or "{}")
 
 
 def _name(value, fallback: str) -> str:

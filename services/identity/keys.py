@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -88,7 +87,7 @@ class KeyStore:
         self.reload_interval = reload_interval
         self.clock = clock
         self._keys: list[LoadedKey] = []
-        self._loaded_at = float("-inf")
+        self._loaded_at: datetime | None = None
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -99,41 +98,45 @@ class KeyStore:
         if not keys:
             raise NoSigningKey("no signing key in the identity database: run `python -m services.identity migrate`")
         self._keys = keys
-        self._loaded_at = time.monotonic()
+        self._loaded_at = self.clock()
 
     def _decode(self, row: SigningKey) -> LoadedKey:
         private_key = serialization.load_pem_private_key(row.private_pem.encode(), self.secret_key.encode())
         pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
         public = json.loads(row.public_jwk)
-        return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public), jwt.load_private_key(pem, row.algorithm))
+        return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public),
+                         jwt.load_private_key(pem, row.algorithm))
 
     def refresh(self) -> None:
         """Re-read the key set when `reload_interval` has passed. Call it outside any transaction (the
         app does, before each request): on SQLite a reload inside one waits on the caller's own write
         lock. If the database does not answer, the loaded keys stay in use until the next interval."""
-        if time.monotonic() - self._loaded_at > self.reload_interval:
+        if self._reload_due():
             with self._lock:
-                if time.monotonic() - self._loaded_at > self.reload_interval:
+                if self._reload_due():
                     try:
                         self.load()
                     except Exception:  # keep signing and verifying with the keys we have
                         log.warning("signing keys could not be reloaded; keeping the loaded set", exc_info=True)
-                        self._loaded_at = time.monotonic()
+                        self._loaded_at = self.clock()
 
-    def _current(self) -> list[LoadedKey]:
-        return self._keys
+    def _reload_due(self) -> bool:
+        if self._loaded_at is None:
+            return True
+        elapsed = (self.clock() - self._loaded_at).total_seconds()
+        return elapsed > self.reload_interval or elapsed < 0  # or the wall clock was set back
 
     def signing_key(self) -> LoadedKey:
         now = self.clock()
-        active = [key for key in self._current() if key.activates_at <= now]
-        return active[-1] if active else self._current()[0]
+        active = [key for key in self._keys if key.activates_at <= now]
+        return active[-1] if active else self._keys[0]
 
     def published(self) -> list[LoadedKey]:
         """Keys that may still verify a live token: the active one, those waiting to activate, and
         retired ones until every token they signed has expired."""
         now = self.clock()
-        keys = self._current()
+        keys = self._keys
         grace = timedelta(seconds=self.access_token_ttl + jwt.MAX_LEEWAY)
         active = self.signing_key()
         result = []

@@ -6,10 +6,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from services.identity import totp
+from services.identity import one_time_tokens, totp
 from services.identity.accounts import check_password, failure_policy
-from services.identity.errors import (AccountNotFound, InvalidCode, MfaAlreadyEnabled, MfaEnrolmentNotStarted,
-                                      MfaNotEnabled, MfaTokenExpired, MfaTokenInvalid, MfaUnavailable)
+from services.identity.errors import (
+    AccountNotFound,
+    InvalidCode,
+    MfaAlreadyEnabled,
+    MfaEnrolmentNotStarted,
+    MfaNotEnabled,
+    MfaTokenExpired,
+    MfaTokenInvalid,
+    MfaUnavailable,
+)
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
 from services.identity.models import Account, AuditRecord, TotpCredential
@@ -170,10 +178,9 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
     token_hash = opaque_tokens.digest(mfa_token)
     with uow:
         pending = uow.mfa_challenges.get(token_hash)
-        if pending is None or pending.used_at is not None or pending.failures >= settings.mfa_max_failures:
+        if pending is not None and pending.failures >= settings.mfa_max_failures:
             raise MfaTokenInvalid()
-        if pending.expires_at <= now:
-            raise MfaTokenExpired()
+        one_time_tokens.live(pending, now, invalid=MfaTokenInvalid, expired=MfaTokenExpired)
         account_id = pending.account_id
         amr = f"{pending.first_factor} otp"
 

@@ -27,27 +27,23 @@ ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "PS256", "RS384", "ES384", "RS512")
 
 
 class OidcError(DomainError):
-    """Sign-in with the identity provider did not work."""
-
     code = "oidc_failed"
+    message = "Sign-in with the identity provider did not work."
 
 
 class UnknownProvider(OidcError):
-    """There is no such sign-in provider."""
-
     code = "not_found"
+    message = "There is no such sign-in provider."
 
 
 class ReturnToNotAllowed(OidcError):
-    """return_to is not on the allow-list (ALLOWED_RETURN_URLS)."""
-
     code = "return_to_not_allowed"
+    message = "The return_to address is not on the allow-list (ALLOWED_RETURN_URLS)."
 
 
 class ProviderUnavailable(OidcError):
-    """The identity provider did not answer; try again shortly."""
-
     code = "provider_unavailable"
+    message = "The identity provider did not answer; try again shortly."
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,7 @@ class ReturnUrlPattern:
     path: str
 
     @classmethod
-    def parse(cls, pattern: str) -> "ReturnUrlPattern":
+    def parse(cls, pattern: str) -> ReturnUrlPattern:
         scheme, _, rest = pattern.partition("://")
         hostport, slash, path = rest.partition("/")
         host, _, port = hostport.partition(":")
@@ -141,7 +137,7 @@ class AuthorizationRequest:
     return_to: str
 
     @classmethod
-    def new(cls, provider: str, return_to: str) -> "AuthorizationRequest":
+    def new(cls, provider: str, return_to: str) -> AuthorizationRequest:
         return cls(provider, secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48),
                    return_to)
 
@@ -219,6 +215,7 @@ class Provider:
     def verify_id_token(self, id_token: str) -> dict:
         supported = self.discovery().get("id_token_signing_alg_values_supported", ["RS256"])
         algorithms = [alg for alg in ID_TOKEN_ALGORITHMS if alg in supported] or ["RS256"]
+        assert self._jwks is not None  # discovery() sets it
         verifier = jwt.Verifier(self._jwks.get, self.config.issuer, self.config.client_id, algorithms=algorithms,
                                 token_type=None, cache_size=0)  # built per ID token: nothing to remember
         try:
@@ -241,8 +238,10 @@ def _requests():
 
 class Providers:
     def __init__(self, configs: dict[str, ProviderConfig], http: requests.Session | None = None):
-        session = http or (_requests().Session() if configs else None)
-        self._providers = {name: Provider(config, session) for name, config in configs.items()}
+        self._providers: dict[str, Provider] = {}
+        if configs:  # without providers, no HTTP client at all
+            session = http or _requests().Session()
+            self._providers = {name: Provider(config, session) for name, config in configs.items()}
 
     def get(self, name: str) -> Provider:
         provider = self._providers.get(name)

@@ -18,9 +18,8 @@ HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=
 
 
 class PasswordRejected(DomainError):
-    """The password does not meet the policy."""
-
     code = "validation_failed"
+    message = "The password does not meet the policy."
 
     def __init__(self, detail: str, field: str = "password"):
         super().__init__(detail)

@@ -7,8 +7,19 @@ from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.errors import EmailTaken
-from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
-                                     RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
+from services.identity.models import (
+    Account,
+    AuditRecord,
+    AuthSession,
+    FederatedIdentity,
+    MfaChallenge,
+    OneTimeToken,
+    RecoveryCode,
+    RefreshToken,
+    ServiceClient,
+    SigningKey,
+    TotpCredential,
+)
 from shared.database import is_unique_violation
 from shared.statements import Precompiled
 from shared.unit_of_work import Repository
@@ -247,10 +258,6 @@ class MfaChallenges(Repository):
 class AuditRecords(Repository):
     def add(self, record: AuditRecord) -> None:
         self.session.add(record)
-
-    def for_account(self, account_id: str) -> list[AuditRecord]:
-        return list(self.session.scalars(select(AuditRecord).where(AuditRecord.account_id == account_id)
-                                         .order_by(AuditRecord.at)))
 
 
 class ServiceClients(Repository):

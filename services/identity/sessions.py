@@ -7,8 +7,13 @@ from typing import NoReturn
 
 from services.identity import passwords
 from services.identity.accounts import email_key, failure_policy
-from services.identity.errors import (EmailNotVerified, InvalidCredentials, RefreshTokenExpired,
-                                      RefreshTokenInvalid, RefreshTokenReused)
+from services.identity.errors import (
+    EmailNotVerified,
+    InvalidCredentials,
+    RefreshTokenExpired,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+)
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
 from services.identity.models import MfaChallenge
@@ -102,6 +107,7 @@ def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Set
         raise
     if not account.email_verified:
         raise EmailNotVerified()
+    assert password_hash is not None  # check() passed
     new_hash = passwords.hash_password(password) if passwords.needs_rehash(password_hash) else None
     with uow:
         if new_hash is not None:

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.identity import oidc
 from shared import config
 
 
 @dataclass(frozen=True)
-class Settings:
-    app_env: str
-    database_url: str
-    broker_url: str
-    var_dir: Path
+class Settings(config.ServiceSettings):
     public_url: str
     links_url: str
     issuer: str
@@ -42,20 +37,13 @@ class Settings:
     oidc_providers: dict
     allowed_return_urls: tuple
 
-    @property
-    def production(self) -> bool:
-        return self.app_env == "production"
-
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        app_env = config.app_env(env)
-        production = app_env == "production"
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        common = config.ServiceSettings.common(env, "identity", port=8001)
+        production = common["app_env"] == "production"
         public_url = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
         return cls(
-            app_env=app_env,
-            database_url=config.database_url(env, "IDENTITY_DATABASE_URL", "identity"),
-            broker_url=config.broker_url(env),
-            var_dir=config.var_dir(env),
+            **common,
             public_url=public_url,
             links_url=config.url(env, "WEB_PUBLIC_URL", public_url, ("http", "https")),
             issuer=config.url(env, "IDENTITY_ISSUER", public_url, ("http", "https")),
@@ -100,10 +88,12 @@ def _totp_keys(env: Mapping[str, str], production: bool) -> tuple[str, ...]:
         try:
             Fernet(key)
         except (ValueError, TypeError):
-            raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "each key must be 32 url-safe base64-encoded bytes "
-                                     "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')") from None
+            raise config.ConfigError(
+                "TOTP_ENCRYPTION_KEYS", "each key must be 32 url-safe base64-encoded bytes (python -c 'from "
+                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')") from None
     if production and DEVELOPMENT_TOTP_KEY in keys:
-        raise config.ConfigError("TOTP_ENCRYPTION_KEYS", "is the development key; set real keys when APP_ENV=production")
+        raise config.ConfigError("TOTP_ENCRYPTION_KEYS",
+                                 "is the development key; set real keys when APP_ENV=production")
     return keys
 
 
@@ -117,7 +107,8 @@ def _service_clients(env: Mapping[str, str], production: bool) -> dict:
     for client_id, entry in clients.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("secret"), str) \
                 or not isinstance(entry.get("scopes", []), list):
-            raise config.ConfigError("SERVICE_CLIENTS", f"{client_id!r} needs a \"secret\" string and a \"scopes\" list")
+            raise config.ConfigError("SERVICE_CLIENTS",
+                                     f"{client_id!r} needs a \"secret\" string and a \"scopes\" list")
         if production and (entry["secret"] == config.DEVELOPMENT_SECRET or len(entry["secret"]) < 32):
             raise config.ConfigError("SERVICE_CLIENTS", f"{client_id!r} needs a real secret of 32+ characters")
     return clients

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from shared import config, processes
+from shared import processes
 from shared.migrations import upgrade
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,13 +26,11 @@ def main() -> None:
 
     from services.notifier.settings import Settings
 
-    processes.configure_logging()
-    settings = config.load_or_exit(Settings.from_env)
+    settings = processes.load_settings(Settings.from_env)
     if args.command == "migrate":
         upgrade(MIGRATIONS, settings.database_url)
     elif args.command == "serve":
-        port = config.load_or_exit(lambda env: config.integer(env, "NOTIFIER_PORT", 8003, minimum=1, maximum=65535))
-        processes.serve("services.notifier.app:create_app()", port, args.workers)
+        processes.serve("services.notifier.app:create_app()", settings, args.workers)
     elif args.command == "consume":
         consume(settings)
     elif args.command == "dead-letters":
@@ -44,12 +42,13 @@ def dead_letters(settings, action: str, event_id: str | None) -> None:
     from shared import bus
 
     connection = bus.connect(settings.broker_url, settings.var_dir)
-    queues = bus.notifier(settings.retry_delays)
+    queues = bus.notifier(settings.retry_delays, settings.bus_queue_type)
     try:
         if action == "list":
             found = letters.list_dead_letters(connection, queues)
             for letter in found:
-                print(f"{letter.event_id or '-'}\t{letter.event_type or '-'}\tattempts={letter.attempts}\t{letter.error}")
+                print(f"{letter.event_id or '-'}\t{letter.event_type or '-'}\t"
+                      f"attempts={letter.attempts}\t{letter.error}")
             print(f"{len(found)} dead letter(s)")
         else:
             print(f"replayed {letters.replay(connection, queues, event_id)} message(s)")
@@ -81,6 +80,7 @@ def consume(settings) -> None:
         Deliveries(engine),
         prefetch_count=settings.prefetch_count,
         retry_delays=settings.retry_delays,
+        queue_type=settings.bus_queue_type,
         heartbeat=heartbeat,
     )
 

@@ -24,5 +24,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         "bus": broker_check(connect),
         # The consumer is another process (another container): its heartbeat row says it is at work.
         "consumer": lambda: heartbeats.check(utcnow(), settings.consumer_stale_after),
-    }, collectors=[QueueDepthCollector(connect, bus.notifier(settings.retry_delays))])
+    }, collectors=[QueueDepthCollector(connect, bus.notifier(settings.retry_delays, settings.bus_queue_type))],
+        settings=settings)
     return app

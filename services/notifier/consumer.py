@@ -66,7 +66,7 @@ class Heartbeat:
 class MailConsumer(ConsumerMixin):
     def __init__(self, connection: Connection, renderer: Renderer, sender, deliveries: Deliveries,
                  prefetch_count: int = 10, retry_delays: tuple[float, ...] = bus.NOTIFIER_RETRY_DELAYS,
-                 heartbeat: Heartbeat | None = None):
+                 queue_type: str = "classic", heartbeat: Heartbeat | None = None):
         self.connection = connection
         self.renderer = renderer
         self.sender = sender
@@ -74,7 +74,7 @@ class MailConsumer(ConsumerMixin):
         self.heartbeat = heartbeat or (lambda state, detail="": None)
         self.backoff = FIRST_BACKOFF
         self.prefetch_count = prefetch_count
-        self.queues = bus.notifier(tuple(retry_delays))
+        self.queues = bus.notifier(tuple(retry_delays), queue_type)
         # RabbitMQ waits out retry delays in TTL queues; the embedded transports cannot, so there the
         # consumer waits itself before putting the message back.
         self.broker_delays = bus.supports_dead_lettering(connection)
@@ -162,7 +162,8 @@ class MailConsumer(ConsumerMixin):
         delay = self.queues.retry_delays[attempt]
         log.warning("event %s: mail not accepted (%s); retry %d in %gs", envelope["id"], reason, attempt + 1, delay)
         if self.broker_delays:
-            self._republish(message, bus.RETRY_EXCHANGE.name, self.queues.retry_routing_key(attempt), attempt + 1, reason)
+            self._republish(message, bus.RETRY_EXCHANGE.name, self.queues.retry_routing_key(attempt),
+                            attempt + 1, reason)
         else:
             self._wait(delay)
             self._republish(message, "", self.queues.name, attempt + 1, reason)

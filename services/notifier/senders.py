@@ -52,6 +52,7 @@ class SmtpSender:
 
     def _connect(self) -> smtplib.SMTP:
         context = self.tls_context
+        client: smtplib.SMTP
         if self.scheme == "smtps":
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
@@ -68,7 +69,8 @@ class SmtpSender:
                 client.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            raise (PermanentSendError if all(500 <= c < 600 for c in codes) else TransientSendError)(str(codes)) from None
+            permanent = all(500 <= c < 600 for c in codes)
+            raise (PermanentSendError if permanent else TransientSendError)(str(codes)) from None
         except smtplib.SMTPResponseException as exc:
             error = PermanentSendError if 500 <= exc.smtp_code < 600 else TransientSendError
             raise error(f"SMTP {exc.smtp_code}") from None

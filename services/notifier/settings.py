@@ -10,11 +10,7 @@ from shared import bus, config
 
 
 @dataclass(frozen=True)
-class Settings:
-    app_env: str
-    database_url: str
-    broker_url: str
-    var_dir: Path
+class Settings(config.ServiceSettings):
     smtp_url: str | None
     smtp_timeout: int
     mail_from: str
@@ -32,7 +28,7 @@ class Settings:
         return self.var_dir / "mail"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         smtp_url = env.get("SMTP_URL", "").strip() or None
         if smtp_url is not None:
             config.url(env, "SMTP_URL", smtp_url, ("smtp", "smtps", "smtp+starttls"))
@@ -40,10 +36,7 @@ class Settings:
         if "@" not in parseaddr(mail_from)[1] or any(c in mail_from for c in "\r\n"):
             raise config.ConfigError("MAIL_FROM", "must be an address such as 'Threshold <no-reply@example.com>'")
         return cls(
-            app_env=config.app_env(env),
-            database_url=config.database_url(env, "NOTIFIER_DATABASE_URL", "notifier"),
-            broker_url=config.broker_url(env),
-            var_dir=config.var_dir(env),
+            **config.ServiceSettings.common(env, "notifier", port=8003),
             smtp_url=smtp_url,
             smtp_timeout=config.integer(env, "SMTP_TIMEOUT", 10, minimum=1),
             mail_from=mail_from,

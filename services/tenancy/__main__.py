@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared import config, processes
+from shared import processes
 from shared.migrations import upgrade
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,17 +21,15 @@ def main() -> None:
 
     from services.tenancy.settings import Settings
 
-    processes.configure_logging()
-    settings = config.load_or_exit(Settings.from_env)
+    settings = processes.load_settings(Settings.from_env)
     if args.command == "migrate":
         upgrade(MIGRATIONS, settings.database_url)
     elif args.command == "serve":
-        port = config.load_or_exit(lambda env: config.integer(env, "TENANCY_PORT", 8002, minimum=1, maximum=65535))
-        processes.serve("services.tenancy.app:create_app()", port, args.workers)
+        processes.serve("services.tenancy.app:create_app()", settings, args.workers)
     elif args.command == "relay":
         from services.tenancy.models import outbox
 
-        processes.run_relay(settings.database_url, outbox, settings.broker_url, settings.var_dir)
+        processes.run_relay(settings, outbox)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ class Caller:
     name: str
 
     @classmethod
-    def from_claims(cls, claims: dict) -> "Caller":
+    def from_claims(cls, claims: dict) -> Caller:
         name = " ".join(part for part in (claims.get("given_name"), claims.get("family_name")) if part)
         return cls(claims["sub"], str(claims.get("email", "")).lower(), claims.get("email_verified") is True,
                    name or str(claims.get("email", "")))

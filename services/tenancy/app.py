@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app, api = build_app("tenancy", "Threshold tenancy", DESCRIPTION, ERROR_MAP, readiness={
         "database": lambda: ping(engine),
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
-    }, collectors=[BacklogCollector(engine, outbox, "tenancy")])
+    }, collectors=[BacklogCollector(engine, outbox, "tenancy")], settings=settings)
     jwks = JwksClient(f"{settings.identity_url}/.well-known/jwks.json")
     app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience)
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)

@@ -66,7 +66,8 @@ class IdentityDirectory:
                 response.raise_for_status()
                 items = response.json()["items"]
             except (requests.RequestException, ValueError, KeyError) as exc:
-                raise IdentityUnavailable(f"Identity did not answer an account lookup ({type(exc).__name__}).") from None
+                raise IdentityUnavailable(
+                    f"Identity did not answer an account lookup ({type(exc).__name__}).") from None
             found.update({item["id"]: item for item in items})
         return found
 

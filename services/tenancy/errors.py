@@ -5,69 +5,58 @@ from shared.errors import DomainError
 
 
 class NotFound(DomainError):
-    """Not found."""
-
     code = "not_found"
+    message = "Not found."
 
 
 class Forbidden(DomainError):
-    """Your role does not allow this."""
-
     code = "forbidden"
+    message = "Your role does not allow this."
 
 
 class EmailNotVerified(DomainError):
-    """Verify your email address first."""
-
     code = "email_not_verified"
+    message = "Verify your email address first."
 
 
 class Conflict(DomainError):
-    """The request conflicts with the current state."""
-
     code = "conflict"
+    message = "The request conflicts with the current state."
 
 
 class AlreadyMember(Conflict):
-    """This person is already a member of the workspace."""
-
     code = "already_member"
+    message = "This person is already a member of the workspace."
 
 
 class InvitationPending(Conflict):
-    """An invitation to this address is already pending for this workspace."""
-
     code = "invitation_pending"
+    message = "An invitation to this address is already pending for this workspace."
 
 
 class LastOwner(Conflict):
-    """The last owner cannot leave or be demoted; make someone else owner first."""
-
     code = "last_owner"
+    message = "The last owner cannot leave or be demoted; make someone else owner first."
 
 
 class LastWorkspace(Conflict):
-    """An organization keeps at least one workspace; delete the organization instead."""
-
     code = "last_workspace"
+    message = "An organization keeps at least one workspace; delete the organization instead."
 
 
 class InvitationTokenInvalid(DomainError):
-    """The invitation link is not valid."""
-
     code = "token_invalid"
+    message = "The invitation link is not valid."
 
 
 class InvitationExpired(DomainError):
-    """The invitation has expired; ask for a new one."""
-
     code = "token_expired"
+    message = "The invitation has expired; ask for a new one."
 
 
 class IdentityUnavailable(DomainError):
-    """The identity service did not answer; try again shortly."""
-
     code = "dependency_unavailable"
+    message = "The identity service did not answer; try again shortly."
     retry_after = 5  # seconds, sent as Retry-After: about what identity needs to restart or fail over
 
 
@@ -77,6 +66,3 @@ class InvalidCursor(DomainError):
     code = "validation_failed"
     field = "cursor"
     message = "The cursor is not one this list gave out; start again without it."
-
-    def __init__(self):
-        super().__init__(self.message)

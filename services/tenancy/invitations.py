@@ -7,8 +7,14 @@ from urllib.parse import urlencode
 
 from services.tenancy.access import Caller, require_role, workspace_role
 from services.tenancy.directory import IdentityDirectory
-from services.tenancy.errors import (AlreadyMember, Forbidden, InvitationExpired, InvitationPending,
-                                     InvitationTokenInvalid, NotFound)
+from services.tenancy.errors import (
+    AlreadyMember,
+    Forbidden,
+    InvitationExpired,
+    InvitationPending,
+    InvitationTokenInvalid,
+    NotFound,
+)
 from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
 from services.tenancy.pagination import Keyset, PageRequest
 from shared import addresses, opaque_tokens

@@ -10,7 +10,6 @@ from shared.database import UTCDateTime, new_id, utcnow
 from shared.outbox import define_outbox
 from shared.throttle import define_throttles
 
-ROLES = ("owner", "admin", "member")
 RANK = {"member": 1, "admin": 2, "owner": 3}
 # Organization roles that open every workspace of the organization, with that role.
 OPENS_EVERY_WORKSPACE = ("owner", "admin")

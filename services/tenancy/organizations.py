@@ -15,9 +15,10 @@ def organization_document(organization: Organization, role: str) -> dict:
     return {"id": organization.id, "name": organization.name, "role": role, "created_at": organization.created_at}
 
 
-def workspace_document(workspace: Workspace, role: str, organization: Organization | None = None) -> dict:
-    document = {"id": workspace.id, "name": workspace.name, "organization_id": workspace.organization_id,
-                "role": role, "created_at": workspace.created_at}
+def workspace_document(workspace: Workspace, role: str | None, organization: Organization | None = None) -> dict:
+    document: dict[str, object] = {"id": workspace.id, "name": workspace.name,
+                                   "organization_id": workspace.organization_id, "role": role,
+                                   "created_at": workspace.created_at}
     if organization is not None:
         document["organization"] = {"id": organization.id, "name": organization.name}
     return document

@@ -12,7 +12,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from services.tenancy.errors import InvalidCursor
 
@@ -46,7 +46,7 @@ class Keyset:
             values = json.loads(base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True))
             if not isinstance(values, list) or len(values) != len(self.kinds) + 1 or values[0] != self.name:
                 raise InvalidCursor()
-            return tuple(self._value(kind, value) for kind, value in zip(self.kinds, values[1:]))
+            return tuple(self._value(kind, value) for kind, value in zip(self.kinds, values[1:], strict=True))
         except (ValueError, OverflowError):  # bad base64, JSON, UTF-8 or datetime, or a datetime out of range
             raise InvalidCursor() from None
 
@@ -58,7 +58,7 @@ class Keyset:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
                 raise InvalidCursor()
-            return moment.astimezone(timezone.utc)
+            return moment.astimezone(UTC)
         if not ID.fullmatch(value):
             raise InvalidCursor()
         return value
@@ -66,7 +66,7 @@ class Keyset:
     def cursor(self, position: tuple | None) -> str | None:
         if position is None:
             return None
-        values = [v.astimezone(timezone.utc).isoformat() if isinstance(v, datetime) else v for v in position]
+        values = [v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v for v in position]
         raw = json.dumps([self.name, *values], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 

@@ -5,8 +5,14 @@ from datetime import datetime
 
 from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 
-from services.tenancy.models import (OPENS_EVERY_WORKSPACE, Invitation, Organization, OrganizationMember, Workspace,
-                                     WorkspaceMember)
+from services.tenancy.models import (
+    OPENS_EVERY_WORKSPACE,
+    Invitation,
+    Organization,
+    OrganizationMember,
+    Workspace,
+    WorkspaceMember,
+)
 from shared.unit_of_work import Repository
 
 Page = tuple[list[tuple], tuple | None]
@@ -18,9 +24,9 @@ def keyset_page(repository: Repository, query: Select, order: tuple, after: tupl
     position shift nothing."""
     if after is not None:
         query = query.where(tuple_(*order) > after)  # a plain tuple: its values bind with the columns' types
-    rows = repository.session.execute(query.add_columns(*order).order_by(*order).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = [tuple(row) for row in rows[:limit]]
+    found = repository.session.execute(query.add_columns(*order).order_by(*order).limit(limit + 1)).all()
+    more = len(found) > limit
+    rows = [tuple(row) for row in found[:limit]]
     return [row[:-len(order)] for row in rows], tuple(rows[-1][-len(order):]) if more else None
 
 
@@ -89,7 +95,7 @@ class Workspaces(Repository):
 
     def count_in_organization(self, organization_id: str) -> int:
         return self.session.scalar(select(func.count()).select_from(Workspace)
-                                   .where(Workspace.organization_id == organization_id))
+                                   .where(Workspace.organization_id == organization_id)) or 0
 
     def membership(self, workspace_id: str, user_id: str) -> WorkspaceMember | None:
         return self.session.get(WorkspaceMember, (workspace_id, user_id))
@@ -105,7 +111,8 @@ class Workspaces(Repository):
 
     def count_owners(self, workspace_id: str) -> int:
         return self.session.scalar(select(func.count()).select_from(WorkspaceMember)
-                                   .where(WorkspaceMember.workspace_id == workspace_id, WorkspaceMember.role == "owner"))
+                                   .where(WorkspaceMember.workspace_id == workspace_id,
+                                          WorkspaceMember.role == "owner")) or 0
 
     def remove_member(self, member: WorkspaceMember) -> None:
         self.session.delete(member)
@@ -113,10 +120,10 @@ class Workspaces(Repository):
 
     def user_in_organization(self, organization_id: str, user_id: str) -> bool:
         """Is the user still a member of any workspace of the organization?"""
-        return self.session.scalar(
+        return bool(self.session.scalar(
             select(func.count()).select_from(WorkspaceMember)
             .join(Workspace, Workspace.id == WorkspaceMember.workspace_id)
-            .where(Workspace.organization_id == organization_id, WorkspaceMember.user_id == user_id)) > 0
+            .where(Workspace.organization_id == organization_id, WorkspaceMember.user_id == user_id)))
 
 
 class Invitations(Repository):

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from shared import config
 
 
 @dataclass(frozen=True)
-class Settings:
-    app_env: str
-    database_url: str
-    broker_url: str
-    var_dir: Path
+class Settings(config.ServiceSettings):
     identity_url: str
     issuer: str
     audience: str
@@ -26,22 +21,20 @@ class Settings:
     invitations_per_workspace_per_day: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         identity_url = config.url(env, "IDENTITY_INTERNAL_URL",
                                   config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
                                   ("http", "https"))
+        common = config.ServiceSettings.common(env, "tenancy", port=8002)
         return cls(
-            app_env=config.app_env(env),
-            database_url=config.database_url(env, "TENANCY_DATABASE_URL", "tenancy"),
-            broker_url=config.broker_url(env),
-            var_dir=config.var_dir(env),
+            **common,
             identity_url=identity_url,
             issuer=config.url(env, "IDENTITY_ISSUER",
                               config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
                               ("http", "https")),
             audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),
             client_id=config.text(env, "TENANCY_CLIENT_ID", "tenancy"),
-            client_secret=config.secret(env, "TENANCY_CLIENT_SECRET", config.app_env(env) == "production"),
+            client_secret=config.secret(env, "TENANCY_CLIENT_SECRET", common["app_env"] == "production"),
             default_workspace_name=config.text(env, "DEFAULT_WORKSPACE_NAME", "My Workspace"),
             invitation_ttl=config.integer(env, "INVITATION_TTL", 7 * 86400, minimum=300),
             invitation_accept_url=config.url(env, "INVITATION_ACCEPT_URL", _accept_url_default(env), ("http", "https")),

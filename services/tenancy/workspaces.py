@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.tenancy.access import (Caller, effective_workspace_role, organization_role, require_role,
-                                     workspace_role)
+from services.tenancy.access import Caller, effective_workspace_role, organization_role, require_role, workspace_role
 from services.tenancy.errors import LastWorkspace
 from services.tenancy.members import leave_organization_if_no_workspace
 from services.tenancy.models import Workspace, WorkspaceMember

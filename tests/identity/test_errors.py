@@ -87,7 +87,7 @@ def test_malformed_json_is_400(client, path, data):
 def test_a_json_body_that_is_not_an_object_is_refused(client, path, data):
     response = post_raw(client, path, data)
 
-    assert response.status_code in (400, 422)
+    assert response.status_code == 422
     assert_problem_document(response)
 
 
@@ -95,7 +95,7 @@ def test_a_json_body_that_is_not_an_object_is_refused(client, path, data):
 def test_a_body_that_is_not_json_is_refused(client, content_type):
     response = post_raw(client, "/v1/accounts", '{"email": "ada@example.com"}', content_type)
 
-    assert response.status_code in (400, 415, 422)
+    assert response.status_code == 422  # webargs reads no JSON body: the required fields are missing
     assert_problem_document(response)
 
 

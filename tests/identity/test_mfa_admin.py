@@ -6,7 +6,6 @@ secrets with the first TOTP_ENCRYPTION_KEYS key), and the refusal of the develop
 from __future__ import annotations
 
 import base64
-
 import os
 import subprocess
 import sys
@@ -19,9 +18,21 @@ from jose import jwt
 from services.identity.settings import DEVELOPMENT_TOTP_KEY
 from services.notifier.messages import Renderer
 from tests.conftest import AuthActions, assert_problem, bearer, identity_env
-from tests.identity.test_totp import (KEY_A, KEY_B, STEP, code_at, enable_mfa, me, mfa_token_for, query,
-                                      second_step, start_enrolment, stored_secret)
+from tests.identity.test_totp import (
+    KEY_A,
+    KEY_B,
+    STEP,
+    code_at,
+    enable_mfa,
+    me,
+    mfa_token_for,
+    query,
+    second_step,
+    start_enrolment,
+    stored_secret,
+)
 
+pytestmark = pytest.mark.live  # the mfa-reset and rotate-totp-key commands run as processes
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 PRODUCTION_SECRET = "a-real-production-secret-of-at-least-32-characters"

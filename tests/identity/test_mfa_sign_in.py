@@ -12,8 +12,17 @@ import pytest
 from jose import jwt
 
 from tests.conftest import AuthActions, assert_problem, bearer, race, token_from_url
-from tests.identity.test_totp import (PASSWORD, STEP, code_at, database_dump, enable_mfa, me, mfa_token_for,
-                                      query, second_step)
+from tests.identity.test_totp import (
+    PASSWORD,
+    STEP,
+    code_at,
+    database_dump,
+    enable_mfa,
+    me,
+    mfa_token_for,
+    query,
+    second_step,
+)
 
 MFA_TOKEN_TTL = 300  # MFA_TOKEN_TTL default
 MFA_MAX_FAILURES = 5  # MFA_MAX_FAILURES default

@@ -265,7 +265,9 @@ def test_no_account_is_made_from_an_email_the_provider_does_not_vouch_for(fed):
 
     response = fed.exchange(fed.login_code())
 
-    assert_problem(response, 403, "email_not_verified")
+    body = assert_problem(response, 403, "email_not_verified")
+    assert body["detail"].endswith("Sign up with email and password instead (and link the provider from your "
+                                   "profile later).")  # the whole message, not its first line
     assert fed.count("accounts") == 0
     assert fed.outbox.events(VERIFICATION_REQUESTED) == []
 
@@ -496,6 +498,8 @@ def test_linking_allowed_does_not_touch_an_unverified_password_account(federatio
     response = fed.exchange(fed.login_code())
 
     body = assert_problem(response, 409, "account_exists")
+    assert body["detail"].endswith("then link this provider from your profile (POST /v1/me/identities with the "
+                                   "link_code).")  # the whole message, not its first line
     assert fed.count("federated_identities") == 0 and fed.count("accounts") == 1
     assert query(fed.database_url, "SELECT email_verified FROM accounts WHERE id = :id",
                  id=squatter["id"])[0][0] in (False, 0)

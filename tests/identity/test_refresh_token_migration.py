@@ -2,7 +2,7 @@
 every rotation made after it: a used refresh token stays used across the migration either way."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -17,7 +17,7 @@ from tests.conftest import AuthActions, Outbox, assert_problem, identity_env
 from tests.shared.test_key_rotation import run_identity_cli
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "identity" / "migrations"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 # The tables as revision 0004 has them (no previous_hash yet).
 accounts = table("accounts", column("id"), column("email"), column("password_hash"), column("first_name"),

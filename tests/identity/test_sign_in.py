@@ -255,7 +255,8 @@ def sign_up_body(n: int) -> dict:
 
 def test_sign_in_is_limited_per_ip(strict_ip_client, clock):
     for n in range(3):
-        assert strict_ip_client.post("/v1/sessions", json={"email": f"u{n}@example.com", "password": WRONG}).status_code == 401
+        response = strict_ip_client.post("/v1/sessions", json={"email": f"u{n}@example.com", "password": WRONG})
+        assert response.status_code == 401
 
     assert_rate_limited(strict_ip_client.post("/v1/sessions", json={"email": "u9@example.com", "password": WRONG}))
 

@@ -142,7 +142,7 @@ class ConsumerThread:
         except BaseException as exc:  # reported by stop() and alive(): a crashed consumer fails the test
             self.error = exc
 
-    def start(self) -> "ConsumerThread":
+    def start(self) -> ConsumerThread:
         self.thread.start()
         return self
 
@@ -320,8 +320,10 @@ def test_names_that_read_as_links_are_not_links_in_the_invitation_mail(events_bu
     text, html = parts(message)
     for part in (message["Subject"], text, html):
         assert "evil.example" not in part and "https://evil" not in part and "www.evil" not in part, part
-    assert message["Subject"] == "https[:]//evil[.]example/login invited you to Claim your prize at www[.]evil[.]example"
-    assert 'https[:]//evil[.]example/login invited you to join the workspace "Claim your prize at www[.]evil[.]example"' in text
+    assert message["Subject"] == ("https[:]//evil[.]example/login invited you to "
+                                  "Claim your prize at www[.]evil[.]example")
+    assert ('https[:]//evil[.]example/login invited you to join the workspace '
+            '"Claim your prize at www[.]evil[.]example"') in text
     assert url in text  # the real link is untouched
 
 

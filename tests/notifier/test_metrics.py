@@ -6,8 +6,16 @@ import time
 
 from services.notifier.app import create_app
 from services.notifier.settings import Settings
-from tests.notifier.test_mail import (events_bus, start_consumer, smtp_sink, notifier_db, deliveries,  # noqa: F401
-                                      unique_address, verification_event, wait_mail)
+from tests.notifier.test_mail import (  # noqa: F401
+    deliveries,
+    events_bus,
+    notifier_db,
+    smtp_sink,
+    start_consumer,
+    unique_address,
+    verification_event,
+    wait_mail,
+)
 
 
 def sample(text: str, name: str, labels: str = "") -> float:

@@ -7,6 +7,7 @@ children) and the test fails.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ TENANCY_SERVE = ("services.tenancy", "serve")
 NOTIFIER_CONSUME = ("services.notifier", "consume")
 NOTIFIER_SERVE = ("services.notifier", "serve")
 RUN_ALL = ("services.run",)
+IDENTITY_MIGRATE = ("services.identity", "migrate")
 
 
 def run_entry_point(command: tuple[str, ...], tmp_path: Path, **env_vars: str) -> subprocess.CompletedProcess:
@@ -80,6 +82,9 @@ BAD_VALUES = {
     "NOTIFIER_PREFETCH": "many",
     "MAIL_FROM": "not an address",
     "APP_ENV": "staging",
+    "LOG_LEVEL": "verbose",
+    "LOG_FORMAT": "xml",
+    "BUS_QUEUE_TYPE": "stream",
 }
 
 CASES = [
@@ -112,10 +117,20 @@ CASES = [
     (RUN_ALL, "TENANCY_PORT"),
     (RUN_ALL, "NOTIFIER_PORT"),
     (RUN_ALL, "APP_ENV"),
+    # Read with the settings, before logging is set up: a bad one is one line, not a traceback.
+    (IDENTITY_MIGRATE, "LOG_LEVEL"),
+    (IDENTITY_MIGRATE, "LOG_FORMAT"),
+    (IDENTITY_MIGRATE, "BUS_QUEUE_TYPE"),
+    (IDENTITY_MIGRATE, "IDENTITY_PORT"),  # every command checks all its settings, not only serve
+    (TENANCY_SERVE, "LOG_LEVEL"),
+    (NOTIFIER_CONSUME, "LOG_FORMAT"),
+    (NOTIFIER_CONSUME, "BUS_QUEUE_TYPE"),
+    (RUN_ALL, "LOG_LEVEL"),
 ]
 
 
 @pytest.mark.parametrize(("command", "variable"), CASES, ids=[f"{' '.join(c)}:{v}" for c, v in CASES])
+@pytest.mark.live  # runs the entry point as a process
 def test_a_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path, command, variable):
     result = run_entry_point(command, tmp_path, **{variable: BAD_VALUES[variable]})
 
@@ -124,6 +139,7 @@ def test_a_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path, command
 
 @pytest.mark.parametrize("command", [IDENTITY_SERVE, RUN_ALL, ("services.identity", "migrate"),
                                      ("services.identity", "rotate-key")], ids=" ".join)
+@pytest.mark.live  # runs the entry point as a process
 def test_production_with_the_development_secret_key_exits_2(tmp_path, command):
     result = run_entry_point(command, tmp_path, APP_ENV="production")
 
@@ -133,21 +149,25 @@ def test_production_with_the_development_secret_key_exits_2(tmp_path, command):
 
 @pytest.mark.parametrize("secret", [config.DEVELOPMENT_SECRET, "short-secret", "   "],
                          ids=["explicit development secret", "too short", "blank"])
+@pytest.mark.live  # runs the entry point as a process
 def test_production_refuses_a_weak_secret_key(tmp_path, secret):
     assert_config_error(run_entry_point(IDENTITY_SERVE, tmp_path, APP_ENV="production", SECRET_KEY=secret),
                         "SECRET_KEY")
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_production_refuses_the_development_totp_key(tmp_path):
     result = run_entry_point(IDENTITY_SERVE, tmp_path, APP_ENV="production", SECRET_KEY=GOOD_SECRET)
 
     assert_config_error(result, "TOTP_ENCRYPTION_KEYS")
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_production_tenancy_refuses_the_development_client_secret(tmp_path):
     assert_config_error(run_entry_point(TENANCY_SERVE, tmp_path, APP_ENV="production"), "TENANCY_CLIENT_SECRET")
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_run_checks_everything_before_it_migrates_or_starts_anything(tmp_path):
     result = run_entry_point(RUN_ALL, tmp_path, SMTP_URL="ftp://x")
 
@@ -156,6 +176,7 @@ def test_run_checks_everything_before_it_migrates_or_starts_anything(tmp_path):
     assert not var_dir.exists() or not any(var_dir.rglob("*.db")), list(var_dir.rglob("*"))
 
 
+@pytest.mark.live  # runs the entry point as a process
 def test_the_message_says_what_is_wrong(tmp_path):
     line = assert_config_error(run_entry_point(IDENTITY_SERVE, tmp_path, PASSWORD_MIN_LENGTH="abc"),
                                "PASSWORD_MIN_LENGTH")
@@ -243,3 +264,31 @@ def test_load_or_exit_prints_one_line_and_exits_2(capsys):
     assert err.count("\n") == 1
     assert err.startswith("threshold: configuration error: IDENTITY_PORT: ")
     assert config.load_or_exit(lambda env: env["X"], {"X": "ok"}) == "ok"
+
+
+@pytest.mark.parametrize("service", ["identity", "tenancy", "notifier"])
+def test_every_service_reads_the_shared_settings_the_same_way(service, tmp_path):
+    settings_class = importlib.import_module(f"services.{service}.settings").Settings
+    prefix = service.upper()
+    env = {"VAR_DIR": str(tmp_path), "BUS_QUEUE_TYPE": "quorum", "LOG_LEVEL": "debug", "BIND_HOST": "0.0.0.0",
+           f"{prefix}_PORT": "9100", f"{prefix}_DATABASE_URL": "postgresql://db/x", "BROKER_URL": "memory://"}
+
+    settings = settings_class.from_env(env)
+
+    assert isinstance(settings, config.ServiceSettings)
+    assert (settings.bus_queue_type, settings.log_level, settings.log_format) == ("quorum", "DEBUG", "text")
+    assert (settings.bind_host, settings.port) == ("0.0.0.0", 9100)
+    assert settings.database_url == "postgresql+psycopg://db/x" and settings.broker_url == "memory://"
+    assert settings.var_dir == tmp_path and not settings.production
+    production = settings_class.from_env({**env, "APP_ENV": "production", "SECRET_KEY": GOOD_SECRET,
+                                          "TENANCY_CLIENT_SECRET": GOOD_SECRET,
+                                          "TOTP_ENCRYPTION_KEYS": "cHJvZHVjdGlvbi1vbmx5LXRvdHAta2V5LTEyMzQ1Njc="})
+    assert production.production and production.log_format == "json"
+
+
+def test_log_level_takes_the_names_logging_knows():
+    assert config.log_level({}) == "INFO"
+    assert config.log_level({"LOG_LEVEL": "warning"}) == "WARNING"
+    with pytest.raises(config.ConfigError) as error:
+        config.log_level({"LOG_LEVEL": "verbose"})
+    assert error.value.variable == "LOG_LEVEL" and "'VERBOSE'" in str(error.value)

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -94,7 +94,7 @@ def ec_public_jwk(private_key: ec.EllipticCurvePrivateKey, kid: str) -> dict:
 
 def self_signed_certificate_pem(private_key) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker.example")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                    .public_key(private_key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))

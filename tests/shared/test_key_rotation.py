@@ -1,8 +1,8 @@
 """Signing-key rotation through the operator's command (`python -m services.identity rotate-key`).
 
 The command runs as a real subprocess against the test's database; the identity app sees the new key
-when it re-reads the key set (every SIGNING_KEY_RELOAD_INTERVAL seconds of real time, polled here with
-a bounded loop). Activation and retirement are driven by the app's clock (`clock.advance`).
+when it re-reads the key set (every SIGNING_KEY_RELOAD_INTERVAL seconds of the app's clock: the tests
+advance it past the interval). Activation and retirement are driven by the same clock (`clock.advance`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,15 +21,22 @@ import pytest
 from shared.jwt import MAX_LEEWAY, JwksClient, Verifier
 from tests.conftest import bearer, identity_env
 
+pytestmark = pytest.mark.live  # the rotate-key and migrate commands run as processes
 ROOT = Path(__file__).resolve().parents[2]
 ACCESS_TOKEN_TTL = 900
+RELOAD_INTERVAL = 1
 ROTATED = re.compile(r"^added signing key (?P<kid>[A-Za-z0-9_-]+); it signs from (?P<at>\S+)$")
 
 
 @pytest.fixture
 def identity_app(make_identity_app):
     """Identity re-reading its key set every second, so a rotation shows up without a restart."""
-    return make_identity_app(SIGNING_KEY_RELOAD_INTERVAL=1, ACCESS_TOKEN_TTL=ACCESS_TOKEN_TTL)
+    return make_identity_app(SIGNING_KEY_RELOAD_INTERVAL=RELOAD_INTERVAL, ACCESS_TOKEN_TTL=ACCESS_TOKEN_TTL)
+
+
+def reload_due(clock) -> None:
+    """Move the app's clock just past the reload interval: its next request re-reads the key set."""
+    clock.advance(RELOAD_INTERVAL + 0.2)
 
 
 def run_identity_cli(database_url: str, var_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -87,6 +94,7 @@ def test_a_rotated_key_is_published_at_once_but_signs_only_after_activation(auth
 
     new_kid, activates_at = rotate_key(identity_db, tmp_path)
     assert new_kid != old_kid
+    reload_due(clock)
     wait_until(lambda: new_kid in published_kids(client))
     assert published_kids(client) == [old_kid, new_kid]
 
@@ -121,9 +129,9 @@ def test_a_rotated_key_is_published_at_once_but_signs_only_after_activation(auth
 
 
 def test_the_default_activation_delay_is_three_minutes(identity_db, tmp_path):
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     _kid, activates_at = rotate_key(identity_db, tmp_path)
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
 
     assert 179 <= (activates_at - started).total_seconds() <= 181 + (finished - started).total_seconds()
 
@@ -133,8 +141,9 @@ def test_activate_in_zero_signs_at_once(auth, client, clock, identity_db, tmp_pa
     old_kid = kid_of(before["access_token"])
 
     new_kid, activates_at = rotate_key(identity_db, tmp_path, "--activate-in", "0")
-    assert (activates_at - datetime.now(timezone.utc)).total_seconds() <= 0
+    assert (activates_at - datetime.now(UTC)).total_seconds() <= 0
     advance_to(clock, activates_at)  # the test clock catches up with the real time of the rotation
+    reload_due(clock)
 
     wait_until(lambda: kid_of(auth.sign_in(account["email"]).json["access_token"]) == new_kid, interval=0.2)
     assert published_kids(client) == [old_kid, new_kid]
@@ -151,6 +160,7 @@ def test_a_service_that_cached_the_old_key_set_accepts_tokens_of_the_new_key(aut
     assert verifier.verify(before["access_token"])["sub"] == account["id"]
 
     new_kid, activates_at = rotate_key(identity_db, tmp_path)
+    reload_due(clock)
     wait_until(lambda: new_kid in published_kids(client))
     advance_to(clock, activates_at, 1)
     after = auth.sign_in(account["email"]).json
@@ -172,6 +182,7 @@ def test_two_rotations_retire_keys_in_order(auth, client, clock, identity_db, tm
     second, second_at = rotate_key(identity_db, tmp_path, "--activate-in", "0")
     advance_to(clock, second_at, 1)
     third, third_at = rotate_key(identity_db, tmp_path, "--activate-in", "3600")
+    reload_due(clock)
     wait_until(lambda: third in published_kids(client))
 
     assert published_kids(client) == [first, second, third]
@@ -207,15 +218,25 @@ def test_migrate_creates_the_first_key_once(empty_identity_database, tmp_path, c
     assert jwks_kids() == kids
 
 
-def test_sign_in_and_refresh_work_when_a_key_reload_is_due(auth, client):
+def test_sign_in_and_refresh_work_when_a_key_reload_is_due(auth, client, clock):
     """The reload happens before the request, not inside sign-in's transaction (on SQLite that waited
     30 s on its own write lock and then failed with a 500)."""
     account, tokens = auth.verified_account()
     for _ in range(2):
-        time.sleep(1.2)  # just past SIGNING_KEY_RELOAD_INTERVAL=1
+        reload_due(clock)
         signed_in = auth.sign_in(account["email"])
         assert signed_in.status_code == 200, signed_in.json
-        time.sleep(1.2)
+        reload_due(clock)
         refreshed = client.post("/v1/tokens/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert refreshed.status_code == 200, refreshed.json
         tokens = refreshed.json
+
+
+def test_the_key_set_is_reloaded_on_the_apps_clock(client, clock, identity_db, tmp_path):
+    """The reload interval is measured on the injected clock, like activation and retirement."""
+    old_kids = published_kids(client)
+    new_kid, _activates_at = rotate_key(identity_db, tmp_path)  # a subprocess: real time passes
+
+    assert published_kids(client) == old_kids  # the app's clock stood still: no reload is due
+    reload_due(clock)
+    assert published_kids(client) == [*old_kids, new_kid]

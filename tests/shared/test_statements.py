@@ -7,7 +7,7 @@ the connection they are given.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import bindparam, case, exc, select, update
@@ -19,7 +19,7 @@ from shared.statements import Precompiled
 
 accounts = Account.__table__
 sessions = AuthSession.__table__
-MOMENT = datetime(2026, 11, 30, 23, 59, 58, 123456, tzinfo=timezone.utc)
+MOMENT = datetime(2026, 11, 30, 23, 59, 58, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -54,7 +54,8 @@ def test_a_select_gives_the_values_and_types_core_gives(engine):
 
 def test_a_select_that_finds_nothing_gives_none(engine):
     with engine.connect() as conn:
-        assert Precompiled(select(accounts.c.id).where(accounts.c.id == bindparam("id"))).first(conn, {"id": "x"}) is None
+        by_id = Precompiled(select(accounts.c.id).where(accounts.c.id == bindparam("id")))
+        assert by_id.first(conn, {"id": "x"}) is None
 
 
 def test_rows_written_precompiled_read_back_through_core_unchanged(engine):
@@ -72,7 +73,8 @@ def test_rows_written_precompiled_read_back_through_core_unchanged(engine):
 
 
 def test_a_conditional_update_counts_the_rows_it_changed(engine):
-    revoke = Precompiled(update(sessions).where(sessions.c.id == bindparam("session_id"), sessions.c.revoked_at.is_(None))
+    revoke = Precompiled(update(sessions)
+                         .where(sessions.c.id == bindparam("session_id"), sessions.c.revoked_at.is_(None))
                          .values(revoked_at=bindparam("now")))
     with engine.begin() as conn:
         account_id = add_account(conn)

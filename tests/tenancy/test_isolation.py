@@ -72,7 +72,7 @@ def test_every_route_answers_an_outsider_as_if_nothing_were_there(tenancy, peopl
               + invitation_routes(invitation["id"], token))
     nowhere = (organization_routes(NOWHERE) + workspace_routes(NOWHERE, grace["id"])
                + invitation_routes(NOWHERE, token))
-    for route, missing in zip(routes, nowhere):
+    for route, missing in zip(routes, nowhere, strict=True):
         assert assert_not_found(tenancy, mallory, route) == assert_not_found(tenancy, mallory, missing)
     # Her own organization's id does not open anyone else's workspaces either.
     assert_not_found(tenancy, mallory, ("get", f"/v1/workspaces/{ws_id}", None))

@@ -5,8 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import accounts
-from services.identity.api.accounts.schemas import (AcceptedSchema, PasswordResetConfirmSchema, SignUpSchema,
-                                                    TokenSchema)
+from services.identity.api.accounts.schemas import AcceptedSchema, PasswordResetConfirmSchema, SignUpSchema, TokenSchema
 from services.identity.api.common import AccountSchema, EmailSchema, limit_per_ip
 from services.identity.runtime import runtime
 

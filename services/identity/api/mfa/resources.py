@@ -7,8 +7,13 @@ from flask_smorest import Blueprint
 
 from services.identity import mfa
 from services.identity.api.common import TokenPairSchema, guess_throttle, limit_per_ip
-from services.identity.api.mfa.schemas import (CodeSchema, EnrolmentSchema, MfaSignInSchema, PasswordSchema,
-                                               RecoveryCodesSchema)
+from services.identity.api.mfa.schemas import (
+    CodeSchema,
+    EnrolmentSchema,
+    MfaSignInSchema,
+    PasswordSchema,
+    RecoveryCodesSchema,
+)
 from services.identity.runtime import runtime
 from shared.auth import bearer_required
 

@@ -11,8 +11,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from services.identity import clients
-from services.identity.errors import InvalidClient
 from services.identity.api.common import guess_throttle
+from services.identity.errors import InvalidClient
 from services.identity.runtime import runtime
 from shared.request_guard import NUL
 

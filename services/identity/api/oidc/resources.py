@@ -113,7 +113,8 @@ class Callback(MethodView):
         rt = runtime()
         try:
             chosen = rt.oidc.get(provider)
-            pending = AuthorizationRequest(**_serializer().loads(request.cookies.get(COOKIE, ""), max_age=COOKIE_MAX_AGE))
+            cookie = _serializer().loads(request.cookies.get(COOKIE, ""), max_age=COOKIE_MAX_AGE)
+            pending = AuthorizationRequest(**cookie)
         except (BadSignature, TypeError, OidcError):
             return _error_page("This sign-in was not started in this browser, or it took too long.")
         if pending.provider != provider or not query.get("state") or query["state"] != pending.state:

@@ -4,10 +4,10 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25 18:14:49.129832
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.database
+from alembic import op
 
+import shared.database
 
 revision = '0003'
 down_revision = '0002'

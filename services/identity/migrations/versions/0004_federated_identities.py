@@ -4,10 +4,10 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-25 18:48:14.306003
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.database
+from alembic import op
 
+import shared.database
 
 revision = '0004'
 down_revision = '0003'

@@ -1,13 +1,13 @@
 """initial notifier schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 18:00:00.745016
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.database
+from alembic import op
 
+import shared.database
 
 revision = '0001'
 down_revision = None

@@ -6,8 +6,15 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from services.tenancy import organizations, workspaces
-from services.tenancy.api.common import (ListQueryArgsSchema, NameSchema, OrganizationSchema, PageSchema, RenameSchema,
-                                         WorkspaceListSchema, WorkspaceSchema)
+from services.tenancy.api.common import (
+    ListQueryArgsSchema,
+    NameSchema,
+    OrganizationSchema,
+    PageSchema,
+    RenameSchema,
+    WorkspaceListSchema,
+    WorkspaceSchema,
+)
 from services.tenancy.runtime import caller, runtime
 from shared.auth import bearer_required
 

@@ -6,8 +6,14 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from services.tenancy import members, workspaces
-from services.tenancy.api.common import (ListQueryArgsSchema, PageSchema, RenameSchema, WorkspaceListSchema,
-                                         WorkspaceSchema, role_field)
+from services.tenancy.api.common import (
+    ListQueryArgsSchema,
+    PageSchema,
+    RenameSchema,
+    WorkspaceListSchema,
+    WorkspaceSchema,
+    role_field,
+)
 from services.tenancy.runtime import caller, runtime
 from shared.auth import bearer_required
 
