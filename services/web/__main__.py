@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared import config, processes
+from shared import processes
 from shared.migrations import upgrade
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -18,14 +18,13 @@ def main() -> None:
     serve.add_argument("--workers", type=int)
     args = parser.parse_args()
 
-    from services.web.settings import Settings, port
+    from services.web.settings import Settings
 
-    processes.configure_logging()
-    settings = config.load_or_exit(Settings.from_env)
+    settings = processes.load_settings(Settings.from_env)
     if args.command == "migrate":
         upgrade(MIGRATIONS, settings.database_url)
     elif args.command == "serve":
-        processes.serve("services.web.app:create_app()", config.load_or_exit(port), args.workers)
+        processes.serve("services.web.app:create_app()", settings, args.workers)
 
 
 if __name__ == "__main__":

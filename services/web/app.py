@@ -16,7 +16,7 @@ from services.web.sessions import ServerSessionInterface, SessionStore
 from services.web.settings import Settings
 from services.web.upstream import Api
 from shared.database import make_engine, make_session_factory, ping, utcnow
-from shared.service_app import add_operations_routes, instrument
+from shared.service_app import SETTINGS, add_operations_routes, instrument
 
 LANGUAGES = ("en",)
 # No inline script or style anywhere: the QR code is an SVG of paths, behaviour lives in /static/app.js.
@@ -36,8 +36,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         TEMPLATES_AUTO_RELOAD=False,
     )
     if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
-                                x_host=settings.proxy_hops)
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     store = SessionStore(make_session_factory(engine), settings.secret_key, settings.session_ttl, clock)
     app.session_interface = ServerSessionInterface(store, settings.secure_cookies)
     timeout = settings.upstream_timeout
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0]))
     app.jinja_env.globals.update(get_locale=get_locale, product_name=settings.product_name,
                                  password_min_length=settings.password_min_length, providers=settings.providers)
+    app.extensions[SETTINGS] = settings  # gunicorn's workers configure logging from them
     instrument(app, "web")
     add_operations_routes(app, {"database": lambda: ping(engine)})
     register_pages(app)

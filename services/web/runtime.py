@@ -5,10 +5,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from flask import current_app, g, request, session
 
-from services.web.sessions import SessionStore
+from services.web.sessions import ServerSession, SessionStore
 from services.web.settings import Settings
 from services.web.upstream import Api, UpstreamError
 
@@ -51,9 +52,14 @@ def identity_as_account(method: str, path: str, **kwargs) -> dict:
     return runtime().identity.call(method, path, headers=_forwarded(), token=access_token(), **kwargs)
 
 
+def _current() -> ServerSession:
+    """The request's session itself (flask's `session` is a proxy, typed as the base mixin)."""
+    return cast(Any, session)._get_current_object()
+
+
 def sign_in(tokens: dict) -> None:
     """Keep a token pair in the session (under a new session id) and the account it belongs to."""
-    session.regenerate()
+    _current().regenerate()
     session.pop("mfa", None)
     session["auth"] = _auth(tokens)
     session["account"] = identity_as_account("GET", "/v1/me")
@@ -67,7 +73,7 @@ def sign_out() -> None:
         except Exception:  # noqa: BLE001 - the browser is signed out whatever identity answers
             pass
     session.clear()
-    session.regenerate()
+    _current().regenerate()
 
 
 def signed_in() -> bool:
@@ -100,9 +106,10 @@ def access_token() -> str:
             return data
         return {**data, "auth": _auth(tokens)}
 
-    data = runtime().store.update_locked(session.cookie_value, refresh) if session.cookie_value else None
+    cookie_value = _current().cookie_value
+    data = runtime().store.update_locked(cookie_value, refresh) if cookie_value else None
     if not data or "auth" not in data:
         session.clear()
         raise SignedOut()
-    dict.update(session._get_current_object(), data)  # the store has it already: no second write
+    dict.update(_current(), data)  # the store has it already: no second write
     return data["auth"]["access_token"]

@@ -115,7 +115,7 @@ class ServerSessionInterface(SessionInterface):
                 return ServerSession(data, value)
         return ServerSession()
 
-    def save_session(self, app, session: ServerSession, response) -> None:
+    def save_session(self, app, session, response) -> None:  # `session` is the ServerSession opened above
         if session.previous_value:
             self.store.delete(session.previous_value)
         if not session:

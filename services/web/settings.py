@@ -8,9 +8,7 @@ from shared import config
 
 
 @dataclass(frozen=True)
-class Settings:
-    app_env: str
-    database_url: str
+class Settings(config.ServiceSettings):
     public_url: str
     identity_url: str
     identity_public_url: str
@@ -30,22 +28,22 @@ class Settings:
         return self.app_env == "production" or self.public_url.startswith("https://")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        app_env = config.app_env(env)
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        common = config.ServiceSettings.common(env, "web", 8000)
         identity_public = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
         product_url = env.get("PRODUCT_URL", "").strip()
         if product_url and "{workspace_id}" not in product_url:
             raise config.ConfigError("PRODUCT_URL", "must contain {workspace_id}, e.g. https://app.example.com/{workspace_id}")
         if product_url:
-            config.url({"PRODUCT_URL": product_url.replace("{workspace_id}", "x")}, "PRODUCT_URL", "", ("http", "https"))
+            config.url({"PRODUCT_URL": product_url.replace("{workspace_id}", "x")}, "PRODUCT_URL", "",
+                       ("http", "https"))
         return cls(
-            app_env=app_env,
-            database_url=config.database_url(env, "WEB_DATABASE_URL", "web"),
+            **common,
             public_url=config.url(env, "WEB_PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")),
             identity_url=config.url(env, "IDENTITY_INTERNAL_URL", identity_public, ("http", "https")),
             identity_public_url=identity_public,
             tenancy_url=config.url(env, "TENANCY_INTERNAL_URL", "http://127.0.0.1:8002", ("http", "https")),
-            secret_key=config.secret(env, "SECRET_KEY", app_env == "production"),
+            secret_key=config.secret(env, "SECRET_KEY", common["app_env"] == "production"),
             session_ttl=config.integer(env, "WEB_SESSION_TTL", 30 * 86400, minimum=300),
             product_name=config.text(env, "PRODUCT_NAME", "Threshold"),
             product_url=product_url,
@@ -62,9 +60,7 @@ def _providers(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     providers = []
     for name, entry in config.json_object(env, "OIDC_PROVIDERS").items():
         label = entry.get("display_name") if isinstance(entry, dict) else None
-        providers.append((name, label if isinstance(label, str) and label else name.replace("_", " ").replace("-", " ").title()))
+        if not (isinstance(label, str) and label):
+            label = name.replace("_", " ").replace("-", " ").title()
+        providers.append((name, label))
     return tuple(providers)
-
-
-def port(env: Mapping[str, str]) -> int:
-    return config.integer(env, "WEB_PORT", 8000, minimum=1, maximum=65535)

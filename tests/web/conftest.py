@@ -35,7 +35,8 @@ class Stack:
         self.ports = {name: backends.free_port() for name in ("identity", "tenancy", "web")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.identity = f"http://127.0.0.1:{self.ports['identity']}"
-        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV") if key in os.environ}
+        passed = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+        env = {key: os.environ[key] for key in passed if key in os.environ}
         env.update({
             "APP_ENV": "test", "VAR_DIR": str(workdir / "var"), "PYTHONUNBUFFERED": "1", "WEB_CONCURRENCY": "1",
             "IDENTITY_PORT": str(self.ports["identity"]), "TENANCY_PORT": str(self.ports["tenancy"]),
@@ -47,7 +48,7 @@ class Stack:
         })
         self.processes = Processes(workdir, env)
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         for module in ("identity", "tenancy", "notifier", "web"):
             subprocess.run([sys.executable, "-m", f"services.{module}", "migrate"], env=self.processes.env, check=True,
                            cwd=backends.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -173,7 +174,8 @@ def check_page(page, name: str | None = None) -> None:
     page.set_viewport_size(original)
     if overflow > 0:
         page.set_viewport_size({"width": 320, "height": 640})
-        wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 321)
+        wide = page.evaluate("""[...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > 321)
             .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
         page.set_viewport_size(original)
         raise AssertionError(f"{page.url}: {overflow}px wider than a 320 px screen: {wide}")

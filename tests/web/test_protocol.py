@@ -141,7 +141,8 @@ def test_security_headers_on_every_page(stack):
         assert headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize("target",
+                         ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
 def test_next_never_leaves_the_site(stack, target):
     http, _address = signed_in_session(stack) if target == "https://evil.example/" else (requests.Session(), None)
     response = http.get(stack.web + "/sign-in", params={"next": target}, allow_redirects=False, timeout=30)

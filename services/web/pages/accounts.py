@@ -163,7 +163,8 @@ def federated_start(provider: str):
     if provider not in dict(settings.providers):
         abort(404)
     return_to = settings.public_url + url_for(".federated_finish")
-    return redirect(f"{settings.identity_public_url}/v1/oidc/{provider}/authorize?{urlencode({'return_to': return_to})}")
+    query = urlencode({"return_to": return_to})
+    return redirect(f"{settings.identity_public_url}/v1/oidc/{provider}/authorize?{query}")
 
 
 @blp.route("/sign-in/federated", methods=["GET", "POST"])
@@ -232,7 +233,8 @@ def forgot_password():
         except UpstreamError as error:
             form.form_errors.append(retry_message(error) if error.status == 429 else error.detail)
             return page("accounts/forgot_password.html", form, error.status if error.status == 429 else 422)
-        flash(_("If an account uses %(email)s, we sent it a link to set a new password.", email=form.email.data.strip()))
+        flash(_("If an account uses %(email)s, we sent it a link to set a new password.",
+                email=form.email.data.strip()))
         return redirect(url_for(".forgot_password"))
     return page("accounts/forgot_password.html", form)
 

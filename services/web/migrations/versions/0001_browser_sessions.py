@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-12-05 23:00:00
 """
-from alembic import op
 import sqlalchemy as sa
-import shared.database
+from alembic import op
 
+import shared.database
 
 revision = '0001'
 down_revision = None
