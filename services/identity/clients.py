@@ -11,7 +11,6 @@ from services.identity.keys import KeyStore
 from services.identity.models import Account, ServiceClient
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
-from shared.database import new_id
 from shared.throttle import Throttle
 
 MAX_ACCOUNT_IDS = 100
@@ -47,12 +46,11 @@ def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, gra
     if not requested <= allowed:
         raise InvalidScope(f"Allowed scopes: {' '.join(sorted(allowed))}.")
     key = keys.signing_key()
-    issued = int(now.timestamp())
-    claims = {"iss": settings.issuer, "sub": client_id, "aud": settings.audience, "iat": issued,
-              "exp": issued + settings.access_token_ttl, "jti": new_id(), "client_id": client_id,
-              "scope": " ".join(sorted(requested))}
-    return {"access_token": jwt.sign(claims, key.signing, key.kid, "ES256"), "token_type": "Bearer",
-            "expires_in": settings.access_token_ttl, "scope": claims["scope"]}
+    granted = " ".join(sorted(requested))
+    token = jwt.mint(key=key.signing, kid=key.kid, algorithm=key.algorithm, issuer=settings.issuer,
+                     subject=client_id, audience=settings.audience, issued_at=now,
+                     lifetime=settings.access_token_ttl, claims={"client_id": client_id, "scope": granted})
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.access_token_ttl, "scope": granted}
 
 
 def accounts_by_id(uow, ids: list[str]) -> dict:
