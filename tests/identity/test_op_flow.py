@@ -33,9 +33,9 @@ def web(identity):
     return Web(identity)
 
 
-def shop(**options) -> OAuth2Session:
-    return OAuth2Session(client_id="shop", client_secret=SHOP_SECRET, scope="openid email profile",
-                         redirect_uri=f"{RP}/shop/cb", code_challenge_method="S256", **options)
+def shop(scope: str = "openid email profile") -> OAuth2Session:
+    return OAuth2Session(client_id="shop", client_secret=SHOP_SECRET, scope=scope, redirect_uri=f"{RP}/shop/cb",
+                         code_challenge_method="S256")
 
 
 def verify_id_token(identity, id_token: str, *, client_id: str, nonce: str, access_token: str,
