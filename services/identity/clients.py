@@ -24,6 +24,11 @@ def register(uow, client_id: str, secret: str, scopes: list[str], now: datetime)
         uow.commit()
 
 
+def secret_guess_key(client_id: str) -> str:
+    """The failure-throttle key of guesses at a client's secret (service clients and relying parties alike)."""
+    return f"client:{hashlib.sha256(client_id.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
+
+
 def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, grant_type: str, client_id: str,
                 client_secret: str, scope: str | None, now: datetime) -> dict:
     """A client-credentials token. Wrong secrets are throttled per client id and client address like
@@ -39,8 +44,7 @@ def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, gra
         if not hmac.compare_digest(presented, expected) or client is None:
             raise InvalidClient()
 
-    key = f"client:{hashlib.sha256(client_id.encode()).hexdigest()[:40]}"
-    throttle.guess(key, check, InvalidClient, **failure_policy(settings))
+    throttle.guess(secret_guess_key(client_id), check, InvalidClient, **failure_policy(settings))
     allowed = set(client.scopes.split())
     requested = set(scope.split()) if scope else allowed
     if not requested <= allowed:

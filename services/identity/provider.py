@@ -20,14 +20,18 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from services.identity import relying_parties
+from services.identity.accounts import failure_policy
+from services.identity.clients import secret_guess_key
+from services.identity.errors import InvalidClient
 from services.identity.keys import KeyStore
 from services.identity.models import AuthorizationRequest, RelyingPartyRecord
-from services.identity.oauth_server import Context, ProtocolRequest, Server, scoped_claims
+from services.identity.oauth_server import Context, ProtocolRequest, Server, basic_credentials, scoped_claims
 from services.identity.queries import Reads
 from services.identity.relying_parties import RelyingParty
 from services.identity.settings import Settings
 from shared import jwt
 from shared.errors import DomainError
+from shared.throttle import Throttle
 
 AUTH_REQUEST_TTL = 1800  # seconds: time enough to sign up, verify the address and name an organization
 PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
@@ -286,27 +290,51 @@ class Provider:
 
     # --- the client's side (back channel)
 
-    def token(self, uow, *, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
-        """The token endpoint for the authorization_code and refresh_token grants (RFC 6749 answers).
+    def _guard_secret(self, *, throttle: Throttle, http: HttpRequest) -> None:
+        """Wrong client secrets are throttled per client id and client address, as at `/v1/oauth/token`
+        (`Throttle.guess`): InvalidClient for a wrong one, RateLimited while blocked. Requests without a
+        secret (public clients) are left to the protocol."""
+        form = {key: values[0] for key, values in http.form.items() if values}
+        presented = basic_credentials(http.headers.get("Authorization", "")) or \
+            (form.get("client_id"), form.get("client_secret"))
+        client_id, secret = presented
+        if not client_id or secret is None:
+            return
+
+        def check() -> None:
+            client = self.server.query_client(client_id)
+            if client is None or not client.check_client_secret(secret):
+                raise InvalidClient()
+
+        throttle.guess(secret_guess_key(client_id), check, InvalidClient, **failure_policy(self.settings))
+
+    def _endpoint(self, uow, *, throttle: Throttle, http: HttpRequest, path: str, now: datetime,
+                  answer: Callable[[ProtocolRequest], tuple]) -> tuple[int, dict, list]:
+        """A back-channel endpoint: the client's secret under the guess throttle, then the protocol.
         Whatever a request changed is committed, failures included: a replayed code's revocation stays."""
+        try:
+            self._guard_secret(throttle=throttle, http=http)
+        except InvalidClient as error:
+            return 401, {"error": "invalid_client", "error_description": error.detail}, []
         with uow:
-            answer = self.server.create_token_response(self._request(uow, http=http, path="/oauth2/token", now=now))
+            result = answer(self._request(uow, http=http, path=path, now=now))
             uow.commit()
-        return answer
+        return result
 
-    def revoke(self, uow, *, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
+    def token(self, uow, *, throttle: Throttle, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
+        """The token endpoint for the authorization_code and refresh_token grants (RFC 6749 answers)."""
+        return self._endpoint(uow, throttle=throttle, http=http, path="/oauth2/token", now=now,
+                              answer=self.server.create_token_response)
+
+    def revoke(self, uow, *, throttle: Throttle, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
         """RFC 7009: revoking a token revokes its grant (every token issued from its code)."""
-        with uow:
-            answer = self.server.create_endpoint_response(
-                "revocation", self._request(uow, http=http, path="/oauth2/revoke", now=now))
-            uow.commit()
-        return answer
+        return self._endpoint(uow, throttle=throttle, http=http, path="/oauth2/revoke", now=now,
+                              answer=lambda request: self.server.create_endpoint_response("revocation", request))
 
-    def introspect(self, uow, *, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
+    def introspect(self, uow, *, throttle: Throttle, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
         """RFC 7662, for confidential clients, about their own tokens."""
-        with uow:
-            return self.server.create_endpoint_response(
-                "introspection", self._request(uow, http=http, path="/oauth2/introspect", now=now))
+        return self._endpoint(uow, throttle=throttle, http=http, path="/oauth2/introspect", now=now,
+                              answer=lambda request: self.server.create_endpoint_response("introspection", request))
 
     def userinfo(self, uow, *, claims: dict) -> dict:
         """The person's claims an access token of this provider opens (by its scope)."""

@@ -455,3 +455,13 @@ def test_the_cli_registers_a_client_that_signs_in(identity_db, tmp_path, clock, 
         verify_id_token(live, token["id_token"], client_id="cli-app", nonce=nonce, access_token=token["access_token"])
     finally:
         live.stop()
+
+
+def test_wrong_client_secrets_are_throttled_like_wrong_passwords(identity, web, person):
+    for _ in range(5):
+        assert_oauth_error(identity.post("/oauth2/introspect", data={"token": "x"}, headers=basic("shop", "guess")),
+                           401, "invalid_client")
+    blocked = identity.post("/oauth2/token", data={"grant_type": "refresh_token", "refresh_token": "x"},
+                            headers=basic("shop", SHOP_SECRET))
+    body = assert_oauth_error(blocked, 429, "slow_down")
+    assert int(blocked.headers["Retry-After"]) > 0 and body["error_description"]

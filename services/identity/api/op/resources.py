@@ -79,7 +79,21 @@ class Token(MethodView):
         rt = runtime()
         if request.form.get("grant_type") == "client_credentials":
             return _service_token()
-        return oauth_response(*rt.provider.token(rt.uow(), http=http_request(), now=rt.clock()))
+        return _back_channel(rt.provider.token)
+
+
+def _back_channel(endpoint) -> Response:
+    rt = runtime()
+    try:
+        return oauth_response(*endpoint(rt.uow(), throttle=guess_throttle(), http=http_request(), now=rt.clock()))
+    except RateLimited as error:
+        return _slow_down(error)
+
+
+def _slow_down(error: RateLimited) -> Response:
+    response = oauth_response(429, {"error": "slow_down", "error_description": error.detail}, [])
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _service_token() -> Response:
@@ -91,9 +105,7 @@ def _service_token() -> Response:
         body = clients.issue_token(rt.uow(), guess_throttle(), rt.keys, rt.settings, "client_credentials",
                                    client_id[:100], secret[:512], request.form.get("scope"), rt.clock())
     except RateLimited as error:
-        response = oauth_response(429, {"error": "slow_down", "error_description": error.detail}, [])
-        response.headers["Retry-After"] = str(error.retry_after)
-        return response
+        return _slow_down(error)
     except DomainError as error:
         status = 401 if error.code == "invalid_client" else 400
         return oauth_response(status, {"error": error.code, "error_description": error.detail}, [])
@@ -106,7 +118,7 @@ class Revoke(MethodView):
     def post(self):
         """Token revocation (RFC 7009): revokes the grant the token belongs to"""
         rt = runtime()
-        return oauth_response(*rt.provider.revoke(rt.uow(), http=http_request(), now=rt.clock()))
+        return _back_channel(rt.provider.revoke)
 
 
 @blp.route("/introspect", methods=["POST"])
@@ -116,7 +128,7 @@ class Introspect(MethodView):
     def post(self):
         """Token introspection (RFC 7662), for confidential clients about their own tokens"""
         rt = runtime()
-        return oauth_response(*rt.provider.introspect(rt.uow(), http=http_request(), now=rt.clock()))
+        return _back_channel(rt.provider.introspect)
 
 
 @blp.route("/userinfo", methods=["GET", "POST"])
