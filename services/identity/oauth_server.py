@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Payload, OAuth2Request
@@ -31,7 +32,6 @@ from services.identity.keys import KeyStore
 from services.identity.models import Account, AuthorizationRequest, OAuthGrant, OAuthRefreshToken
 from services.identity.relying_parties import SCOPES, RelyingParty
 from services.identity.settings import Settings
-from services.identity.sessions import person_claims
 from shared import jwt, opaque_tokens
 from shared.database import new_id
 from shared.request_guard import NUL
@@ -269,7 +269,7 @@ class CodeGrant(AuthorizationCodeGrant):
 class S256Only(CodeChallenge):
     """PKCE with S256: required of public clients, accepted from confidential ones; `plain` refused."""
 
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
     def validate_code_challenge(self, grant, redirect_uri):
@@ -412,7 +412,8 @@ class Revocation(RevocationEndpoint):
 
 
 class Introspection(IntrospectionEndpoint):
-    CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS  # RFC 7662 for confidential clients: a public one gets 401
+    # RFC 7662 for confidential clients: a public one gets 401
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = CONFIDENTIAL_METHODS
 
     def authenticate_token(self, request: ProtocolRequest, client):
         self.check_params(request, client)

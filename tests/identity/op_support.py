@@ -146,3 +146,4 @@ class Web:
         completed = self.complete(request_id, person)
         assert completed.status_code == 200, completed.text
         return completed.json()["redirect_to"]
+

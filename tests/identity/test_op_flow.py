@@ -2,7 +2,6 @@
 identity on loopback; the hosted pages' part is played over identity's internal routes."""
 from __future__ import annotations
 
-import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2 import rfc9207
@@ -11,26 +10,7 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
-from tests.identity.op_support import (POST_SECRET, RP, SHOP_SECRET, Person, Web, add_rsa_key, query_of,
-                                       start_identity)
-
-
-@pytest.fixture
-def identity(identity_db, tmp_path, clock):
-    add_rsa_key(identity_db, tmp_path)
-    live = start_identity(identity_db, tmp_path, clock)
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def person(identity, outbox):
-    return Person(identity, outbox, "ada@example.com")
-
-
-@pytest.fixture
-def web(identity):
-    return Web(identity)
+from tests.identity.op_support import RP, SHOP_SECRET, query_of
 
 
 def shop(scope: str = "openid email profile") -> OAuth2Session:

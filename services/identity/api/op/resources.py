@@ -14,7 +14,7 @@ from services.identity import clients
 from services.identity.api.common import guess_throttle
 from services.identity.api.pages.resources import page
 from services.identity.oauth_server import basic_credentials
-from services.identity.provider import ErrorPage, HttpRequest, Redirect, SignedOut
+from services.identity.provider import HttpRequest, Redirect, SignedOut
 from services.identity.runtime import runtime
 from shared.auth import bearer_required
 from shared.errors import DomainError, RateLimited
