@@ -33,7 +33,8 @@ def world(client, people, tenants, tenancy, identity_app, tenancy_app):
     return {
         "identity": (identity_app, client), "tenancy": (tenancy_app, tenancy), "headers": ada["headers"],
         "ids": {"organization_id": created["organization"]["id"], "workspace_id": created["workspace"]["id"],
-                "user_id": ada["id"], "invitation_id": str(uuid.uuid4()), "provider": "google"},
+                "user_id": ada["id"], "invitation_id": str(uuid.uuid4()), "provider": "google",
+                "request_id": str(uuid.uuid4())},
     }
 
 

@@ -443,6 +443,8 @@ class Server(AuthorizationServer):
 
     def __init__(self, clients: Callable[[str], RelyingParty | None]):
         super().__init__(scopes_supported=list(SCOPES))
+        # authlib logs the tokens it issues at DEBUG ("Issue token %r to %r"): none may reach a log line.
+        logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger("authlib").getEffectiveLevel()))
         self._clients = clients
         self.register_grant(CodeGrant, [S256Only(required=True), OpenIdRules(), IdToken(require_nonce=False)])
         self.register_grant(RefreshGrant)

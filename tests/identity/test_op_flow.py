@@ -2,6 +2,8 @@
 identity on loopback; the hosted pages' part is played over identity's internal routes."""
 from __future__ import annotations
 
+import logging
+
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2 import rfc9207
@@ -76,3 +78,10 @@ def test_the_access_token_follows_rfc_9068_with_client_id_and_scope(identity, we
     assert claims["client_id"] == "shop" and claims["scope"] == "openid email profile"
     assert claims["iss"] == identity.url and claims["sub"] == person.id and claims["aud"] == "threshold"
     assert {"exp", "iat", "jti"} <= claims.keys()
+
+
+def test_no_token_or_code_reaches_a_log_line_even_at_debug(identity, web, person, caplog):
+    caplog.set_level(logging.DEBUG)
+    token, _, back = code_flow(identity, web, person, shop("openid offline_access"))
+    secrets = [token["access_token"], token["refresh_token"], token["id_token"], query_of(back)["code"]]
+    assert caplog.records and not [secret for secret in secrets if secret in caplog.text]
