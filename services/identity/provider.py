@@ -180,6 +180,8 @@ class Provider:
             grant.validate_authorization_request()
         except OAuth2Error as error:
             return self._error_response(error, request.payload.state)
+        except ValueError:  # authlib refuses to build an error whose description quotes non-ASCII input
+            return ErrorPage("The application's sign-in request holds characters no parameter takes.")
         parameters = {name: request.payload.data[name] for name in PARAMETERS if request.payload.data.get(name)}
         pending = AuthorizationRequest(id=secrets.token_urlsafe(24), client_id=parameters["client_id"],
                                        parameters=json.dumps(parameters), created_at=now,

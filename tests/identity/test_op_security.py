@@ -446,3 +446,27 @@ def test_wrong_client_secrets_are_throttled_like_wrong_passwords(identity, web, 
                             headers=basic("shop", SHOP_SECRET))
     body = assert_oauth_error(blocked, 429, "slow_down")
     assert int(blocked.headers["Retry-After"]) > 0 and body["error_description"]
+
+
+@pytest.mark.parametrize("params", [
+    {"redirect_uri": 'http://127.0.0.1:9/"\\é'},
+    {"response_type": 'é"'},
+    {"client_id": 'é"'},
+    {"scope": 'openid é"'},
+    {"code_challenge": "é", "code_challenge_method": "S256"},
+    {"prompt": "é"},
+    {"max_age": "é"},
+])
+def test_hostile_authorization_parameters_get_a_page_or_an_error_redirect_never_a_500(identity, params):
+    response = authorize(identity, **params)
+    assert response.status_code in (302, 400), response.text
+    if response.status_code == 302:
+        assert response.headers["Location"].startswith(f"{RP}/shop/cb?")
+        assert query_of(response.headers["Location"])["error"]
+
+
+def test_an_unsupported_token_type_hint_is_400(identity):
+    for path in ("/oauth2/revoke", "/oauth2/introspect"):
+        response = identity.post(path, data={"token": "x", "token_type_hint": "id_token"},
+                                 headers=basic("shop", SHOP_SECRET))
+        assert_oauth_error(response, 400, "unsupported_token_type")

@@ -31,6 +31,8 @@ def http_request() -> HttpRequest:
 
 def oauth_response(status: int, body: dict, headers: list) -> Response:
     """An RFC 6749 answer: JSON, never cached; a 401 to a client that used Basic challenges Basic."""
+    if body.get("error") == "unsupported_token_type":
+        status = 400  # RFC 7009 2.2.1 and RFC 6749 5.2 (authlib answers 401, which asks for credentials)
     response = Response(json.dumps(body), status, mimetype="application/json")
     for name, value in headers:
         if name.lower() not in ("content-type", "cache-control", "pragma"):
