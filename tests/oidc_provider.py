@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -253,7 +253,8 @@ class OidcProvider:
             credentials = request.authorization
             if credentials is None or credentials.type != "basic":
                 return None
-            client_id, secret = credentials.username, credentials.password
+            # RFC 6749 2.3.1: id and secret are each form-encoded before Base64.
+            client_id, secret = unquote_plus(credentials.username), unquote_plus(credentials.password or "")
         else:
             if request.authorization is not None:
                 return None

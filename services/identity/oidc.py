@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 from shared import jwt
 from shared.config import ConfigError
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     import requests
 
 ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "PS256", "RS384", "ES384", "RS512")
+ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+log = logging.getLogger("threshold.identity.oidc")
 
 
 class OidcError(DomainError):
@@ -198,14 +202,17 @@ class Provider:
         auth = None
         if self.config.token_auth == "client_secret_post":
             form.update(client_id=self.config.client_id, client_secret=self.config.client_secret)
-        else:
-            auth = (self.config.client_id, self.config.client_secret)
+        else:  # RFC 6749 2.3.1: each part form-encoded before Base64 (a secret may hold `+`, `%` or `:`)
+            auth = (quote_plus(self.config.client_id), quote_plus(self.config.client_secret))
         try:
             response = self.http.post(self.discovery()["token_endpoint"], data=form, auth=auth, timeout=self.timeout,
                                       headers={"Accept": "application/json"})
         except _requests().RequestException:
             raise ProviderUnavailable() from None
         if response.status_code >= 400:
+            log.warning("the provider refused the token request", extra={
+                "event": "oidc_token_refused", "provider": self.config.name, "status": response.status_code,
+                "error": _error_code(response)})
             raise OidcError("The provider refused the authorization code (expired or already used).")
         try:
             id_token = response.json()["id_token"]
@@ -229,6 +236,15 @@ class Provider:
         if len(audiences) > 1 and claims.get("azp") != self.config.client_id:
             raise OidcError("The ID token was issued to another party (azp).")
         return claims
+
+
+def _error_code(response) -> str:
+    """The RFC 6749 `error` of a refusal, if it is a plain code (nothing else of the answer is logged)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return "unreadable"
+    return error if isinstance(error, str) and ERROR_CODE.fullmatch(error) else "unreadable"
 
 
 def _requests():
