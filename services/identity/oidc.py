@@ -215,13 +215,39 @@ class Provider:
                 "error": _error_code(response)})
             raise OidcError("The provider refused the authorization code (expired or already used).")
         try:
-            id_token = response.json()["id_token"]
+            answer = response.json()
+            id_token = answer["id_token"]
         except (ValueError, KeyError, TypeError):
             raise OidcError("The provider's answer holds no ID token.") from None
         claims = self.verify_id_token(id_token)
         if claims.get("nonce") != request.nonce:
             raise OidcError("The ID token's nonce does not match this sign-in.")
+        if not claims.get("email"):  # OpenID Connect lets a provider keep the profile to UserInfo
+            claims = {**self.userinfo(answer.get("access_token"), claims["sub"]), **claims}
         return claims
+
+    def userinfo(self, access_token: object, subject: str) -> dict:
+        """The email and name claims of UserInfo (OpenID Connect Core 5.3), for the person the ID token
+        names: an answer about another `sub` is refused (5.3.2). Empty when the provider has no UserInfo."""
+        endpoint = self.discovery().get("userinfo_endpoint")
+        if not isinstance(endpoint, str) or not endpoint or not isinstance(access_token, str) or not access_token:
+            return {}
+        try:
+            response = self.http.get(endpoint, headers={"Authorization": f"Bearer {access_token}",
+                                                        "Accept": "application/json"}, timeout=self.timeout)
+        except _requests().RequestException:
+            raise ProviderUnavailable() from None
+        if response.status_code >= 400:
+            log.warning("the provider refused the UserInfo request", extra={
+                "event": "oidc_userinfo_refused", "provider": self.config.name, "status": response.status_code})
+            raise OidcError("The provider did not share the person's profile.")
+        try:
+            info = response.json()
+        except ValueError:
+            raise OidcError("The provider's UserInfo answer is not JSON.") from None
+        if not isinstance(info, dict) or info.get("sub") != subject:
+            raise OidcError("The provider's UserInfo answer is about someone else.")
+        return {name: info[name] for name in ("email", "email_verified", "given_name", "family_name") if name in info}
 
     def verify_id_token(self, id_token: str) -> dict:
         supported = self.discovery().get("id_token_signing_alg_values_supported", ["RS256"])

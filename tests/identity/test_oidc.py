@@ -291,6 +291,31 @@ def test_provider_names_that_break_the_name_rule_are_not_taken(fed):
     assert (account["first_name"], account["last_name"]) == ("-", "-")  # the local part reads as a link too
 
 
+def test_a_provider_that_puts_the_profile_in_userinfo_only_signs_the_person_in(fed):
+    """panva's oidc-provider, by default, keeps email and names out of the ID token; UserInfo has them."""
+    idp = fed.idp()
+    idp.user = User(sub="10006", email="ida@example.com", email_verified=True, given_name="Ida", family_name="Rhodes")
+    idp.knobs.profile_in_userinfo_only = True
+
+    account = fed.me(fed.sign_in())
+
+    assert (account["email"], account["first_name"], account["last_name"]) == ("ida@example.com", "Ida", "Rhodes")
+    assert account["email_verified"] is True
+    assert idp.requests.count(("GET", "/userinfo")) == 1
+
+
+def test_a_userinfo_answer_about_someone_else_is_refused(fed):
+    idp = fed.idp()
+    idp.user = User(sub="10007", email="eve@example.com")
+    idp.knobs.profile_in_userinfo_only = True
+    idp.knobs.userinfo_sub = "someone-else"
+
+    fragment = fed.back_at_app()
+
+    assert fragment["error"] == "oidc_failed" and "login_code" not in fragment
+    assert fed.count("accounts") == 0
+
+
 def test_a_provider_that_shares_no_email_cannot_create_an_account(fed):
     fed.idp().user = User(sub="10004", email=None)
 
