@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from jose import jwk, jws, jwt
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("threshold.jwt")
 
 ACCESS_TOKEN_TYPE = "at+jwt"
+ID_TOKEN_TYPE = "JWT"  # OpenID Connect ID tokens: RPs expect "JWT" or nothing (RFC 9068 "at+jwt" is for access tokens)
 ASYMMETRIC_KEY_TYPES = ("EC", "RSA")
 MAX_LEEWAY = 60
 
@@ -53,7 +56,32 @@ def load_private_key(pem: bytes, algorithm: str) -> Key:
 
 
 def sign(claims: dict, key: Key, kid: str, algorithm: str, token_type: str = ACCESS_TOKEN_TYPE) -> str:
+    """Encode exactly these claims (tests use it to forge tokens; services mint with `mint`)."""
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid, "typ": token_type})
+
+
+def mint(*, key: Key, kid: str, algorithm: str, issuer: str, subject: str, audience: str | list[str],
+         issued_at: datetime, lifetime: int, claims: Mapping[str, object],
+         token_type: str = ACCESS_TOKEN_TYPE) -> str:
+    """Every JWT Threshold issues: user and service access tokens, the OpenID Provider's ID tokens and
+    RFC 9068 access tokens. The registered claims (`iss`, `sub`, `aud`, `iat`, `exp`, a fresh `jti`) are
+    set here, once, for all of them; `claims` adds the kind's own and may not replace these."""
+    issued = int(issued_at.timestamp())
+    registered = {"iss": issuer, "sub": subject, "aud": audience, "iat": issued, "exp": issued + lifetime,
+                  "jti": str(uuid.uuid4())}
+    clash = registered.keys() & claims.keys()
+    if clash:
+        raise ValueError(f"mint sets {', '.join(sorted(clash))} itself")
+    return sign({**registered, **claims}, key, kid, algorithm, token_type)
+
+
+def unverified_audience(token: str) -> str | None:
+    """The single `aud` of a token, read without verifying it: only to choose what to verify it against."""
+    try:
+        audience = jwt.get_unverified_claims(token).get("aud")
+    except (JOSEError, AttributeError):
+        return None
+    return audience if isinstance(audience, str) else None
 
 
 class JwksClient:
@@ -117,9 +145,13 @@ class Verifier:
 
     def __init__(self, key_source: Callable[[str], tuple[str, Key] | None], issuer: str, audience: str | Iterable[str],
                  algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str | None = ACCESS_TOKEN_TYPE,
-                 cache_size: int = 1024):
+                 cache_size: int = 1024, expired_ok: bool = False):
         """`token_type=None` skips the `typ` check (ID tokens from OpenID providers carry none, or "JWT");
-        `cache_size=0` verifies every token from scratch (one-time tokens gain nothing from the cache)."""
+        `cache_size=0` verifies every token from scratch (one-time tokens gain nothing from the cache);
+        `expired_ok=True` (with `cache_size=0`) takes an expired token, for hints such as a logout's
+        `id_token_hint`, which name someone and authorize nothing."""
+        if expired_ok and cache_size:
+            raise ValueError("expired_ok needs cache_size=0")
         if not 0 <= leeway <= MAX_LEEWAY:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self.key_source = key_source
@@ -129,6 +161,7 @@ class Verifier:
         self.leeway = leeway
         self.token_type = token_type
         self.cache_size = cache_size
+        self.expired_ok = expired_ok
         self._verified: OrderedDict[str, tuple[dict, str, Key, int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -193,7 +226,8 @@ class Verifier:
                 claims = jwt.decode(
                     token, key, algorithms=[algorithm], audience=audience, issuer=self.issuer,
                     options={"require_exp": True, "require_iat": True, "require_sub": True, "require_aud": True,
-                             "require_iss": True, "leeway": self.leeway, "verify_at_hash": False},
+                             "require_iss": True, "leeway": self.leeway, "verify_at_hash": False,
+                             "verify_exp": not self.expired_ok},
                 )
                 return claims, kid, key
             except ExpiredSignatureError:

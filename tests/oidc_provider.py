@@ -1,6 +1,7 @@
 """A small but real OpenID provider for the tests, served over HTTP on loopback with `live_server`.
 
-It speaks the authorization code flow the way Google and other issuers do: a discovery document whose
+It speaks the authorization code flow the way Google and other issuers do (and UserInfo: `/userinfo`
+with the access token the code gave): a discovery document whose
 `issuer` is its own URL, `/authorize` (checks the client, its registered redirect_uri, response_type=code,
 scope openid, a nonce and a PKCE S256 challenge, then plays the user's consent by redirecting straight
 back with `code` and `state`), `/token` (the code once and before it expires, the same redirect_uri, the
@@ -23,7 +24,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -69,6 +70,8 @@ class Knobs:
     signing: str = "published"  # "published" | "unknown_key" (kid never published) | "forged" (published kid)
     discovery_issuer: str | None = None  # the discovery document names this issuer instead
     discovery_without: tuple[str, ...] = ()  # leave these fields out of the discovery document
+    profile_in_userinfo_only: bool = False  # email and names in UserInfo, not in the ID token (panva's default)
+    userinfo_sub: str | None = None  # UserInfo answers for this subject instead of the user's
 
 
 @dataclass
@@ -124,6 +127,7 @@ class OidcProvider:
         self.token_errors: list[str] = []  # the `error` of every refused /token request
         self.issued_id_tokens: list[str] = []
         self._grants: dict[str, Grant] = {}
+        self._access_tokens: dict[str, Grant] = {}
         self._offset = 0.0
         self._lock = threading.Lock()
         self.app = self._make_app()
@@ -164,6 +168,7 @@ class OidcProvider:
                 "authorization_endpoint": f"{self.issuer}/authorize",
                 "token_endpoint": f"{self.issuer}/token",
                 "jwks_uri": f"{self.issuer}/jwks",
+                "userinfo_endpoint": f"{self.issuer}/userinfo",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
@@ -240,10 +245,37 @@ class OidcProvider:
                 return refuse("invalid_grant")
             id_token = self._id_token(grant)
             self.issued_id_tokens.append(id_token)
-            return jsonify({"access_token": secrets.token_urlsafe(32), "token_type": "Bearer", "expires_in": 3600,
+            access_token = secrets.token_urlsafe(32)
+            with self._lock:
+                self._access_tokens[access_token] = grant
+            return jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600,
                             "scope": "openid email profile", "id_token": id_token}), 200, {"Cache-Control": "no-store"}
 
+        @app.get("/userinfo")
+        def userinfo():
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            grant = self._access_tokens.get(token) if scheme.lower() == "bearer" else None
+            if grant is None:
+                return jsonify({"error": "invalid_token"}), 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            user = grant.user
+            return jsonify({"sub": grant.knobs.userinfo_sub or user.sub, **self._profile(user)})
+
         return app
+
+    @staticmethod
+    def _profile(user: User) -> dict:
+        """The email and name claims of the user (those they have)."""
+        claims: dict = {}
+        if user.email is not None:
+            claims.update(email=user.email, email_verified=user.email_verified)
+        if user.given_name is not None:
+            claims["given_name"] = user.given_name
+        if user.family_name is not None:
+            claims["family_name"] = user.family_name
+        names = [n for n in (user.given_name, user.family_name) if n]
+        if names:
+            claims["name"] = " ".join(names)
+        return claims
 
     def _authenticated_client(self) -> str | None:
         """The client_id when the client authenticated with its registered method and secret."""
@@ -253,7 +285,8 @@ class OidcProvider:
             credentials = request.authorization
             if credentials is None or credentials.type != "basic":
                 return None
-            client_id, secret = credentials.username, credentials.password
+            # RFC 6749 2.3.1: id and secret are each form-encoded before Base64.
+            client_id, secret = unquote_plus(credentials.username), unquote_plus(credentials.password or "")
         else:
             if request.authorization is not None:
                 return None
@@ -270,15 +303,8 @@ class OidcProvider:
         claims = {"iss": knobs.issuer or self.issuer, "sub": user.sub, "aud": knobs.audience or grant.client_id,
                   "iat": issued, "exp": issued + ID_TOKEN_TTL, "auth_time": issued,
                   "nonce": knobs.nonce or grant.nonce, "azp": knobs.azp or grant.client_id}
-        if user.email is not None:
-            claims.update(email=user.email, email_verified=user.email_verified)
-        if user.given_name is not None:
-            claims["given_name"] = user.given_name
-        if user.family_name is not None:
-            claims["family_name"] = user.family_name
-        names = [n for n in (user.given_name, user.family_name) if n]
-        if names:
-            claims["name"] = " ".join(names)
+        if not knobs.profile_in_userinfo_only:
+            claims.update(self._profile(user))
         if knobs.signing == "unknown_key":
             return self.other_key.sign(claims)
         if knobs.signing == "forged":

@@ -18,7 +18,9 @@ EXAMPLES_PER_OPERATION = 25
 
 
 #: Routes a browser opens (not an API client): their errors are HTML pages.
-BROWSER_ROUTES = ("/v1/oidc/{provider}/callback",)
+BROWSER_ROUTES = ("/v1/oidc/{provider}/callback", "/oauth2/authorize", "/oauth2/logout")
+#: The OpenID Provider's back channel answers OAuth clients in RFC 6749's JSON (the contract), not problem+json.
+OAUTH_ROUTES = ("/oauth2/token", "/oauth2/revoke", "/oauth2/introspect")
 
 
 def problem_json_errors(ctx, response, case):
@@ -28,6 +30,10 @@ def problem_json_errors(ctx, response, case):
         content_type = content_type[0] if isinstance(content_type, list) else content_type
         if case.operation.path in BROWSER_ROUTES and response.status_code < 500:
             assert content_type.startswith("text/html"), (case.path, response.status_code, content_type)
+            return
+        if case.operation.path in OAUTH_ROUTES and response.status_code < 500:
+            assert content_type.startswith("application/json"), (case.path, response.status_code, content_type)
+            assert "error" in response.json()
             return
         assert content_type.startswith("application/problem+json"), (case.path, response.status_code, content_type)
         assert "code" in response.json()

@@ -1,4 +1,4 @@
-"""`python -m services.identity {migrate,serve,relay,rotate-key}`."""
+"""`python -m services.identity {migrate,serve,relay,rotate-key,mfa-reset,rotate-totp-key,clients add}`."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,23 @@ def main() -> None:
     commands.add_parser("relay", help="publish the outbox to the bus")
     rotate = commands.add_parser("rotate-key", help="add a signing key (signs after the activation delay)")
     rotate.add_argument("--activate-in", type=int, help="seconds until it signs (default SIGNING_KEY_ACTIVATION_DELAY)")
+    rotate.add_argument("--algorithm", choices=("ES256", "RS256"), default="ES256",
+                        help="ES256 signs access tokens and ID tokens; RS256 the ID tokens of clients that ask for it")
+    relying = commands.add_parser("clients", help="OpenID Provider clients (relying parties)")
+    relying_commands = relying.add_subparsers(dest="clients_command", required=True)
+    add = relying_commands.add_parser("add", help="register a client (or replace one); prints its new secret once")
+    add.add_argument("client_id")
+    add.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris",
+                     help="an exact redirect URI (repeat for several)")
+    add.add_argument("--post-logout-redirect-uri", action="append", default=[], dest="post_logout_redirect_uris")
+    add.add_argument("--auth-method", default="client_secret_basic", dest="token_endpoint_auth_method",
+                     choices=("client_secret_basic", "client_secret_post", "none"),
+                     help="none: a public client (browser or native app), which must use PKCE S256")
+    add.add_argument("--grant-type", action="append", dest="grant_types",
+                     choices=("authorization_code", "refresh_token"), help="default: both")
+    add.add_argument("--id-token-alg", default="ES256", choices=("ES256", "RS256"),
+                     dest="id_token_signed_response_alg")
+    add.add_argument("--name", help="shown on the sign-in page (default: the client id)")
     reset = commands.add_parser("mfa-reset", help="support: turn 2FA off for an account that lost its phone")
     reset.add_argument("email")
     reset.add_argument("--actor", required=True, help="who does this, for the audit record (e.g. support:alice)")
@@ -42,10 +59,13 @@ def main() -> None:
 
         processes.run_relay(settings.database_url, outbox, settings.broker_url, settings.var_dir)
     elif args.command == "rotate-key":
-        key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in)
+        key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in,
+                      args.algorithm)
         print(f"added signing key {key.kid}; it signs from {key.activates_at.isoformat()}")
     elif args.command in ("mfa-reset", "rotate-totp-key"):
         _mfa_command(settings, args)
+    elif args.command == "clients":
+        _add_client(settings, args)
 
 
 def migrate(settings) -> None:
@@ -55,9 +75,12 @@ def migrate(settings) -> None:
 
     session_factory = make_session_factory(make_engine(settings.database_url))
     with IdentityUnitOfWork(session_factory) as uow:
-        has_key = bool(uow.signing_keys.all())
-    if not has_key:
+        algorithms = {key.algorithm for key in uow.signing_keys.all()}
+    if "ES256" not in algorithms:
         _rotate(settings, 0)
+    if "RS256" not in algorithms and any(client.id_token_signed_response_alg == "RS256"
+                                         for client in settings.oidc_clients.values()):
+        _rotate(settings, 0, "RS256")
     from services.identity import clients
     from shared.database import utcnow
 
@@ -91,12 +114,39 @@ def _mfa_command(settings, args) -> None:
     print(f"2FA turned off for account {account_id}; the owner will be mailed a security notice")
 
 
-def _rotate(settings, activate_in: int):
+def _rotate(settings, activate_in: int, algorithm: str = "ES256"):
     from services.identity import keys
     from services.identity.unit_of_work import IdentityUnitOfWork
 
     session_factory = make_session_factory(make_engine(settings.database_url))
-    return keys.rotate(IdentityUnitOfWork(session_factory), settings.secret_key, activate_in)
+    return keys.rotate(IdentityUnitOfWork(session_factory), settings.secret_key, activate_in, algorithm)
+
+
+def _add_client(settings, args) -> None:
+    """`clients add`: the same shape as an OIDC_CLIENTS entry, into the database; an RS256 key if needed."""
+    from services.identity import provider
+    from services.identity.unit_of_work import IdentityUnitOfWork
+    from shared.database import utcnow
+
+    registration = {"redirect_uris": args.redirect_uris, "post_logout_redirect_uris": args.post_logout_redirect_uris,
+                    "token_endpoint_auth_method": args.token_endpoint_auth_method,
+                    "grant_types": args.grant_types or ["authorization_code", "refresh_token"],
+                    "id_token_signed_response_alg": args.id_token_signed_response_alg,
+                    "name": args.name or args.client_id}
+    uow = IdentityUnitOfWork(make_session_factory(make_engine(settings.database_url)))
+    try:
+        secret = provider.add_client(uow, client_id=args.client_id, registration=registration, now=utcnow())
+    except config.ConfigError as error:
+        print(f"threshold: {error}", file=sys.stderr)
+        raise SystemExit(config.EXIT_BAD_CONFIG) from None
+    with uow:
+        algorithms = {key.algorithm for key in uow.signing_keys.all()}
+    if args.id_token_signed_response_alg not in algorithms:
+        _rotate(settings, 0, args.id_token_signed_response_alg)
+    print(f"registered client {args.client_id}")
+    if secret is not None:
+        print(f"client_secret: {secret}")
+        print("(shown once; only its SHA-256 is kept)")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ from services.identity.api.me.resources import blp as me_blp
 from services.identity.api.mfa.resources import blp as mfa_blp
 from services.identity.api.oauth.resources import blp as oauth_blp
 from services.identity.api.oidc.resources import blp as oidc_blp
+from services.identity.api.op.resources import blp as op_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
-from services.identity.keys import KeyStore
+from services.identity.keys import KeyStore, NoSigningKey
 from services.identity.models import outbox, throttles
 from services.identity.oidc import Providers
+from services.identity.provider import Clients, Provider
 from services.identity.queries import Reads
 from services.identity.repository import Rotations
 from services.identity.runtime import EXTENSION, Runtime
@@ -53,13 +55,22 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops)
-    app.extensions[EXTENSION] = Runtime(settings, engine, Reads(autocommit_engine), Rotations(autocommit_engine),
+    for client in settings.oidc_clients.values():
+        if not keys.has(client.id_token_signed_response_alg):
+            raise NoSigningKey(f"OIDC client {client.client_id!r} asks for {client.id_token_signed_response_alg} ID "
+                               f"tokens and there is no such key: run `python -m services.identity migrate`")
+    reads = Reads(autocommit_engine)
+    verifier = Verifier(keys.verifying_key, settings.issuer, settings.audience)
+    app.extensions[EXTENSION] = Runtime(settings, engine, reads, Rotations(autocommit_engine),
                                         session_factory, keys, Throttle(engine, throttles, clock, autocommit_engine),
-                                        clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers))
-    app.extensions[auth.EXTENSION] = Verifier(keys.verifying_key, settings.issuer, settings.audience)
+                                        clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers),
+                                        Provider(clients=Clients(settings.oidc_clients, reads), keys=keys,
+                                                 settings=settings, verify=verifier.verify))
+    app.extensions[auth.EXTENSION] = verifier
     app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oidc_blp, oauth_blp, internal_blp, discovery_blp):
+    for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oidc_blp, oauth_blp, internal_blp, discovery_blp,
+                      op_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(pages_blp)
     return app

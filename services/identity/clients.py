@@ -11,7 +11,6 @@ from services.identity.keys import KeyStore
 from services.identity.models import Account, ServiceClient
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
-from shared.database import new_id
 from shared.throttle import Throttle
 
 MAX_ACCOUNT_IDS = 100
@@ -23,6 +22,11 @@ def register(uow, client_id: str, secret: str, scopes: list[str], now: datetime)
         uow.clients.put(ServiceClient(client_id=client_id, secret_hash=opaque_tokens.digest(secret),
                                       scopes=" ".join(sorted(set(scopes))), created_at=now))
         uow.commit()
+
+
+def secret_guess_key(client_id: str) -> str:
+    """The failure-throttle key of guesses at a client's secret (service clients and relying parties alike)."""
+    return f"client:{hashlib.sha256(client_id.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
 
 
 def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, grant_type: str, client_id: str,
@@ -40,19 +44,17 @@ def issue_token(uow, throttle: Throttle, keys: KeyStore, settings: Settings, gra
         if not hmac.compare_digest(presented, expected) or client is None:
             raise InvalidClient()
 
-    key = f"client:{hashlib.sha256(client_id.encode()).hexdigest()[:40]}"
-    throttle.guess(key, check, InvalidClient, **failure_policy(settings))
+    throttle.guess(secret_guess_key(client_id), check, InvalidClient, **failure_policy(settings))
     allowed = set(client.scopes.split())
     requested = set(scope.split()) if scope else allowed
     if not requested <= allowed:
         raise InvalidScope(f"Allowed scopes: {' '.join(sorted(allowed))}.")
     key = keys.signing_key()
-    issued = int(now.timestamp())
-    claims = {"iss": settings.issuer, "sub": client_id, "aud": settings.audience, "iat": issued,
-              "exp": issued + settings.access_token_ttl, "jti": new_id(), "client_id": client_id,
-              "scope": " ".join(sorted(requested))}
-    return {"access_token": jwt.sign(claims, key.signing, key.kid, "ES256"), "token_type": "Bearer",
-            "expires_in": settings.access_token_ttl, "scope": claims["scope"]}
+    granted = " ".join(sorted(requested))
+    token = jwt.mint(key=key.signing, kid=key.kid, algorithm=key.algorithm, issuer=settings.issuer,
+                     subject=client_id, audience=settings.audience, issued_at=now,
+                     lifetime=settings.access_token_ttl, claims={"client_id": client_id, "scope": granted})
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.access_token_ttl, "scope": granted}
 
 
 def accounts_by_id(uow, ids: list[str]) -> dict:

@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose.backends.base import Key
 
 from services.identity.models import SigningKey
 from shared import jwt
 from shared.database import utcnow
 
-ALGORITHM = "ES256"
+ALGORITHM = "ES256"  # access tokens, and ID tokens unless a client asks for RS256
+ALGORITHMS = ("ES256", "RS256")
 log = logging.getLogger("threshold.identity.keys")
 
 
@@ -34,32 +35,43 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _public_jwk(private_key: ec.EllipticCurvePrivateKey) -> dict:
+def _int(value: int) -> str:
+    return _b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _public_jwk(private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, algorithm: str) -> dict:
+    """The public JWK, its kid the RFC 7638 thumbprint."""
     numbers = private_key.public_key().public_numbers()
-    x, y = _b64(numbers.x.to_bytes(32, "big")), _b64(numbers.y.to_bytes(32, "big"))
-    thumbprint = hashlib.sha256(json.dumps({"crv": "P-256", "kty": "EC", "x": x, "y": y}, separators=(",", ":"),
-                                           sort_keys=True).encode()).digest()
-    return {"kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": ALGORITHM, "kid": _b64(thumbprint)}
+    if algorithm == "RS256":
+        required = {"e": _int(numbers.e), "kty": "RSA", "n": _int(numbers.n)}
+    else:
+        required = {"crv": "P-256", "kty": "EC", "x": _b64(numbers.x.to_bytes(32, "big")),
+                    "y": _b64(numbers.y.to_bytes(32, "big"))}
+    thumbprint = hashlib.sha256(json.dumps(required, separators=(",", ":"), sort_keys=True).encode()).digest()
+    return {**required, "use": "sig", "alg": algorithm, "kid": _b64(thumbprint)}
 
 
-def generate(secret_key: str, activates_at: datetime) -> SigningKey:
-    """A new P-256 key (RFC 7638 thumbprint as kid), its private half encrypted with `secret_key`."""
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    public = _public_jwk(private_key)
+def generate(secret_key: str, activates_at: datetime, algorithm: str = ALGORITHM) -> SigningKey:
+    """A new key (P-256 for ES256, RSA 2048 for RS256), its private half encrypted with `secret_key`."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"signing keys are {' or '.join(ALGORITHMS)}, not {algorithm}")
+    private_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if algorithm == "RS256"
+                   else ec.generate_private_key(ec.SECP256R1()))
+    public = _public_jwk(private_key, algorithm)
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(secret_key.encode()),
     )
-    return SigningKey(kid=public["kid"], algorithm=ALGORITHM, private_pem=pem.decode(), public_jwk=json.dumps(public),
+    return SigningKey(kid=public["kid"], algorithm=algorithm, private_pem=pem.decode(), public_jwk=json.dumps(public),
                       activates_at=activates_at)
 
 
-def rotate(uow, secret_key: str, activation_delay: int) -> SigningKey:
-    """Add a key; the first key signs at once, later ones after `activation_delay` seconds."""
+def rotate(uow, secret_key: str, activation_delay: int, algorithm: str = ALGORITHM) -> SigningKey:
+    """Add a key; the first key of its algorithm signs at once, later ones after `activation_delay` seconds."""
     with uow:
         now = utcnow()
-        first = not uow.signing_keys.all()
-        key = generate(secret_key, now if first else now + timedelta(seconds=activation_delay))
+        first = not [key for key in uow.signing_keys.all() if key.algorithm == algorithm]
+        key = generate(secret_key, now if first else now + timedelta(seconds=activation_delay), algorithm)
         uow.signing_keys.add(key)
         uow.commit()
     return key
@@ -68,6 +80,7 @@ def rotate(uow, secret_key: str, activation_delay: int) -> SigningKey:
 @dataclass(frozen=True)
 class LoadedKey:
     kid: str
+    algorithm: str
     activates_at: datetime
     public_jwk: dict
     verifying: Key
@@ -106,7 +119,7 @@ class KeyStore:
         pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
         public = json.loads(row.public_jwk)
-        return LoadedKey(row.kid, row.activates_at, public, jwt.load_public_key(public), jwt.load_private_key(pem, row.algorithm))
+        return LoadedKey(row.kid, row.algorithm, row.activates_at, public, jwt.load_public_key(public), jwt.load_private_key(pem, row.algorithm))
 
     def refresh(self) -> None:
         """Re-read the key set when `reload_interval` has passed. Call it outside any transaction (the
@@ -121,27 +134,38 @@ class KeyStore:
                         log.warning("signing keys could not be reloaded; keeping the loaded set", exc_info=True)
                         self._loaded_at = time.monotonic()
 
-    def _current(self) -> list[LoadedKey]:
-        return self._keys
+    def _current(self, algorithm: str = ALGORITHM) -> list[LoadedKey]:
+        return [key for key in self._keys if key.algorithm == algorithm]
 
-    def signing_key(self) -> LoadedKey:
+    def has(self, algorithm: str) -> bool:
+        """Whether a key of `algorithm` is loaded (RS256 ID tokens need an RSA key: `rotate-key --algorithm RS256`)."""
+        return bool(self._current(algorithm))
+
+    def signing_key(self, algorithm: str = ALGORITHM) -> LoadedKey:
         now = self.clock()
-        active = [key for key in self._current() if key.activates_at <= now]
-        return active[-1] if active else self._current()[0]
+        keys = self._current(algorithm)
+        if not keys:
+            raise NoSigningKey(f"no {algorithm} signing key: run `python -m services.identity rotate-key "
+                               f"--algorithm {algorithm}`")
+        active = [key for key in keys if key.activates_at <= now]
+        return active[-1] if active else keys[0]
 
     def published(self) -> list[LoadedKey]:
-        """Keys that may still verify a live token: the active one, those waiting to activate, and
-        retired ones until every token they signed has expired."""
+        """Keys that may still verify a live token, of each algorithm: the active one, those waiting to
+        activate, and retired ones until every token they signed has expired."""
         now = self.clock()
-        keys = self._current()
         grace = timedelta(seconds=self.access_token_ttl + jwt.MAX_LEEWAY)
-        active = self.signing_key()
         result = []
-        for index, key in enumerate(keys):
-            successor = keys[index + 1] if index + 1 < len(keys) else None
-            retired_at = successor.activates_at if successor is not None and successor.activates_at <= now else None
-            if key is active or retired_at is None or retired_at + grace > now:
-                result.append(key)
+        for algorithm in ALGORITHMS:
+            keys = self._current(algorithm)
+            if not keys:
+                continue
+            active = self.signing_key(algorithm)
+            for index, key in enumerate(keys):
+                successor = keys[index + 1] if index + 1 < len(keys) else None
+                retired_at = successor.activates_at if successor is not None and successor.activates_at <= now else None
+                if key is active or retired_at is None or retired_at + grace > now:
+                    result.append(key)
         return result
 
     def jwks(self) -> dict:
@@ -150,5 +174,5 @@ class KeyStore:
     def verifying_key(self, kid: str) -> tuple[str, Key] | None:
         for key in self.published():
             if key.kid == kid:
-                return ALGORITHM, key.verifying
+                return key.algorithm, key.verifying
         return None

@@ -174,5 +174,72 @@ class FederatedIdentity(Model):
     email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+class RelyingPartyRecord(Model):
+    """An OpenID Provider client added with `python -m services.identity clients add` (those of OIDC_CLIENTS
+    live in the settings). `metadata_json` holds the rest of the registration, in the OIDC_CLIENTS shape."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    metadata_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthorizationRequest(Model):
+    """A relying party's `/authorize` request while the person signs in on the hosted pages, then the
+    authorization code it ended in (only the code's SHA-256 is kept) and the grant that code opened."""
+
+    __tablename__ = "authorization_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    parameters: Mapped[str] = mapped_column(Text)  # the validated request, as JSON
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    session_id: Mapped[str | None] = mapped_column(String(36))
+    auth_time: Mapped[datetime | None]
+    amr: Mapped[str | None] = mapped_column(String(40))
+    scope: Mapped[str | None] = mapped_column(String(500))
+    workspace: Mapped[str | None] = mapped_column(Text)  # {"workspace_id", "organization_id", "workspace_role"}
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None]
+    code_used_at: Mapped[datetime | None]
+    grant_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class OAuthGrant(Model):
+    """What one authorization code opened: the tokens of one client for one person and session.
+    Revoking it ends its refresh tokens, and its access tokens at userinfo and introspection."""
+
+    __tablename__ = "oauth_grants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    scope: Mapped[str] = mapped_column(String(500))
+    auth_time: Mapped[datetime]
+    amr: Mapped[str] = mapped_column(String(40))
+    workspace: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class OAuthRefreshToken(Model):
+    """A relying party's refresh token (SHA-256 only). Rotated like the first-party ones: the successor
+    names it in `previous_hash`, unique, so a token is used once; presenting a used one revokes the grant."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("oauth_grants.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    previous_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
 outbox = define_outbox(Model.metadata)
 throttles = define_throttles(Model.metadata)

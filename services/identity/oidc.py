@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 from shared import jwt
 from shared.config import ConfigError
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     import requests
 
 ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "PS256", "RS384", "ES384", "RS512")
+ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+log = logging.getLogger("threshold.identity.oidc")
 
 
 class OidcError(DomainError):
@@ -198,23 +202,52 @@ class Provider:
         auth = None
         if self.config.token_auth == "client_secret_post":
             form.update(client_id=self.config.client_id, client_secret=self.config.client_secret)
-        else:
-            auth = (self.config.client_id, self.config.client_secret)
+        else:  # RFC 6749 2.3.1: each part form-encoded before Base64 (a secret may hold `+`, `%` or `:`)
+            auth = (quote_plus(self.config.client_id), quote_plus(self.config.client_secret))
         try:
             response = self.http.post(self.discovery()["token_endpoint"], data=form, auth=auth, timeout=self.timeout,
                                       headers={"Accept": "application/json"})
         except _requests().RequestException:
             raise ProviderUnavailable() from None
         if response.status_code >= 400:
+            log.warning("the provider refused the token request", extra={
+                "event": "oidc_token_refused", "provider": self.config.name, "status": response.status_code,
+                "error": _error_code(response)})
             raise OidcError("The provider refused the authorization code (expired or already used).")
         try:
-            id_token = response.json()["id_token"]
+            answer = response.json()
+            id_token = answer["id_token"]
         except (ValueError, KeyError, TypeError):
             raise OidcError("The provider's answer holds no ID token.") from None
         claims = self.verify_id_token(id_token)
         if claims.get("nonce") != request.nonce:
             raise OidcError("The ID token's nonce does not match this sign-in.")
+        if not claims.get("email"):  # OpenID Connect lets a provider keep the profile to UserInfo
+            claims = {**self.userinfo(answer.get("access_token"), claims["sub"]), **claims}
         return claims
+
+    def userinfo(self, access_token: object, subject: str) -> dict:
+        """The email and name claims of UserInfo (OpenID Connect Core 5.3), for the person the ID token
+        names: an answer about another `sub` is refused (5.3.2). Empty when the provider has no UserInfo."""
+        endpoint = self.discovery().get("userinfo_endpoint")
+        if not isinstance(endpoint, str) or not endpoint or not isinstance(access_token, str) or not access_token:
+            return {}
+        try:
+            response = self.http.get(endpoint, headers={"Authorization": f"Bearer {access_token}",
+                                                        "Accept": "application/json"}, timeout=self.timeout)
+        except _requests().RequestException:
+            raise ProviderUnavailable() from None
+        if response.status_code >= 400:
+            log.warning("the provider refused the UserInfo request", extra={
+                "event": "oidc_userinfo_refused", "provider": self.config.name, "status": response.status_code})
+            raise OidcError("The provider did not share the person's profile.")
+        try:
+            info = response.json()
+        except ValueError:
+            raise OidcError("The provider's UserInfo answer is not JSON.") from None
+        if not isinstance(info, dict) or info.get("sub") != subject:
+            raise OidcError("The provider's UserInfo answer is about someone else.")
+        return {name: info[name] for name in ("email", "email_verified", "given_name", "family_name") if name in info}
 
     def verify_id_token(self, id_token: str) -> dict:
         supported = self.discovery().get("id_token_signing_alg_values_supported", ["RS256"])
@@ -229,6 +262,15 @@ class Provider:
         if len(audiences) > 1 and claims.get("azp") != self.config.client_id:
             raise OidcError("The ID token was issued to another party (azp).")
         return claims
+
+
+def _error_code(response) -> str:
+    """The RFC 6749 `error` of a refusal, if it is a plain code (nothing else of the answer is logged)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return "unreadable"
+    return error if isinstance(error, str) and ERROR_CODE.fullmatch(error) else "unreadable"
 
 
 def _requests():

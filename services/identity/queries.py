@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, bindparam, select
 
-from services.identity.models import Account
+from services.identity.models import Account, RelyingPartyRecord
 from shared.statements import Precompiled
 
 accounts = Account.__table__
@@ -17,6 +17,10 @@ PUBLIC_COLUMNS = tuple(accounts.c[name] for name in Account.PUBLIC_FIELDS)
 _PUBLIC_BY_ID = Precompiled(select(*PUBLIC_COLUMNS).where(accounts.c.id == bindparam("id")))
 _SIGN_IN_BY_EMAIL = Precompiled(
     select(*PUBLIC_COLUMNS, accounts.c.password_hash).where(accounts.c.email == bindparam("email")))
+_relying_parties = RelyingPartyRecord.__table__
+_RELYING_PARTY = Precompiled(
+    select(_relying_parties.c.client_id, _relying_parties.c.secret_hash, _relying_parties.c.metadata_json)
+    .where(_relying_parties.c.client_id == bindparam("client_id")))
 
 
 class Reads:
@@ -35,3 +39,8 @@ class Reads:
         """What a password sign-in needs of an account (the hash among it), by normalised email."""
         with self.engine.connect() as conn:
             return _SIGN_IN_BY_EMAIL.first(conn, {"email": email})
+
+    def relying_party(self, client_id: str):
+        """An OpenID Provider client the CLI registered (client_id, secret_hash, metadata_json), or None."""
+        with self.engine.connect() as conn:
+            return _RELYING_PARTY.first(conn, {"client_id": client_id})

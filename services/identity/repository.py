@@ -7,8 +7,9 @@ from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.errors import EmailTaken
-from services.identity.models import (Account, AuditRecord, AuthSession, MfaChallenge, OneTimeToken, RecoveryCode,
-                                     RefreshToken, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
+from services.identity.models import (Account, AuditRecord, AuthorizationRequest, AuthSession, MfaChallenge,
+                                     OAuthGrant, OAuthRefreshToken, OneTimeToken, RecoveryCode, RefreshToken,
+                                     RelyingPartyRecord, ServiceClient, SigningKey, TotpCredential, FederatedIdentity)
 from shared.database import is_unique_violation
 from shared.statements import Precompiled
 from shared.unit_of_work import Repository
@@ -112,6 +113,11 @@ class Sessions(Repository):
 
     def revoke(self, session_id: str, now: datetime) -> None:
         _REVOKE_SESSION.rowcount(self.connection, {"session_id": session_id, "now": now})
+
+    def active(self, session_id: str) -> bool:
+        """Whether the session exists and has not ended (signed out, reused refresh token, password change)."""
+        return self.session.scalar(select(AuthSession.id).where(AuthSession.id == session_id,
+                                                                AuthSession.revoked_at.is_(None))) is not None
 
     def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> None:
         query = update(AuthSession).where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
@@ -271,3 +277,67 @@ class FederatedIdentities(Repository):
     def of_account(self, account_id: str) -> list[FederatedIdentity]:
         return list(self.session.scalars(select(FederatedIdentity).where(FederatedIdentity.account_id == account_id)
                                          .order_by(FederatedIdentity.created_at)))
+
+
+class RelyingPartyRecords(Repository):
+    def get(self, client_id: str) -> RelyingPartyRecord | None:
+        return self.session.get(RelyingPartyRecord, client_id)
+
+    def put(self, record: RelyingPartyRecord) -> None:
+        self.session.merge(record)
+
+
+class AuthorizationRequests(Repository):
+    def add(self, request: AuthorizationRequest) -> None:
+        self.session.add(request)
+
+    def get(self, request_id: str) -> AuthorizationRequest | None:
+        return self.session.get(AuthorizationRequest, request_id)
+
+    def by_code(self, code_hash: str) -> AuthorizationRequest | None:
+        return self.session.scalars(select(AuthorizationRequest).where(AuthorizationRequest.code_hash == code_hash)
+                                    ).first()
+
+    def spend_code(self, code_hash: str, now: datetime) -> bool:
+        """Mark the code used; False when it was used already (one conditional UPDATE: of two racing
+        exchanges exactly one wins)."""
+        result = self.session.execute(
+            update(AuthorizationRequest)
+            .where(AuthorizationRequest.code_hash == code_hash, AuthorizationRequest.code_used_at.is_(None))
+            .values(code_used_at=now).execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+class OAuthGrants(Repository):
+    def add(self, grant: OAuthGrant) -> None:
+        self.session.add(grant)
+
+    def get(self, grant_id: str) -> OAuthGrant | None:
+        return self.session.get(OAuthGrant, grant_id)
+
+    def revoke(self, grant_id: str, now: datetime) -> None:
+        self.session.execute(update(OAuthGrant).where(OAuthGrant.id == grant_id, OAuthGrant.revoked_at.is_(None))
+                             .values(revoked_at=now).execution_options(synchronize_session=False))
+
+    def revoke_session(self, session_id: str, now: datetime) -> None:
+        self.session.execute(update(OAuthGrant)
+                             .where(OAuthGrant.session_id == session_id, OAuthGrant.revoked_at.is_(None))
+                             .values(revoked_at=now).execution_options(synchronize_session=False))
+
+
+class OAuthRefreshTokens(Repository):
+    def add(self, token: OAuthRefreshToken) -> bool:
+        """Insert the token; False when its `previous_hash` already has a successor (a reuse, or a race)."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(token)
+        except IntegrityError:
+            return False
+        return True
+
+    def get(self, token_hash: str) -> OAuthRefreshToken | None:
+        return self.session.get(OAuthRefreshToken, token_hash)
+
+    def used(self, token_hash: str) -> bool:
+        return self.session.scalar(select(OAuthRefreshToken.token_hash)
+                                   .where(OAuthRefreshToken.previous_hash == token_hash)) is not None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.identity.keys import KeyStore
 from services.identity.oidc import Providers
+from services.identity.provider import Provider
 from services.identity.queries import Reads
 from services.identity.repository import Rotations
 from services.identity.settings import Settings
@@ -34,6 +35,7 @@ class Runtime:
     clock: Callable[[], datetime]
     totp_box: SecretBox
     oidc: Providers
+    provider: Provider  # the OpenID Provider (this service as the issuer product apps sign in with)
 
     def uow(self) -> IdentityUnitOfWork:
         return IdentityUnitOfWork(self.session_factory, current_request_id())

@@ -26,14 +26,14 @@ def access_token(account, session_id: str, amr: str, auth_time: datetime, keys: 
                  now: datetime) -> str:
     """`account` is anything with the Account columns as attributes (an Account, or a Row of them)."""
     key = keys.signing_key()
-    issued = int(now.timestamp())
-    claims = {
-        "iss": settings.issuer,
-        "sub": account.id,
-        "aud": settings.audience,
-        "exp": issued + settings.access_token_ttl,
-        "iat": issued,
-        "jti": new_id(),
+    return jwt.mint(key=key.signing, kid=key.kid, algorithm=key.algorithm, issuer=settings.issuer,
+                    subject=account.id, audience=settings.audience, issued_at=now,
+                    lifetime=settings.access_token_ttl, claims=person_claims(account, session_id, amr, auth_time))
+
+
+def person_claims(account, session_id: str, amr: str, auth_time: datetime) -> dict:
+    """What a user access token says of the person and their session."""
+    return {
         "sid": session_id,
         "email": account.email,
         "email_verified": account.email_verified,
@@ -42,7 +42,6 @@ def access_token(account, session_id: str, amr: str, auth_time: datetime, keys: 
         "amr": amr.split(),
         "auth_time": int(auth_time.timestamp()),
     }
-    return jwt.sign(claims, key.signing, key.kid, "ES256")
 
 
 def _token_pair(account, session_id: str, amr: str, auth_time: datetime, refresh_token: str, keys: KeyStore,

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.identity import oidc
+from services.identity import oidc, relying_parties
 from shared import config
 
 
@@ -41,6 +41,8 @@ class Settings:
     service_clients: dict
     oidc_providers: dict
     allowed_return_urls: tuple
+    oidc_clients: dict  # the OpenID Provider's clients by id (relying_parties.RelyingParty)
+    web_public_url: str  # the hosted pages (services/web): where /oauth2/authorize sends a person to sign in
 
     @property
     def production(self) -> bool:
@@ -83,8 +85,25 @@ class Settings:
             oidc_providers=oidc.parse_providers(config.json_object(env, "OIDC_PROVIDERS")),
             allowed_return_urls=oidc.parse_return_urls(
                 config.text(env, "ALLOWED_RETURN_URLS", "http://127.0.0.1:*,http://localhost:*")),
+            oidc_clients=_oidc_clients(env, public_url, production),
+            web_public_url=config.url(env, "WEB_PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")),
         )
 
+
+def _oidc_clients(env: Mapping[str, str], public_url: str, production: bool) -> dict:
+    """OIDC_CLIENTS, and what being an OpenID Provider asks of the URLs: the issuer is exactly
+    IDENTITY_PUBLIC_URL (RPs compare it with the discovery URL they fetched), https except on loopback."""
+    clients = relying_parties.parse_all(config.json_object(env, "OIDC_CLIENTS"), production=production)
+    if clients and env.get("IDENTITY_ISSUER", "").strip() not in ("", public_url):
+        raise config.ConfigError("IDENTITY_ISSUER", "must be unset or equal IDENTITY_PUBLIC_URL when OIDC_CLIENTS "
+                                                    "are set: an OpenID Provider's issuer is its public URL")
+    if clients and production and not relying_parties.secure_or_loopback(public_url):
+        raise config.ConfigError("IDENTITY_PUBLIC_URL", "must be https (or a loopback host) when OIDC_CLIENTS are set")
+    return clients
+
+
+#: The scope of the service token with which the hosted pages read and complete authorization requests.
+AUTH_REQUESTS_SCOPE = "auth-requests:complete"
 
 #: Encrypts TOTP secrets when TOTP_ENCRYPTION_KEYS is unset. Development only: production refuses it.
 DEVELOPMENT_TOTP_KEY = "ZGV2ZWxvcG1lbnQtb25seS10b3RwLWtleS0xMjM0NTY="
@@ -113,7 +132,8 @@ def _service_clients(env: Mapping[str, str], production: bool) -> dict:
     Development registers `tenancy` with the development secret, so `make run` works out of the box."""
     clients = config.json_object(env, "SERVICE_CLIENTS")
     if not clients and not production:
-        clients = {"tenancy": {"secret": config.DEVELOPMENT_SECRET, "scopes": ["accounts:read"]}}
+        clients = {"tenancy": {"secret": config.DEVELOPMENT_SECRET, "scopes": ["accounts:read"]},
+                   "web": {"secret": config.DEVELOPMENT_SECRET, "scopes": [AUTH_REQUESTS_SCOPE]}}
     for client_id, entry in clients.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("secret"), str) \
                 or not isinstance(entry.get("scopes", []), list):

@@ -22,6 +22,10 @@ class IdentityUnitOfWork(UnitOfWork):
     audit: repository.AuditRecords
     clients: repository.ServiceClients
     federated: repository.FederatedIdentities
+    relying_parties: repository.RelyingPartyRecords
+    authorization_requests: repository.AuthorizationRequests
+    grants: repository.OAuthGrants
+    op_refresh_tokens: repository.OAuthRefreshTokens
 
     def __init__(self, session_factory: sessionmaker, request_id: str | None = None):
         super().__init__(session_factory, outbox, SOURCE, request_id)
@@ -38,3 +42,7 @@ class IdentityUnitOfWork(UnitOfWork):
         self.audit = repository.AuditRecords(self)
         self.clients = repository.ServiceClients(self)
         self.federated = repository.FederatedIdentities(self)
+        self.relying_parties = repository.RelyingPartyRecords(self)
+        self.authorization_requests = repository.AuthorizationRequests(self)
+        self.grants = repository.OAuthGrants(self)
+        self.op_refresh_tokens = repository.OAuthRefreshTokens(self)

@@ -122,7 +122,8 @@ class Federation:
 @pytest.fixture
 def federation(make_identity_app, live_server, outbox, identity_db):
     """`federation(google={...options}, corp={...})` starts one provider per name and identity configured with
-    them. Options: `auth_method` (what the provider registered), `user` (a User), any OIDC_PROVIDERS field
+    them. Options: `auth_method` (what the provider registered), `user` (a User), `provider_secret` (the
+    client secret it issued, random by default), any OIDC_PROVIDERS field
     (they win over the defaults, e.g. a token_endpoint_auth_method that differs from the provider's)."""
 
     def make(env: dict | None = None, **providers) -> Federation:
@@ -133,6 +134,7 @@ def federation(make_identity_app, live_server, outbox, identity_db):
             auth_method = options.pop("auth_method", "client_secret_basic")
             user = options.pop("user", None)
             idp = OidcProvider.serve(live_server, client_id=f"{name}-client.apps.example",
+                                     client_secret=options.pop("provider_secret", None),
                                      redirect_uris=[callback_uri(name)], auth_method=auth_method)
             if user is not None:
                 idp.user = user
@@ -289,6 +291,31 @@ def test_provider_names_that_break_the_name_rule_are_not_taken(fed):
     assert (account["first_name"], account["last_name"]) == ("-", "-")  # the local part reads as a link too
 
 
+def test_a_provider_that_puts_the_profile_in_userinfo_only_signs_the_person_in(fed):
+    """panva's oidc-provider, by default, keeps email and names out of the ID token; UserInfo has them."""
+    idp = fed.idp()
+    idp.user = User(sub="10006", email="ida@example.com", email_verified=True, given_name="Ida", family_name="Rhodes")
+    idp.knobs.profile_in_userinfo_only = True
+
+    account = fed.me(fed.sign_in())
+
+    assert (account["email"], account["first_name"], account["last_name"]) == ("ida@example.com", "Ida", "Rhodes")
+    assert account["email_verified"] is True
+    assert idp.requests.count(("GET", "/userinfo")) == 1
+
+
+def test_a_userinfo_answer_about_someone_else_is_refused(fed):
+    idp = fed.idp()
+    idp.user = User(sub="10007", email="eve@example.com")
+    idp.knobs.profile_in_userinfo_only = True
+    idp.knobs.userinfo_sub = "someone-else"
+
+    fragment = fed.back_at_app()
+
+    assert fragment["error"] == "oidc_failed" and "login_code" not in fragment
+    assert fed.count("accounts") == 0
+
+
 def test_a_provider_that_shares_no_email_cannot_create_an_account(fed):
     fed.idp().user = User(sub="10004", email=None)
 
@@ -410,6 +437,25 @@ def test_a_wrong_client_secret_ends_on_an_error_redirect(federation):
     assert fragment["error"] == "oidc_failed"
     assert fed.idp().token_errors == ["invalid_client"]
     assert fed.count("accounts") == 0
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_a_secret_with_plus_percent_and_colon_authenticates_by_either_method(federation, method):
+    fed = federation(google={"auth_method": method, "provider_secret": "a+b%2Bc:d e"})
+
+    tokens = fed.sign_in()
+
+    assert claims_of(tokens)["amr"] == ["fed"] and fed.idp().token_errors == []
+
+
+def test_a_refused_token_request_logs_the_providers_error_code_and_no_secret(federation, caplog):
+    fed = federation(google={"client_secret": "not-the-secret"})
+
+    fed.back_at_app()
+
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "oidc_token_refused"]
+    assert record.error == "invalid_client" and record.provider == "google" and record.status == 401
+    assert "not-the-secret" not in caplog.text and fed.idp().client_secret not in caplog.text
 
 
 # --- 2FA on this path ---------------------------------------------------------------------------------------

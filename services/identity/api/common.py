@@ -6,7 +6,7 @@ import re
 from flask import request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.identity import errors, oidc, passwords
+from services.identity import errors, oidc, passwords, provider
 from services.identity.runtime import runtime
 from shared.addresses import EmailField
 from shared.auth import InsufficientScope
@@ -40,6 +40,12 @@ ERROR_MAP = ErrorMap({
     passwords.PasswordRejected: 422,
     TokenRejected: 401,
     InsufficientScope: 403,
+    provider.AuthRequestNotFound: 404,
+    provider.AuthRequestExpired: 400,
+    provider.AuthRequestCompleted: 409,
+    provider.PersonTokenInvalid: 400,
+    provider.LoginRequired: 409,
+    provider.WorkspaceRequired: 409,
 })
 
 

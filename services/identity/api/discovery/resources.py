@@ -24,20 +24,7 @@ class Jwks(MethodView):
 class OpenIdConfiguration(MethodView):
     @blp.response(200)
     def get(self):
-        """OpenID Connect discovery document"""
-        settings = runtime().settings
-        base = settings.public_url
-        response = jsonify({
-            "issuer": settings.issuer,
-            "jwks_uri": f"{base}/.well-known/jwks.json",
-            "token_endpoint": f"{base}/v1/oauth/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-            "grant_types_supported": ["client_credentials"],
-            "id_token_signing_alg_values_supported": ["ES256"],
-            "subject_types_supported": ["public"],
-            "response_types_supported": ["code"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "email_verified",
-                                 "given_name", "family_name", "amr", "auth_time"],
-        })
+        """OpenID Connect discovery document (the OpenID Provider's metadata)"""
+        response = jsonify(runtime().provider.discovery())
         response.headers["Cache-Control"] = "public, max-age=300"
         return response

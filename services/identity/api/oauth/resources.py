@@ -1,10 +1,6 @@
 """OAuth 2.0 client credentials: tokens for service-to-service calls."""
 from __future__ import annotations
 
-import base64
-import binascii
-from urllib.parse import unquote
-
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -13,8 +9,8 @@ from marshmallow import Schema, fields, validate
 from services.identity import clients
 from services.identity.errors import InvalidClient
 from services.identity.api.common import guess_throttle
+from services.identity.oauth_server import basic_credentials
 from services.identity.runtime import runtime
-from shared.request_guard import NUL
 
 blp = Blueprint("oauth", __name__, url_prefix="/v1/oauth", description="Service-to-service tokens")
 
@@ -34,18 +30,15 @@ class ServiceTokenSchema(Schema):
 
 
 def _basic_credentials() -> tuple[str, str] | None:
-    """client_secret_basic (RFC 6749 2.3.1): form-encoded id and secret in the Authorization header."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    """client_secret_basic (RFC 6749 2.3.1), read as the OpenID Provider reads it: None without a Basic
+    header, InvalidClient for one that cannot be read."""
+    header = request.headers.get("Authorization", "")
+    if header.partition(" ")[0].lower() != "basic":
         return None
-    try:
-        client_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClient() from None
-    client_id = unquote(client_id)
-    if NUL in client_id:  # encoded twice over, out of the request guard's sight; no client has one
+    credentials = basic_credentials(header)
+    if credentials is None:
         raise InvalidClient()
-    return client_id, unquote(secret)
+    return credentials
 
 
 @blp.route("/token")
