@@ -142,6 +142,8 @@ def test_choose_a_workspace_for_an_app(stack, new_page):
     shop.start(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Choose a workspace")
     check_page(page, "choose-workspace")
+    forged = page.request.post(page.url, form={"workspace": second}, max_redirects=0)  # no CSRF token
+    assert forged.status == 400 and "The form expired" in forged.text()
     radios = page.get_by_role("radio")
     expect(radios).to_have_count(2)
     radios.first.focus()  # keyboard only: Space or an arrow picks, Enter sends
