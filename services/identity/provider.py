@@ -149,7 +149,10 @@ class Provider:
     def _request(self, uow, *, http: HttpRequest, path: str, now: datetime) -> ProtocolRequest:
         context = Context(uow=uow, keys=self.keys, settings=self.settings, now=now, verify=self.verify)
         query = urlencode([(key, value) for key, values in http.query.items() for value in values])
-        return ProtocolRequest(method=http.method, uri=f"{self.settings.issuer}{path}?{query}", query=http.query,
+        # authlib reads the URI only to refuse plain http off loopback; the settings decide that
+        # (IDENTITY_PUBLIC_URL must be https or loopback in production), so development may use any host.
+        base = self.settings.public_url.replace("http://", "https://", 1)
+        return ProtocolRequest(method=http.method, uri=f"{base}{path}?{query}", query=http.query,
                                form=http.form, headers=http.headers, context=context)
 
     def _to_client(self, url: str) -> str:
@@ -384,10 +387,10 @@ class Provider:
 
     def discovery(self) -> dict:
         """The OpenID Provider metadata (OpenID Connect Discovery 1.0, RFC 8414, RFC 9207)."""
-        base = self.settings.issuer
+        base = self.settings.public_url
         algorithms = [algorithm for algorithm in ("ES256", "RS256") if self.keys.has(algorithm)]
         return {
-            "issuer": base,
+            "issuer": self.settings.issuer,  # IDENTITY_PUBLIC_URL whenever OIDC_CLIENTS are set (settings)
             "authorization_endpoint": f"{base}/oauth2/authorize",
             "token_endpoint": f"{base}/oauth2/token",
             "userinfo_endpoint": f"{base}/oauth2/userinfo",

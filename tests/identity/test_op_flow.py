@@ -85,3 +85,18 @@ def test_no_token_or_code_reaches_a_log_line_even_at_debug(identity, web, person
     token, _, back = code_flow(identity, web, person, shop("openid offline_access"))
     secrets = [token["access_token"], token["refresh_token"], token["id_token"], query_of(back)["code"]]
     assert caplog.records and not [secret for secret in secrets if secret in caplog.text]
+
+
+def test_authorize_and_userinfo_also_take_post(identity, web, person):
+    token, _, _ = code_flow(identity, web, person, shop())
+    form = {"response_type": "code", "client_id": "shop", "redirect_uri": f"{RP}/shop/cb", "scope": "openid"}
+    response = identity.post("/oauth2/authorize", data=form)
+    assert response.status_code == 302 and web.read(web.request_id(response.headers["Location"])).status_code == 200
+    userinfo = identity.post("/oauth2/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == person.id
+
+
+def test_userinfo_refuses_first_party_tokens_and_missing_ones(identity, person):
+    first_party = identity.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {person.tokens['access_token']}"})
+    assert first_party.status_code == 401 and first_party.headers["WWW-Authenticate"].startswith("Bearer")
+    assert identity.get("/oauth2/userinfo").status_code == 401

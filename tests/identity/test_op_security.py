@@ -17,7 +17,8 @@ from joserfc.jwk import KeySet
 from shared.config import EXIT_BAD_CONFIG
 from tests import backends
 from tests.conftest import identity_env
-from tests.identity.op_support import ODD_SECRET, POST_SECRET, RP, SHOP_SECRET, Person, Web, query_of, start_identity
+from tests.identity.op_support import (ODD_SECRET, POST_SECRET, RP, SHOP_SECRET, Person, Web, clients_config, query_of,
+                                       start_identity)
 from tests.identity.test_op_flow import code_flow, shop, verify_id_token
 
 
@@ -470,3 +471,28 @@ def test_an_unsupported_token_type_hint_is_400(identity):
         response = identity.post(path, data={"token": "x", "token_type_hint": "id_token"},
                                  headers=basic("shop", SHOP_SECRET))
         assert_oauth_error(response, 400, "unsupported_token_type")
+
+
+def test_a_development_issuer_on_plain_http_off_loopback_still_authorizes(make_identity_app):
+    """Only production insists on https (settings); authlib's own https check must not turn into a 500."""
+    clients = {"shop": clients_config()["shop"]}
+    app = make_identity_app(IDENTITY_PUBLIC_URL="http://identity.test:8001", OIDC_CLIENTS=json.dumps(clients))
+    response = app.test_client().get("/oauth2/authorize?" + urlencode({
+        "response_type": "code", "client_id": "shop", "redirect_uri": f"{RP}/shop/cb", "scope": "openid"}))
+    assert response.status_code == 302 and "/sign-in?auth_request=" in response.headers["Location"]
+    assert app.test_client().get("/.well-known/openid-configuration").json["issuer"] == "http://identity.test:8001"
+
+
+def test_client_credentials_at_the_token_endpoint_answers_in_rfc_6749_shapes(identity):
+    good = identity.post("/oauth2/token", data={"grant_type": "client_credentials", "scope": "accounts:read"},
+                         headers=basic("tenancy", "development-only-secret-do-not-use-in-production"))
+    assert good.status_code == 200 and good.json()["token_type"] == "Bearer" and good.json()["scope"] == "accounts:read"
+    wrong = identity.post("/oauth2/token", data={"grant_type": "client_credentials"}, headers=basic("tenancy", "no"))
+    assert_oauth_error(wrong, 401, "invalid_client")
+    assert wrong.headers["WWW-Authenticate"].startswith("Basic")
+    scope = identity.post("/oauth2/token", data={"grant_type": "client_credentials", "scope": "admin"},
+                          headers=basic("tenancy", "development-only-secret-do-not-use-in-production"))
+    assert_oauth_error(scope, 400, "invalid_scope")
+    relying_party = identity.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                                  headers=basic("shop", SHOP_SECRET))
+    assert_oauth_error(relying_party, 401, "invalid_client")  # service tokens are for SERVICE_CLIENTS only
