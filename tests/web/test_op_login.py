@@ -156,3 +156,27 @@ def test_choose_a_workspace_for_an_app(stack, new_page):
 
     shop.start(page, workspace_hint=second)  # a hint they may open: no question
     assert shop.finish(page)["workspace_id"] == second
+
+
+def test_second_factor_comes_back_to_the_app(stack, new_page):
+    from tests.web.test_accounts import code_for
+
+    page = new_page()
+    address = signed_up_and_in(page, stack)
+    page.goto(stack.web + "/security")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Turn on two-factor authentication").click()
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Authentication code").fill(code_for(secret))
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your recovery codes")
+
+    page = new_page()
+    shop = App(stack, "shop")
+    shop.start(page, login_hint=address)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Authentication code").fill(code_for(secret, steps_ahead=1))
+    page.get_by_role("button", name="Verify").click()
+    claims = shop.finish(page)
+    assert claims["acr"] == "2" and "otp" in claims["amr"]
