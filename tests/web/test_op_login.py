@@ -88,6 +88,8 @@ def test_sign_in_for_an_app_then_single_sign_on_then_prompt_login(stack, new_pag
     blog = App(stack, "blog")  # single sign-on: no password
     blog.start(page)
     assert blog.finish(page)["sub"] == claims["sub"]
+    blog.start(page, prompt="none")  # signed in: prompt=none answers with a code, showing nothing
+    assert blog.finish(page)["sub"] == claims["sub"]
 
     shop.start(page, prompt="login")  # a fresh password, although the browser is signed in
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
