@@ -159,6 +159,14 @@ def test_choose_a_workspace_for_an_app(stack, new_page):
     shop.start(page, workspace_hint=second)  # a hint they may open: no question
     assert shop.finish(page)["workspace_id"] == second
 
+    page.goto(stack.web + "/organizations/new")  # two organizations: each workspace names its organization
+    page.get_by_label("Organization name").fill("Difference Engines")
+    page.get_by_role("button", name="Create organization").click()
+    shop.start(page)
+    expect(page.get_by_role("radio")).to_have_count(3)
+    expect(page.locator("fieldset label", has_text="Difference Engines")).to_have_count(1)
+    expect(page.locator("fieldset label", has_text="Analytical Engines")).to_have_count(2)
+
 
 def test_second_factor_comes_back_to_the_app(stack, new_page):
     from tests.web.test_accounts import code_for

@@ -146,8 +146,12 @@ def choose_workspace():
             if error.code not in ("login_required", "person_token_invalid"):
                 raise
             return redirect(_return_path(request_id))
+    # Each workspace's organization, named only when they are in more than one
+    organizations = {w["id"]: (w.get("organization") or {}).get("name") for w in workspaces}
+    if len({w["organization_id"] for w in workspaces}) < 2:
+        organizations = {}
     return page("accounts/choose_workspace.html", form, client_name=described["client_name"],
-                organizations={w["organization_id"]: (w.get("organization") or {}).get("name") for w in workspaces})
+                organizations=organizations)
 
 
 MESSAGES = {
