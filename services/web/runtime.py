@@ -11,7 +11,7 @@ from flask import current_app, g, request, session
 
 from services.web.sessions import SessionStore
 from services.web.settings import Settings
-from services.web.upstream import Api, UpstreamError
+from services.web.upstream import Api, UpstreamError, UpstreamUnavailable
 
 EXTENSION = "threshold.web"
 #: Refresh this many seconds before the access token expires, so a call never carries a dying token.
@@ -38,7 +38,12 @@ class ServiceToken:
     def __call__(self) -> str:
         with self.lock:
             if self.expires_at - REFRESH_MARGIN <= time.time():
-                answer = self.identity.call("POST", "/v1/oauth/token", data=self.credentials)
+                try:
+                    answer = self.identity.call("POST", "/v1/oauth/token", data=self.credentials)
+                except UpstreamError as error:  # the operator's setting, not the person's doing
+                    current_app.logger.error("identity refused web's client credentials (WEB_CLIENT_ID, "
+                                             "WEB_CLIENT_SECRET, SERVICE_CLIENTS): %s", error.code)
+                    raise UpstreamUnavailable() from None
                 self.value, self.expires_at = answer["access_token"], time.time() + int(answer["expires_in"])
             return self.value
 

@@ -190,3 +190,15 @@ def test_second_factor_comes_back_to_the_app(stack, new_page):
     page.get_by_role("button", name="Verify").click()
     claims = shop.finish(page)
     assert claims["acr"] == "2" and "otp" in claims["amr"]
+
+
+def test_web_with_a_wrong_client_secret_says_the_service_is_unavailable_and_logs_why(stack, caplog):
+    from services.web.app import create_app
+    from services.web.settings import Settings
+
+    app = create_app(Settings.from_env({"VAR_DIR": str(stack.processes.workdir / "var"),
+                                        "IDENTITY_PUBLIC_URL": stack.identity, "WEB_CLIENT_SECRET": "not-web's-secret"}))
+    answer = app.test_client().get("/sign-in?auth_request=anything")
+    assert answer.status_code == 503 and b"not answering" in answer.data
+    assert any("WEB_CLIENT_SECRET" in r.getMessage() and "invalid_client" in r.getMessage() for r in caplog.records)
+    assert not any("not-web's-secret" in r.getMessage() for r in caplog.records)
