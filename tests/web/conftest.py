@@ -35,7 +35,7 @@ APPS = {"shop": "shop-secret-for-the-web-tests", "blog": "blog-secret-for-the-we
 class _AppPage(BaseHTTPRequestHandler):
     """A product app's redirect URI: the browser lands here with the code (the test reads the URL)."""
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         body = b'<!doctype html><html lang="en"><title>Back in the app</title><h1>Back in the app</h1></html>'
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
