@@ -98,8 +98,9 @@ def test_the_production_settings_of_env_example_are_accepted_by_every_service():
     from services.identity.settings import Settings as IdentitySettings
     from services.notifier.settings import Settings as NotifierSettings
     from services.tenancy.settings import Settings as TenancySettings
+    from services.web.settings import Settings as WebSettings
 
-    for settings in (IdentitySettings, TenancySettings, NotifierSettings):
+    for settings in (IdentitySettings, TenancySettings, NotifierSettings, WebSettings):
         assert settings.from_env(env).app_env == "production"
 
 

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.web.pages import register_pages
-from services.web.runtime import EXTENSION, Runtime
+from services.web.runtime import EXTENSION, Runtime, ServiceToken
 from services.web.sessions import ServerSessionInterface, SessionStore
 from services.web.settings import Settings
 from services.web.upstream import Api
@@ -41,8 +41,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     store = SessionStore(make_session_factory(engine), settings.secret_key, settings.session_ttl, clock)
     app.session_interface = ServerSessionInterface(store, settings.secure_cookies)
     timeout = settings.upstream_timeout
-    app.extensions[EXTENSION] = Runtime(settings, Api(settings.identity_url, timeout),
-                                        Api(settings.tenancy_url, timeout), store, clock)
+    identity = Api(settings.identity_url, timeout)
+    app.extensions[EXTENSION] = Runtime(settings, identity, Api(settings.tenancy_url, timeout), store, clock,
+                                        ServiceToken(identity, settings.client_id, settings.client_secret))
     Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0]))
     app.jinja_env.globals.update(get_locale=get_locale, product_name=settings.product_name,
                                  password_min_length=settings.password_min_length, providers=settings.providers)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import (
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import DataRequired, Email, Length
 
 EMAIL = [DataRequired(_l("Enter your email address.")), Email(_l("Enter an email address like name@example.com.")),
@@ -56,6 +63,10 @@ class NewPasswordForm(FlaskForm):
 
 class OrganizationForm(FlaskForm):
     name = StringField(_l("Organization name"), NAME)
+
+
+class ChooseWorkspaceForm(FlaskForm):
+    workspace = RadioField(_l("Workspace"), [DataRequired(_l("Choose a workspace."))], validate_choice=True)
 
 
 class WorkspaceForm(FlaskForm):

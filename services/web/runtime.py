@@ -1,6 +1,7 @@
 """What web's page handlers share for the life of the process, and the signed-in account's tokens."""
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from flask import current_app, g, request, session
 
 from services.web.sessions import ServerSession, SessionStore
 from services.web.settings import Settings
-from services.web.upstream import Api, UpstreamError
+from services.web.upstream import Api, UpstreamError, UpstreamUnavailable
 
 EXTENSION = "threshold.web"
 #: Refresh this many seconds before the access token expires, so a call never carries a dying token.
@@ -22,6 +23,32 @@ class SignedOut(Exception):
     """The page needs a signed-in account and the session has none (or identity ended it)."""
 
 
+class ServiceToken:
+    """Web's own token for identity's internal routes (client credentials, scope `auth-requests:complete`),
+    reused until REFRESH_MARGIN seconds before it expires."""
+
+    SCOPE = "auth-requests:complete"
+
+    def __init__(self, identity: Api, client_id: str, client_secret: str):
+        self.identity = identity
+        self.credentials = {"grant_type": "client_credentials", "client_id": client_id,
+                            "client_secret": client_secret, "scope": self.SCOPE}
+        self.value, self.expires_at = "", 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self.lock:
+            if self.expires_at - REFRESH_MARGIN <= time.time():
+                try:
+                    answer = self.identity.call("POST", "/v1/oauth/token", data=self.credentials)
+                except UpstreamError as error:  # the operator's setting, not the person's doing
+                    current_app.logger.error("identity refused web's client credentials (WEB_CLIENT_ID, "
+                                             "WEB_CLIENT_SECRET, SERVICE_CLIENTS): %s", error.code)
+                    raise UpstreamUnavailable() from None
+                self.value, self.expires_at = answer["access_token"], time.time() + int(answer["expires_in"])
+            return self.value
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -29,6 +56,7 @@ class Runtime:
     tenancy: Api
     store: SessionStore
     clock: Callable[[], datetime]
+    service_token: ServiceToken
 
 
 def runtime() -> Runtime:
@@ -46,6 +74,10 @@ def identity(method: str, path: str, **kwargs) -> dict:
 def tenancy(method: str, path: str, **kwargs) -> dict:
     """A tenancy call as the signed-in account (raises SignedOut when there is none)."""
     return runtime().tenancy.call(method, path, headers=_forwarded(), token=access_token(), **kwargs)
+
+
+def identity_as_service(method: str, path: str, **kwargs) -> dict:
+    return runtime().identity.call(method, path, headers=_forwarded(), token=runtime().service_token(), **kwargs)
 
 
 def identity_as_account(method: str, path: str, **kwargs) -> dict:

@@ -13,6 +13,8 @@ class Settings(config.ServiceSettings):
     identity_url: str
     identity_public_url: str
     tenancy_url: str
+    client_id: str
+    client_secret: str
     secret_key: str
     session_ttl: int
     product_name: str
@@ -43,6 +45,8 @@ class Settings(config.ServiceSettings):
             identity_url=config.url(env, "IDENTITY_INTERNAL_URL", identity_public, ("http", "https")),
             identity_public_url=identity_public,
             tenancy_url=config.url(env, "TENANCY_INTERNAL_URL", "http://127.0.0.1:8002", ("http", "https")),
+            client_id=config.text(env, "WEB_CLIENT_ID", "web"),
+            client_secret=config.secret(env, "WEB_CLIENT_SECRET", common["app_env"] == "production"),
             secret_key=config.secret(env, "SECRET_KEY", common["app_env"] == "production"),
             session_ttl=config.integer(env, "WEB_SESSION_TTL", 30 * 86400, minimum=300),
             product_name=config.text(env, "PRODUCT_NAME", "Threshold"),

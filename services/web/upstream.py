@@ -34,13 +34,13 @@ class Api:
         self.http = requests.Session()
 
     def call(self, method: str, path: str, *, json: dict | None = None, token: str | None = None,
-             headers: dict | None = None, params=None) -> dict:
+             headers: dict | None = None, params=None, data: dict | None = None) -> dict:
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"Bearer {token}"
         try:
-            response = self.http.request(method, self.base_url + path, json=json, headers=sent, params=params,
-                                         timeout=self.timeout, allow_redirects=False)
+            response = self.http.request(method, self.base_url + path, json=json, data=data, headers=sent,
+                                         params=params, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException:
             raise UpstreamUnavailable() from None
         if response.status_code < 400:

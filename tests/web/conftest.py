@@ -6,11 +6,14 @@ bus), mail into the real SMTP sink; and one Chromium for every browser test of t
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,23 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOTS = backends.ROOT / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 READY_TIMEOUT = 60.0
+#: The product apps registered at identity's OpenID Provider (OIDC_CLIENTS), with their secrets.
+APPS = {"shop": "shop-secret-for-the-web-tests", "blog": "blog-secret-for-the-web-tests"}
+
+
+class _AppPage(BaseHTTPRequestHandler):
+    """A product app's redirect URI: the browser lands here with the code (the test reads the URL)."""
+
+    def do_GET(self):
+        body = b'<!doctype html><html lang="en"><title>Back in the app</title><h1>Back in the app</h1></html>'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 class Stack:
@@ -35,6 +55,11 @@ class Stack:
         self.ports = {name: backends.free_port() for name in ("identity", "tenancy", "web")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.identity = f"http://127.0.0.1:{self.ports['identity']}"
+        self.apps = ThreadingHTTPServer(("127.0.0.1", 0), _AppPage)
+        self.app_url = f"http://127.0.0.1:{self.apps.server_address[1]}"
+        threading.Thread(target=self.apps.serve_forever, daemon=True).start()
+        clients = {name: {"client_secret": secret, "redirect_uris": [f"{self.app_url}/{name}/cb"],
+                          "name": f"The {name.title()}"} for name, secret in APPS.items()}
         passed = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
         env = {key: os.environ[key] for key in passed if key in os.environ}
         env.update({
@@ -43,7 +68,7 @@ class Stack:
             "WEB_PORT": str(self.ports["web"]), "IDENTITY_PUBLIC_URL": self.identity,
             "TENANCY_INTERNAL_URL": f"http://127.0.0.1:{self.ports['tenancy']}", "WEB_PUBLIC_URL": self.web,
             "SMTP_URL": sink.url, "IP_RATE_LIMIT_PER_MINUTE": "100000", "PROXY_HOPS": "1", "ACCESS_LOG": "0",
-            "GUNICORN_GRACEFUL_TIMEOUT": "3",
+            "GUNICORN_GRACEFUL_TIMEOUT": "3", "OIDC_CLIENTS": json.dumps(clients),
             **env,
         })
         self.processes = Processes(workdir, env)
@@ -61,6 +86,11 @@ class Stack:
         for name, port in self.ports.items():
             wait_for(lambda url=f"http://127.0.0.1:{port}/readyz": _answers(url), READY_TIMEOUT, f"{name} to be ready")
         return self
+
+    def stop(self) -> None:
+        self.processes.stop_all()
+        self.apps.shutdown()
+        self.apps.server_close()
 
     def link_in_mail(self, address: str, path: str, count: int = 1) -> str:
         """The link to web's `path` in the `count`-th mail to `address` that has one (its plain text part)."""
@@ -90,7 +120,7 @@ def stack(tmp_path_factory):
         try:
             yield running.start()
         finally:
-            running.processes.stop_all()
+            running.stop()
 
 
 @pytest.fixture
@@ -107,7 +137,7 @@ def postgres_stack(tmp_path, databases):
         try:
             yield running.start()
         finally:
-            running.processes.stop_all()
+            running.stop()
             vhost.delete()
             for url in urls.values():
                 databases.drop(url)

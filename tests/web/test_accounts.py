@@ -104,4 +104,4 @@ def test_sign_up_with_a_provider_lands_on_the_first_organization(tmp_path, live_
             page.get_by_role("button", name="Create organization").click()
             expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
         finally:
-            stack.processes.stop_all()
+            stack.stop()

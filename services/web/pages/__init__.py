@@ -8,10 +8,12 @@ from services.web.upstream import UpstreamError, UpstreamUnavailable
 
 
 def register_pages(app: Flask) -> None:
-    from services.web.pages import accounts, pwa, security, workspaces
+    from services.web.pages import accounts, auth_requests, pwa, security, workspaces
 
-    for module in (accounts, workspaces, security, pwa):
+    for module in (accounts, auth_requests, workspaces, security, pwa):
         app.register_blueprint(module.blp)
+
+    app.register_error_handler(auth_requests.Ended, auth_requests.ended_page)
 
     @app.errorhandler(SignedOut)
     def _signed_out(_error):

@@ -4,10 +4,21 @@ from __future__ import annotations
 import time
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from services.web import forms
+from services.web.pages import auth_requests
 from services.web.pages.common import (
     CSRF_MESSAGE,
     add_upstream_errors,
@@ -32,6 +43,13 @@ def _remember_next() -> None:
 
 def _after_sign_in():
     return redirect(session.pop("next", None) or url_for("workspaces.home"))
+
+
+def _signed_in(tokens: dict):
+    """A sign-in just happened (password, second factor or provider): keep it and go on."""
+    keep_tokens(tokens)
+    auth_requests.signed_in_for_request()
+    return _after_sign_in()
 
 
 @blp.route("/sign-up", methods=["GET", "POST"])
@@ -126,10 +144,20 @@ def email_verified():
 
 @blp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    _remember_next()
-    if signed_in():
-        return _after_sign_in()
-    form = forms.SignInForm(email=request.args.get("login_hint", "")[:254] or None)
+    email = request.args.get("login_hint", "")[:254] or None
+    request_id = request.args.get("auth_request")
+    if request_id is not None:  # an application's sign-in request: signed in or not, a POST checks the password
+        if request.method == "GET":
+            finished, described = auth_requests.resume(request_id)
+            if finished is not None:
+                return finished
+            email = described["login_hint"] or session.get("account", {}).get("email")
+            g.client_name = described["client_name"]
+    else:
+        _remember_next()
+        if signed_in():
+            return _after_sign_in()
+    form = forms.SignInForm(email=email)
     if not checked(form):
         return page("accounts/sign_in.html", form)
     try:
@@ -152,8 +180,7 @@ def sign_in():
     if answer.get("mfa_required"):
         session["mfa"] = answer["mfa_token"]
         return redirect(url_for(".second_factor"))
-    keep_tokens(answer)
-    return _after_sign_in()
+    return _signed_in(answer)
 
 
 @blp.get("/sign-in/with/<provider>")
@@ -178,8 +205,7 @@ def federated_finish():
     except UpstreamError:
         form.form_errors.append(_("Signing in with the provider did not work. Try again."))
         return page("accounts/federated.html", form, 400)
-    keep_tokens(tokens)
-    return _after_sign_in()
+    return _signed_in(tokens)
 
 
 def _second_factor(form, template: str):
@@ -200,8 +226,7 @@ def _second_factor(form, template: str):
         session.pop("mfa", None)
         flash(_("Your sign-in took too long or had too many wrong codes. Sign in again."))
         return redirect(url_for(".sign_in"))
-    keep_tokens(tokens)
-    return _after_sign_in()
+    return _signed_in(tokens)
 
 
 @blp.route("/sign-in/code", methods=["GET", "POST"])

@@ -59,7 +59,8 @@ def new_organization():
         except UpstreamError as error:
             add_upstream_errors(form, error)
             return page("workspaces/new_organization.html", form, **_shell(my_workspaces()))
-        return redirect(url_for(".workspace", workspace_id=created["workspace"]["id"]))
+        # `next` is where a sign-in was going (an application's sign-in request) before the first organization
+        return redirect(session.pop("next", None) or url_for(".workspace", workspace_id=created["workspace"]["id"]))
     return page("workspaces/new_organization.html", form, **_shell(my_workspaces()))
 
 
