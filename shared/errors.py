@@ -39,6 +39,17 @@ class RateLimited(DomainError):
         self.retry_after = max(1, int(retry_after))
 
 
+class DatabaseUnavailable(DomainError):
+    """The database could not be reached or dropped the connection during the request (503)."""
+
+    code = "database_unavailable"
+    message = "The database did not answer; try again shortly."
+    retry_after = 5  # seconds, sent as Retry-After: about what a restart or a failover takes
+
+    def __init__(self):
+        super().__init__(self.message)
+
+
 def problem(status: int, code: str, detail: str, title: str | None = None, errors: dict | None = None,
             headers: dict | None = None, **extra) -> Response:
     from werkzeug.http import HTTP_STATUS_CODES
@@ -103,7 +114,7 @@ class ErrorMap:
     """Maps domain error classes to HTTP statuses for one service (most specific class wins)."""
 
     def __init__(self, statuses: dict[type[DomainError], int]):
-        self.statuses = {RateLimited: 429, **statuses}
+        self.statuses = {RateLimited: 429, DatabaseUnavailable: 503, **statuses}
 
     def status_for(self, error: DomainError) -> int:
         for cls in type(error).__mro__:
@@ -137,6 +148,9 @@ def register(app: Flask, error_map: ErrorMap) -> None:
         if isinstance(error, HTTPException):
             return http_exception_problem(error)
         request_id = getattr(g, "request_id", None)
+        if database.is_unavailable(error):  # an outage passes: the pool reconnects on a later request
+            log.warning("database unavailable (request_id=%s): %s", request_id, database.describe_error(error))
+            return error_map.response(DatabaseUnavailable())
         described = database.describe_error(error)
         if described is None:
             log.exception("unhandled error (request_id=%s)", request_id)
