@@ -10,7 +10,9 @@ import logging
 import re
 import traceback
 
+from apispec import BasePlugin
 from flask import Flask, Response, g, json
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from shared import database
@@ -158,3 +160,71 @@ def register(app: Flask, error_map: ErrorMap) -> None:
             log.error("unhandled error (request_id=%s): %s\n%s", request_id, described,
                       "".join(traceback.format_tb(error.__traceback__)).rstrip())
         return problem(500, "internal_error", "Something went wrong on our side.", correlation_id=request_id)
+
+
+# --- the OpenAPI side: what the documents say about errors ---------------------------------------------
+
+class ProblemSchema(Schema):
+    """An RFC 9457 problem document: the body of every error response."""
+
+    class Meta:
+        unknown = INCLUDE  # a problem may carry members of its own (readiness `checks`, a `link_code`)
+
+    type = fields.String(required=True, metadata={"description": "`urn:threshold:problem:` and the code"})
+    title = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True, metadata={"description": "A sentence for people; may change"})
+    code = fields.String(required=True, metadata={"description": "What went wrong, a stable slug to branch on"})
+    errors = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
+        "description": "The fields refused and why, each with a list of sentences (422)"})
+    correlation_id = fields.String(metadata={"description": "The request id to quote when reporting a 500"})
+
+
+#: What every operation of a kind may answer besides what its decorators document, and why.
+GENERAL_ERRORS = {
+    "body": {400: "malformed_json: the body is not JSON text", 413: "payload_too_large",
+             422: "validation_failed, with `errors` naming each field"},
+    "parameters": {422: "validation_failed, with `errors` naming each parameter"},
+    "secured": {401: "invalid_token: missing, expired or unknown bearer token, or the wrong kind of token"},
+    "any": {503: "database_unavailable, or a service this one needs did not answer; retry after Retry-After"},
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
+                               "schema": {"type": "integer", "minimum": 1}}}
+ALWAYS_UP = ("/healthz",)  # answers from memory: no dependency, so no 503
+
+
+class ProblemDocs(BasePlugin):
+    """An apispec plugin documenting every error an operation answers as it is sent: problem+json with the
+    `Problem` schema, the general statuses (GENERAL_ERRORS) added to what the route's decorators list,
+    Retry-After on 429 and 503, and no catch-all `default` response. An error a route documents with a
+    content type of its own (an HTML page on a browser route) keeps it."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("default", None)
+            for status in list(responses):  # the decorators key them by int, OpenAPI by string
+                responses[str(status)] = responses.pop(status)
+            kinds = ["any"] if path not in ALWAYS_UP else []
+            if "requestBody" in operation:
+                kinds.append("body")
+            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+                kinds.append("parameters")
+            if operation.get("security"):
+                kinds.append("secured")
+            for kind in kinds:
+                for status, description in GENERAL_ERRORS[kind].items():
+                    responses.setdefault(str(status), {"description": description})
+            operation["responses"] = {status: self.problem_response(int(status), response) if int(status) >= 400
+                                      else response for status, response in sorted(responses.items())}
+
+    @staticmethod
+    def problem_response(status: int, documented) -> dict:
+        from werkzeug.http import HTTP_STATUS_CODES
+
+        response = dict(documented) if isinstance(documented, dict) else {}
+        response.setdefault("description", HTTP_STATUS_CODES.get(status, "Error"))
+        response.setdefault("content", {PROBLEM_JSON: {"schema": "Problem"}})  # a browser route says text/html
+        if status in (429, 503):
+            response["headers"] = {**RETRY_AFTER, **response.get("headers", {})}
+        return response

@@ -8,12 +8,21 @@ import time
 from collections.abc import Callable, Collection
 
 from flask import Flask, g, jsonify, request
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
+from marshmallow import Schema, fields
 
-from shared import errors, metrics, request_guard
+from shared import auth, errors, metrics, request_guard
 from shared.errors import ErrorMap
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class StatusSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class ReadinessSchema(StatusSchema):
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"example": {"database": "ok"}})
 
 
 class ServiceFlask(Flask):
@@ -25,7 +34,11 @@ class ServiceFlask(Flask):
 
 
 class ProblemApi(Api):
-    """flask-smorest Api whose HTTP errors are problem+json documents."""
+    """flask-smorest Api whose HTTP errors are problem+json documents, and documented as such
+    (`errors.ProblemDocs`): no catch-all `default` response with flask-smorest's own error schema."""
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
+    ERROR_SCHEMA = errors.ProblemSchema
 
     def handle_http_exception(self, error):
         return errors.http_exception_problem(error)
@@ -47,7 +60,9 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
         MAX_CONTENT_LENGTH=64 * 1024,
         JSON_SORT_KEYS=False,
     )
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [errors.ProblemDocs()]})
+    for scheme, definition in auth.SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(scheme, definition)
     errors.register(app, error_map)
     request_metrics = metrics.RequestMetrics(name)
 
@@ -84,8 +99,12 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
                                     response.status_code, time.perf_counter() - started)
         return response
 
-    @app.get("/healthz")
+    operations = Blueprint("operations", __name__, description="Health, readiness and metrics, for operators")
+
+    @operations.route("/healthz")
+    @operations.response(200, StatusSchema)
     def healthz():
+        """Liveness: the process answers"""
         return jsonify(status="ok")
 
     def ready(checks: dict[str, Callable[[], None]]):
@@ -102,20 +121,30 @@ def build_app(name: str, title: str, description: str, error_map: ErrorMap,
         failed = ", ".join(n for n, r in results.items() if r != "ok")
         return errors.problem(503, "not_ready", f"Not ready: {failed} did not answer.", checks=results)
 
-    @app.get("/readyz")
+    @operations.route("/readyz")
+    @operations.response(200, ReadinessSchema)
+    @operations.alt_response(503, description="not_ready, with `checks` naming what did not answer")
     def readyz():
+        """Readiness: every dependency (database, bus, and the notifier's consumer) answers"""
         return ready(readiness)
 
     # What a load balancer should probe: only the checks requests need (`serving`). The bus is not one of
     # them: events wait in the outbox, so a broker outage must not take every API instance out of service.
-    @app.get("/readyz/serving")
+    @operations.route("/readyz/serving")
+    @operations.response(200, ReadinessSchema)
+    @operations.alt_response(503, description="not_ready, with `checks` naming what did not answer")
     def readyz_serving():
+        """Readiness to serve requests: what a load balancer probes (the database, not the bus)"""
         return ready({name: check for name, check in readiness.items() if name in serving})
 
-    @app.get("/metrics")
+    @operations.route("/metrics")
+    @operations.response(200, {"type": "string"}, content_type="text/plain",
+                         description="Prometheus text exposition format 0.0.4")
     def metrics_endpoint():
+        """Prometheus metrics"""
         return metrics.exposition(collectors)
 
+    api.register_blueprint(operations)
     return app, api
 
 
