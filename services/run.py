@@ -47,8 +47,14 @@ def _validate() -> None:
 
     for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env):
         config.load_or_exit(loader)
-    for name, default in (("IDENTITY_PORT", 8001), ("TENANCY_PORT", 8002), ("NOTIFIER_PORT", 8003)):
-        config.load_or_exit(lambda env: config.integer(env, name, default, minimum=1, maximum=65535))
+    for service in config.PORTS:
+        config.load_or_exit(lambda env: config.port(env, service))
+
+
+def banner(env) -> str:
+    """The line printed once every process is started: where each service's interactive docs answer."""
+    return "threshold: API docs  " + "  ".join(f"{service} {config.local_url(env, service)}/docs"
+                                               for service in config.PORTS)
 
 
 def _die_with_parent() -> None:
@@ -138,9 +144,7 @@ def main() -> None:
         child = Child(name, args, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)})
         child.start()
         children.append(child)
-    print("threshold: identity http://127.0.0.1:%s  tenancy http://127.0.0.1:%s  notifier http://127.0.0.1:%s"
-          % (env.get("IDENTITY_PORT", "8001"), env.get("TENANCY_PORT", "8002"), env.get("NOTIFIER_PORT", "8003")),
-          flush=True)
+    print(banner(env), flush=True)
 
     while not stopping.is_set():
         for child in children:

@@ -55,7 +55,7 @@ def choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, 
     return value
 
 
-def url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+def url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str:
     value = text(env, name, default)
     parts = urlsplit(value)
     if parts.scheme not in schemes:
@@ -63,6 +63,25 @@ def url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...
     if parts.scheme.startswith("http") and not parts.netloc:
         raise ConfigError(name, "needs a host")
     return value.rstrip("/") if parts.scheme.startswith("http") else value
+
+
+#: The ports of the embedded default (`make run`); the URL defaults below follow them.
+PORTS = {"identity": ("IDENTITY_PORT", 8001), "tenancy": ("TENANCY_PORT", 8002), "notifier": ("NOTIFIER_PORT", 8003)}
+
+
+def port(env: Mapping[str, str], service: str) -> int:
+    name, default = PORTS[service]
+    return integer(env, name, default, minimum=1, maximum=65535)
+
+
+def local_url(env: Mapping[str, str], service: str) -> str:
+    """Where the embedded default serves `service`: loopback on its port (IDENTITY_PORT and so on)."""
+    return f"http://127.0.0.1:{port(env, service)}"
+
+
+def identity_public_url(env: Mapping[str, str]) -> str:
+    """IDENTITY_PUBLIC_URL: the base of mail links and the token issuer; by default identity on its port."""
+    return url(env, "IDENTITY_PUBLIC_URL", local_url(env, "identity"), ("http", "https"))
 
 
 def json_object(env: Mapping[str, str], name: str) -> dict:

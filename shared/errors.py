@@ -41,12 +41,18 @@ class RateLimited(DomainError):
         self.retry_after = max(1, int(retry_after))
 
 
-class DatabaseUnavailable(DomainError):
+class Unavailable(DomainError):
+    """Something this service needs did not answer: 503 with Retry-After, a fault that passes."""
+
+    code = "dependency_unavailable"
+    retry_after = 5  # seconds, sent as Retry-After: about what a restart or a failover takes
+
+
+class DatabaseUnavailable(Unavailable):
     """The database could not be reached or dropped the connection during the request (503)."""
 
     code = "database_unavailable"
     message = "The database did not answer; try again shortly."
-    retry_after = 5  # seconds, sent as Retry-After: about what a restart or a failover takes
 
     def __init__(self):
         super().__init__(self.message)
@@ -116,7 +122,7 @@ class ErrorMap:
     """Maps domain error classes to HTTP statuses for one service (most specific class wins)."""
 
     def __init__(self, statuses: dict[type[DomainError], int]):
-        self.statuses = {RateLimited: 429, DatabaseUnavailable: 503, **statuses}
+        self.statuses = {RateLimited: 429, Unavailable: 503, **statuses}
 
     def status_for(self, error: DomainError) -> int:
         for cls in type(error).__mro__:

@@ -49,7 +49,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
         app_env = config.app_env(env)
         production = app_env == "production"
-        public_url = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
+        public_url = config.identity_public_url(env)
         return cls(
             app_env=app_env,
             database_url=config.database_url(env, "IDENTITY_DATABASE_URL", "identity"),

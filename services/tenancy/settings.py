@@ -27,25 +27,30 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
-        identity_url = config.url(env, "IDENTITY_INTERNAL_URL",
-                                  config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
-                                  ("http", "https"))
+        public_url = config.identity_public_url(env)
+        production = config.app_env(env) == "production"
         return cls(
             app_env=config.app_env(env),
             database_url=config.database_url(env, "TENANCY_DATABASE_URL", "tenancy"),
             broker_url=config.broker_url(env),
             var_dir=config.var_dir(env),
-            identity_url=identity_url,
-            issuer=config.url(env, "IDENTITY_ISSUER",
-                              config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https")),
-                              ("http", "https")),
+            identity_url=config.url(env, "IDENTITY_INTERNAL_URL", public_url, ("http", "https")),
+            issuer=config.url(env, "IDENTITY_ISSUER", public_url, ("http", "https")),
             audience=config.text(env, "ACCESS_TOKEN_AUDIENCE", "threshold"),
             client_id=config.text(env, "TENANCY_CLIENT_ID", "tenancy"),
-            client_secret=config.secret(env, "TENANCY_CLIENT_SECRET", config.app_env(env) == "production"),
+            client_secret=config.secret(env, "TENANCY_CLIENT_SECRET", production),
             default_workspace_name=config.text(env, "DEFAULT_WORKSPACE_NAME", "My Workspace"),
             invitation_ttl=config.integer(env, "INVITATION_TTL", 7 * 86400, minimum=300),
-            invitation_accept_url=config.url(env, "INVITATION_ACCEPT_URL", "http://127.0.0.1:8002/invitations/accept",
-                                             ("http", "https")),
+            invitation_accept_url=_invitation_accept_url(env, production),
             invitations_per_inviter_per_hour=config.integer(env, "INVITATIONS_PER_INVITER_PER_HOUR", 20, minimum=1),
             invitations_per_workspace_per_day=config.integer(env, "INVITATIONS_PER_WORKSPACE_PER_DAY", 50, minimum=1),
         )
+
+
+def _invitation_accept_url(env: Mapping[str, str], production: bool) -> str:
+    """INVITATION_ACCEPT_URL: the product's page that accepts an invitation (it gets `?invitation=…&token=…`
+    and calls POST /v1/invitations/{id}/accept). Required in production; in development it defaults to
+    tenancy's /docs, a page that answers, where the accept operation can be tried with the token."""
+    if production:
+        return config.url(env, "INVITATION_ACCEPT_URL", None, ("http", "https"))
+    return config.url(env, "INVITATION_ACCEPT_URL", f"{config.local_url(env, 'tenancy')}/docs", ("http", "https"))
