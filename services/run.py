@@ -48,7 +48,7 @@ def _validate() -> None:
     for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env):
         config.load_or_exit(loader)
     for service in config.PORTS:
-        config.load_or_exit(lambda env: config.port(env, service))
+        config.load_or_exit(lambda env, service=service: config.port(env, service))
 
 
 def banner(env) -> str:

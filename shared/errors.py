@@ -96,12 +96,12 @@ HTTP_CODES = {
 def _flatten_validation(messages: dict) -> dict:
     """webargs nests messages by location ({"json": {"email": [...]}}); clients want {field: [...]}."""
     flat: dict = {}
-    for location, fields in messages.items():
-        if isinstance(fields, dict):
-            for field, field_messages in fields.items():
+    for location, located in messages.items():
+        if isinstance(located, dict):
+            for field, field_messages in located.items():
                 flat[field] = field_messages
         else:
-            flat[location] = fields
+            flat[location] = located
     return flat
 
 
