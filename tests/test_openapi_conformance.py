@@ -65,9 +65,8 @@ def what_was_answered(response) -> str:
     stands for the address and password rules)."""
     try:
         body = response.json()
-    except ValueError:
-        return response.headers.get("Content-Type", [""])[0] if isinstance(response.headers.get("Content-Type"), list) \
-            else str(response.headers.get("Content-Type"))
+    except ValueError:  # not JSON: an HTML page
+        return ""
     if not isinstance(body, dict):
         return ""
     for field, messages in (body.get("errors") or {}).items():
@@ -80,6 +79,23 @@ def what_was_answered(response) -> str:
 def all_checks() -> list:
     load_all_checks()
     return [check for check in CHECKS.get_all() if callable(check) and not isinstance(check, type)]
+
+
+def send_and_check(case, headers: dict, checks: list, failures: dict) -> None:
+    """Send the case, run the checks on the answer, and record each failure that ACCEPTED does not list."""
+    label = f"{case.operation.method.upper()} {case.operation.path}"
+    response = case.call(headers=headers)
+    try:
+        case.validate_response(response, checks=checks, headers=headers)
+    except (Failure, FailureGroup) as error:
+        documented = {parameter.name for parameter in case.operation.query}
+        unknown = isinstance(case.query, dict) and set(case.query) - documented
+        what = "unknown query parameter" if unknown else what_was_answered(response)
+        answer = f"{case.query} {case.body!r:.200} -> {response.status_code} {response.text[:200]}"
+        for failure in getattr(error, "exceptions", [error]):
+            name = failure.checks[0] if failure.checks else type(failure).__name__
+            if not accepted(name, label, what):
+                failures[(name, label)].append(f"{failure.title} ({answer})")
 
 
 def run(app, headers: dict, operations: set[str] | None = None) -> tuple[set[str], dict]:
@@ -98,18 +114,7 @@ def run(app, headers: dict, operations: set[str] | None = None) -> tuple[set[str
             @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
                       database=None)
             def drive(case):
-                response = case.call(headers=headers)
-                try:
-                    case.validate_response(response, checks=checks, headers=headers)
-                except (Failure, FailureGroup) as error:
-                    documented = {parameter.name for parameter in operation.query}
-                    unknown = isinstance(case.query, dict) and set(case.query) - documented
-                    what = "unknown query parameter" if unknown else what_was_answered(response)
-                    answer = f"{case.query} {case.body!r:.200} -> {response.status_code} {response.text[:200]}"
-                    for failure in getattr(error, "exceptions", [error]):
-                        name = failure.checks[0] if failure.checks else type(failure).__name__
-                        if not accepted(name, label, what):
-                            failures[(name, label)].append(f"{failure.title} ({answer})")
+                send_and_check(case, headers, checks, failures)
 
             try:
                 drive()
