@@ -254,3 +254,15 @@ def test_without_any_compose_the_tests_say_how_to_install_one(monkeypatch, tmp_p
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker, no docker-compose
     assert compose_command() is None
     assert "apt-get install docker-compose" in INSTALL_COMPOSE and "docker compose" in INSTALL_COMPOSE
+
+
+def test_the_kubernetes_config_map_gives_tenancy_its_production_urls():
+    """Production settings need INVITATION_ACCEPT_URL; the config map names it, so tenancy starts."""
+    from services.tenancy.settings import Settings as TenancySettings
+
+    [config_map] = [d for d in kubernetes_documents() if d["kind"] == "ConfigMap"]
+    env = {**config_map["data"], "TENANCY_CLIENT_SECRET": "s" * 40,
+           "TENANCY_DATABASE_URL": "postgresql+psycopg://threshold:x@postgres:5432/tenancy"}
+    settings = TenancySettings.from_env(env)
+    assert settings.invitation_accept_url == config_map["data"]["INVITATION_ACCEPT_URL"]
+    assert settings.identity_url == "http://identity:8001"
