@@ -51,6 +51,12 @@ def _validate() -> list[config.ServiceSettings]:
             for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env)]
 
 
+def banner(env) -> str:
+    """The line printed once every process is started: where each service's interactive docs answer."""
+    return "threshold: API docs  " + "  ".join(f"{service} {config.local_url(env, service)}/docs"
+                                               for service in config.PORTS)
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: get SIGTERM if the supervisor itself dies (Linux), so no process is orphaned."""
     try:
@@ -138,8 +144,7 @@ def main() -> None:
         child = Child(name, args, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)})
         child.start()
         children.append(child)
-    print(f"threshold: identity http://127.0.0.1:{identity.port}  tenancy http://127.0.0.1:{tenancy.port}  "
-          f"notifier http://127.0.0.1:{notifier.port}", flush=True)
+    print(banner(env), flush=True)
 
     while not stopping.is_set():
         for child in children:

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import copy
 import functools
 
 from flask import current_app, g, request
@@ -17,6 +18,17 @@ from shared.errors import DomainError
 from shared.jwt import TokenRejected, Verifier
 
 EXTENSION = "threshold.verifier"
+USER_SCHEME = "bearer"
+SERVICE_SCHEME = "service_token"
+#: The OpenAPI security schemes of `bearer_required` routes: a user's access token, or a service token
+#: from identity's client-credentials grant.
+SECURITY_SCHEMES = {
+    USER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                  "description": "A user's access token from POST /v1/sessions"},
+    SERVICE_SCHEME: {"type": "oauth2", "description": "A service token (JWT) for /internal routes",
+                     "flows": {"clientCredentials": {"tokenUrl": "/v1/oauth/token",
+                                                     "scopes": {"accounts:read": "Read accounts by id"}}}},
+}
 
 
 class InsufficientScope(DomainError):
@@ -49,6 +61,10 @@ def bearer_required(scope: str | None = None, service: bool = False):
             g.claims = claims
             return view(*args, **kwargs)
 
+        # flask-smorest reads an operation's documentation from `_apidoc`: declare the scheme it needs.
+        wrapper._apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))
+        security = {SERVICE_SCHEME: [scope] if scope else []} if service else {USER_SCHEME: []}
+        wrapper._apidoc.setdefault("manual_doc", {})["security"] = [security]
         return wrapper
 
     return decorate

@@ -57,7 +57,7 @@ def choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, 
     return value
 
 
-def url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+def url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str:
     value = text(env, name, default)
     parts = urlsplit(value)
     if parts.scheme not in schemes:
@@ -65,6 +65,26 @@ def url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...
     if parts.scheme.startswith("http") and not parts.netloc:
         raise ConfigError(name, "needs a host")
     return value.rstrip("/") if parts.scheme.startswith("http") else value
+
+
+#: The ports of the embedded default (`make run`); the URL defaults below follow them.
+PORTS = {"identity": ("IDENTITY_PORT", 8001), "tenancy": ("TENANCY_PORT", 8002), "notifier": ("NOTIFIER_PORT", 8003),
+         "web": ("WEB_PORT", 8000)}
+
+
+def port(env: Mapping[str, str], service: str) -> int:
+    name, default = PORTS[service]
+    return integer(env, name, default, minimum=1, maximum=65535)
+
+
+def local_url(env: Mapping[str, str], service: str) -> str:
+    """Where the embedded default serves `service`: loopback on its port (IDENTITY_PORT and so on)."""
+    return f"http://127.0.0.1:{port(env, service)}"
+
+
+def identity_public_url(env: Mapping[str, str]) -> str:
+    """IDENTITY_PUBLIC_URL: the base of mail links and the token issuer; by default identity on its port."""
+    return url(env, "IDENTITY_PUBLIC_URL", local_url(env, "identity"), ("http", "https"))
 
 
 def json_object(env: Mapping[str, str], name: str) -> dict:
@@ -139,8 +159,9 @@ class ServiceSettings:
         return self.app_env == "production"
 
     @staticmethod
-    def common(env: Mapping[str, str], service: str, port: int) -> dict:
-        """The shared fields of `service` (its <SERVICE>_DATABASE_URL and <SERVICE>_PORT), as keyword arguments."""
+    def common(env: Mapping[str, str], service: str) -> dict:
+        """The shared fields of `service` (its <SERVICE>_DATABASE_URL, and its port from PORTS), as keyword
+        arguments."""
         environment = app_env(env)
         prefix = service.upper()
         return {
@@ -150,7 +171,7 @@ class ServiceSettings:
             "bus_queue_type": choice(env, "BUS_QUEUE_TYPE", "classic", ("classic", "quorum")),
             "var_dir": var_dir(env),
             "bind_host": text(env, "BIND_HOST", "127.0.0.1"),
-            "port": integer(env, f"{prefix}_PORT", port, minimum=1, maximum=65535),
+            "port": port(env, service),
             "log_level": log_level(env),
             "log_format": choice(env, "LOG_FORMAT", "json" if environment == "production" else "text",
                                  ("json", "text")),

@@ -13,7 +13,8 @@ from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, te
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
 
@@ -122,6 +123,30 @@ def describe_error(error: BaseException | None) -> str | None:
             return ", ".join(parts)
         error = error.__cause__ or error.__context__
     return None
+
+
+# SQLSTATEs of a database that is away rather than refusing a statement: connection exceptions (class 08),
+# an administrator's shutdown or a server still starting (57P01-57P03), too many connections (53300).
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_unavailable(error: BaseException | None) -> bool:
+    """Whether `error` (or its chain) says the database could not be reached or dropped the connection:
+    a fault that passes without a restart, so the caller is told to try again (503), not a bug (500)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (DisconnectionError, PoolTimeout)):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, psycopg.OperationalError):
+            sqlstate = error.sqlstate or ""
+            return not sqlstate or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+        if isinstance(error, sqlite3.OperationalError):
+            return getattr(error, "sqlite_errorname", None) == "SQLITE_CANTOPEN"
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -10,7 +10,9 @@ import logging
 import re
 import traceback
 
+from apispec import BasePlugin
 from flask import Flask, Response, g, json
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from shared import database
@@ -39,6 +41,23 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: int, detail: str | None = None):
         super().__init__(detail)
         self.retry_after = max(1, int(retry_after))
+
+
+class Unavailable(DomainError):
+    """Something this service needs did not answer: 503 with Retry-After, a fault that passes."""
+
+    code = "dependency_unavailable"
+    retry_after = 5  # seconds, sent as Retry-After: about what a restart or a failover takes
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database could not be reached or dropped the connection during the request (503)."""
+
+    code = "database_unavailable"
+    message = "The database did not answer; try again shortly."
+
+    def __init__(self):
+        super().__init__(self.message)
 
 
 def problem(status: int, code: str, detail: str, title: str | None = None, errors: dict | None = None,
@@ -79,12 +98,12 @@ HTTP_CODES = {
 def _flatten_validation(messages: dict) -> dict:
     """webargs nests messages by location ({"json": {"email": [...]}}); clients want {field: [...]}."""
     flat: dict = {}
-    for location, fields in messages.items():
-        if isinstance(fields, dict):
-            for field, field_messages in fields.items():
+    for location, located in messages.items():
+        if isinstance(located, dict):
+            for field, field_messages in located.items():
                 flat[field] = field_messages
         else:
-            flat[location] = fields
+            flat[location] = located
     return flat
 
 
@@ -107,7 +126,7 @@ class ErrorMap:
     """Maps domain error classes to HTTP statuses for one service (most specific class wins)."""
 
     def __init__(self, statuses: dict[type[DomainError], int]):
-        self.statuses: dict[type[DomainError], int] = {RateLimited: 429, **statuses}
+        self.statuses: dict[type[DomainError], int] = {RateLimited: 429, Unavailable: 503, **statuses}
 
     def status_for(self, error: DomainError) -> int:
         for cls in type(error).__mro__:
@@ -142,6 +161,9 @@ def register(app: Flask, error_map: ErrorMap) -> None:
         if isinstance(error, HTTPException):
             return http_exception_problem(error)
         request_id = getattr(g, "request_id", None)
+        if database.is_unavailable(error):  # an outage passes: the pool reconnects on a later request
+            log.warning("database unavailable (request_id=%s): %s", request_id, database.describe_error(error))
+            return error_map.response(DatabaseUnavailable())
         described = database.describe_error(error)
         if described is None:
             log.exception("unhandled error (request_id=%s)", request_id)
@@ -149,3 +171,71 @@ def register(app: Flask, error_map: ErrorMap) -> None:
             log.error("unhandled error (request_id=%s): %s\n%s", request_id, described,
                       "".join(traceback.format_tb(error.__traceback__)).rstrip())
         return problem(500, "internal_error", "Something went wrong on our side.", correlation_id=request_id)
+
+
+# --- the OpenAPI side: what the documents say about errors ---------------------------------------------
+
+class ProblemSchema(Schema):
+    """An RFC 9457 problem document: the body of every error response."""
+
+    class Meta:
+        unknown = INCLUDE  # a problem may carry members of its own (readiness `checks`, a `link_code`)
+
+    type = fields.String(required=True, metadata={"description": "`urn:threshold:problem:` and the code"})
+    title = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True, metadata={"description": "A sentence for people; may change"})
+    code = fields.String(required=True, metadata={"description": "What went wrong, a stable slug to branch on"})
+    errors = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
+        "description": "The fields refused and why, each with a list of sentences (422)"})
+    correlation_id = fields.String(metadata={"description": "The request id to quote when reporting a 500"})
+
+
+#: What every operation of a kind may answer besides what its decorators document, and why.
+GENERAL_ERRORS = {
+    "body": {400: "malformed_json: the body is not JSON text", 413: "payload_too_large",
+             422: "validation_failed, with `errors` naming each field"},
+    "parameters": {422: "validation_failed, with `errors` naming each parameter"},
+    "secured": {401: "invalid_token: missing, expired or unknown bearer token, or the wrong kind of token"},
+    "any": {503: "database_unavailable, or a service this one needs did not answer; retry after Retry-After"},
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
+                               "schema": {"type": "integer", "minimum": 1}}}
+ALWAYS_UP = ("/healthz",)  # answers from memory: no dependency, so no 503
+
+
+class ProblemDocs(BasePlugin):
+    """An apispec plugin documenting every error an operation answers as it is sent: problem+json with the
+    `Problem` schema, the general statuses (GENERAL_ERRORS) added to what the route's decorators list,
+    Retry-After on 429 and 503, and no catch-all `default` response. An error a route documents with a
+    content type of its own (an HTML page on a browser route) keeps it."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("default", None)
+            for status in list(responses):  # the decorators key them by int, OpenAPI by string
+                responses[str(status)] = responses.pop(status)
+            kinds = ["any"] if path not in ALWAYS_UP else []
+            if "requestBody" in operation:
+                kinds.append("body")
+            if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+                kinds.append("parameters")
+            if operation.get("security"):
+                kinds.append("secured")
+            for kind in kinds:
+                for status, description in GENERAL_ERRORS[kind].items():
+                    responses.setdefault(str(status), {"description": description})
+            operation["responses"] = {status: self.problem_response(int(status), response) if int(status) >= 400
+                                      else response for status, response in sorted(responses.items())}
+
+    @staticmethod
+    def problem_response(status: int, documented) -> dict:
+        from werkzeug.http import HTTP_STATUS_CODES
+
+        response = dict(documented) if isinstance(documented, dict) else {}
+        response.setdefault("description", HTTP_STATUS_CODES.get(status, "Error"))
+        response.setdefault("content", {PROBLEM_JSON: {"schema": "Problem"}})  # a browser route says text/html
+        if status in (429, 503):
+            response["headers"] = {**RETRY_AFTER, **response.get("headers", {})}
+        return response

@@ -19,7 +19,7 @@ from jose import jwk, jws, jwt
 from jose.backends.base import Key
 from jose.exceptions import ExpiredSignatureError, JOSEError
 
-from shared.errors import DomainError
+from shared.errors import DomainError, Unavailable
 
 if TYPE_CHECKING:
     import requests
@@ -36,6 +36,16 @@ class TokenRejected(DomainError):
     code = "invalid_token"
     message = "The bearer token is missing, malformed, expired or not ours."
     bearer = True
+
+
+class KeysUnavailable(Unavailable):
+    """The issuer's key set could not be fetched, so a token signed by a key not yet known cannot be judged:
+    503 with Retry-After rather than 401, which would tell a client to throw a good token away."""
+
+    message = "The token issuer's signing keys could not be fetched; try again shortly."
+
+    def __init__(self):
+        super().__init__(self.message)
 
 
 def load_public_key(jwk_dict: dict) -> Key | None:
@@ -103,6 +113,7 @@ class JwksClient:
         self._fetch_errors = (requests.RequestException, ValueError)
         self._keys: dict[str, tuple[str, Key]] = {}
         self._fetched_at = float("-inf")
+        self._fetch_failed = False
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
@@ -113,6 +124,7 @@ class JwksClient:
         except self._fetch_errors as exc:
             log.warning("JWKS fetch from %s failed: %s", self.jwks_url, exc)
             self._fetched_at = time.monotonic()  # failed fetches count against the refetch budget too
+            self._fetch_failed = True
             return
         keys = {}
         for item in document.get("keys", []) if isinstance(document, dict) else []:
@@ -123,12 +135,17 @@ class JwksClient:
                 keys[item["kid"]] = (item["alg"], key)
         self._keys = keys
         self._fetched_at = time.monotonic()
+        self._fetch_failed = False
 
     def get(self, kid: str) -> tuple[str, Key] | None:
+        """The key with this kid; None when the issuer's key set has none; KeysUnavailable when the key
+        set could not be fetched and holds no such key."""
         with self._lock:
             age = time.monotonic() - self._fetched_at
             if age > self.cache_ttl or (kid not in self._keys and age > self.refetch_interval):
                 self._refresh()
+            if kid not in self._keys and self._fetch_failed:
+                raise KeysUnavailable()
             return self._keys.get(kid)
 
 

@@ -64,6 +64,12 @@ def _validate(value: str) -> None:
         raise ValidationError(rejected.message) from None
 
 
+#: The part of the rule JSON Schema can say, for the OpenAPI documents: no control characters.
+PATTERN = f"^[^{_CONTROL.pattern[1:-1]}]*$"
+
+
 def name_field(**kwargs) -> fields.String:
     """A marshmallow field for a chosen name: 1 to 100 characters under `check_name`."""
-    return fields.String(validate=[validate.Length(min=1, max=MAX_LENGTH), _validate], **kwargs)
+    metadata = {"pattern": PATTERN, "description": "Printable; not blank; no web address or domain name",
+                **kwargs.pop("metadata", {})}
+    return fields.String(validate=[validate.Length(min=1, max=MAX_LENGTH), _validate], metadata=metadata, **kwargs)

@@ -2,6 +2,7 @@
 the identity app with its test client, and AuthActions for the usual sign-up/verify/sign-in steps."""
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -9,7 +10,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import jsonschema_rs
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select
 from werkzeug.serving import make_server
 
@@ -231,6 +234,38 @@ def assert_problem(response, status: int, code: str) -> dict:
     body = response.get_json()
     assert body["status"] == status and body["code"] == code, body
     return body
+
+
+@functools.cache
+def published_problem_schema() -> dict:
+    """The `Problem` schema as every service's OpenAPI document publishes it."""
+    from apispec import APISpec
+    from apispec.ext.marshmallow import MarshmallowPlugin
+
+    from shared.errors import ProblemSchema
+
+    spec = APISpec("problem", "1", "3.0.3", plugins=[MarshmallowPlugin()])
+    spec.components.schema("Problem", schema=ProblemSchema)
+    return spec.to_dict()["components"]["schemas"]["Problem"]
+
+
+@pytest.fixture(autouse=True)
+def every_problem_matches_the_published_schema(monkeypatch):
+    """Every problem+json body any test receives through a Flask test client is checked against the
+    published `Problem` schema, and its `status` against the HTTP status."""
+    validator = jsonschema_rs.Draft4Validator(published_problem_schema())
+    open_request = FlaskClient.open
+
+    def open_and_check(self, *args, **kwargs):
+        response = open_request(self, *args, **kwargs)
+        if response.mimetype == "application/problem+json":
+            body = json.loads(response.get_data())
+            errors = [str(error) for error in validator.iter_errors(body)]
+            assert not errors, (body, errors)
+            assert body["status"] == response.status_code, body
+        return response
+
+    monkeypatch.setattr(FlaskClient, "open", open_and_check)
 
 
 class LiveServer:

@@ -22,15 +22,34 @@ HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003, "web": 800
 API_SERVICES = ("identity", "tenancy")  # their readiness for requests leaves the bus out
 
 
+INSTALL_COMPOSE = ("neither `docker compose` (Compose v2, the docker-compose-plugin package) nor `docker-compose` "
+                   "(Debian: sudo apt-get install docker-compose) is installed; the compose tests read the "
+                   "checked-in docker-compose.yml through it (README, \"Running the tests\")")
+
+
+def compose_command() -> list[str] | None:
+    """Compose v2 (`docker compose`) where it answers, else v1 (`docker-compose`); None when neither does."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
 @pytest.fixture(scope="module")
-def compose() -> dict:
-    """`docker-compose config` as the operator's tool resolves it, with .env.example as the environment."""
-    binary = shutil.which("docker-compose")
-    if binary is None:
+def compose_cli() -> list[str]:
+    command = compose_command()
+    if command is None:
         if backends.CI:
-            pytest.fail("docker-compose is not installed; .ci/run installs Debian's package")
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
-    result = subprocess.run([binary, "--env-file", ".env.example", "config"], cwd=ROOT, capture_output=True,
+            pytest.fail(INSTALL_COMPOSE)
+        pytest.skip(INSTALL_COMPOSE)
+    return command
+
+
+@pytest.fixture(scope="module")
+def compose(compose_cli) -> dict:
+    """`docker compose config` as the operator's tool resolves it, with .env.example as the environment."""
+    result = subprocess.run([*compose_cli, "--env-file", ".env.example", "config"], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, env={"PATH": os.environ["PATH"]})
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -80,10 +99,10 @@ def test_compose_runs_production_mode_with_secrets_supplied_not_baked(compose):
     assert set(compose["volumes"]) >= {"postgres-data", "rabbitmq-data"}
 
 
-def test_compose_refuses_to_start_without_secrets(compose, tmp_path):
+def test_compose_refuses_to_start_without_secrets(compose, compose_cli, tmp_path):
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    result = subprocess.run([shutil.which("docker-compose"), "--env-file", str(empty), "config"], cwd=ROOT,
+    result = subprocess.run([*compose_cli, "--env-file", str(empty), "config"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr or "POSTGRES_PASSWORD" in result.stderr, result.stderr
@@ -227,3 +246,29 @@ def test_identity_counts_the_proxy_in_front(compose):
                           for p in r["http"]["paths"]}
     assert all(i["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on"
                for i in ingresses)
+
+
+def test_compose_gives_tenancy_the_page_that_accepts_invitations(compose):
+    env_example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                       if line and not line.startswith("#"))
+    assert env_example["INVITATION_ACCEPT_URL"].startswith("http")
+    for name in ("tenancy", "tenancy-relay", "migrate"):
+        assert compose["services"][name]["environment"]["INVITATION_ACCEPT_URL"] == env_example["INVITATION_ACCEPT_URL"]
+
+
+def test_without_any_compose_the_tests_say_how_to_install_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker, no docker-compose
+    assert compose_command() is None
+    assert "apt-get install docker-compose" in INSTALL_COMPOSE and "docker compose" in INSTALL_COMPOSE
+
+
+def test_the_kubernetes_config_map_gives_tenancy_its_production_urls():
+    """Production settings need INVITATION_ACCEPT_URL; the config map names it, so tenancy starts."""
+    from services.tenancy.settings import Settings as TenancySettings
+
+    [config_map] = [d for d in kubernetes_documents() if d["kind"] == "ConfigMap"]
+    env = {**config_map["data"], "TENANCY_CLIENT_SECRET": "s" * 40,
+           "TENANCY_DATABASE_URL": "postgresql+psycopg://threshold:x@postgres:5432/tenancy"}
+    settings = TenancySettings.from_env(env)
+    assert settings.invitation_accept_url == config_map["data"]["INVITATION_ACCEPT_URL"]
+    assert settings.identity_url == "http://identity:8001"

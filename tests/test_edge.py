@@ -18,7 +18,7 @@ import requests
 
 from tests import backends, nginx
 from tests.processes import Processes, wait_for
-from tests.test_deploy import compose  # noqa: F401  (the compose file as docker-compose resolves it)
+from tests.test_deploy import compose, compose_cli  # noqa: F401  (the compose file as Compose resolves it)
 
 pytestmark = pytest.mark.slow
 WORKERS = 2

@@ -74,6 +74,7 @@ def production_env(databases: dict, broker_url: str, smtp_url: str, ports: dict,
         "IDENTITY_PUBLIC_URL": f"http://127.0.0.1:{public_port}",  # through nginx, as clients see it
         "IDENTITY_INTERNAL_URL": f"http://127.0.0.1:{ports['identity']}",  # tenancy calls identity directly
         "PROXY_HOPS": "1",  # nginx
+        "INVITATION_ACCEPT_URL": "https://app.example.com/invitations/accept",  # required in production
         "PASSWORD_MIN_LENGTH": "8", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "2",
         "VAR_DIR": str(tmp_path / "var"),
     }

@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.identity.api.accounts.resources import blp as accounts_blp
-from services.identity.api.common import ERROR_MAP
+from services.identity.api.common import ERROR_MAP, policy_lengths
 from services.identity.api.discovery.resources import blp as discovery_blp
 from services.identity.api.internal.resources import blp as internal_blp
 from services.identity.api.me.resources import blp as me_blp
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
                                                  settings=settings, verify=verifier.verify))
     app.extensions[auth.EXTENSION] = verifier
     app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.ma_plugin.converter.add_attribute_function(policy_lengths(settings))
     for blueprint in (accounts_blp, sessions_blp, me_blp, mfa_blp, oidc_blp, oauth_blp, internal_blp, discovery_blp,
                       op_blp):
         api.register_blueprint(blueprint)

@@ -41,9 +41,9 @@ class Settings(config.ServiceSettings):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        common = config.ServiceSettings.common(env, "identity", port=8001)
+        common = config.ServiceSettings.common(env, "identity")
         production = common["app_env"] == "production"
-        public_url = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
+        public_url = config.identity_public_url(env)
         return cls(
             **common,
             public_url=public_url,

@@ -36,7 +36,7 @@ class Settings(config.ServiceSettings):
         if "@" not in parseaddr(mail_from)[1] or any(c in mail_from for c in "\r\n"):
             raise config.ConfigError("MAIL_FROM", "must be an address such as 'Threshold <no-reply@example.com>'")
         return cls(
-            **config.ServiceSettings.common(env, "notifier", port=8003),
+            **config.ServiceSettings.common(env, "notifier"),
             smtp_url=smtp_url,
             smtp_timeout=config.integer(env, "SMTP_TIMEOUT", 10, minimum=1),
             mail_from=mail_from,

@@ -39,7 +39,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     limits = InvitationLimits(Throttle(engine, throttles, clock), settings.invitations_per_inviter_per_hour,
                               settings.invitations_per_workspace_per_day)
     app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, limits, clock)
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for blueprint in (organizations_blp, workspaces_blp, invitations_blp):
         api.register_blueprint(blueprint)
     return app

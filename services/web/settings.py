@@ -31,7 +31,7 @@ class Settings(config.ServiceSettings):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        common = config.ServiceSettings.common(env, "web", 8000)
+        common = config.ServiceSettings.common(env, "web")
         identity_public = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
         product_url = env.get("PRODUCT_URL", "").strip()
         if product_url and "{workspace_id}" not in product_url:

@@ -584,12 +584,18 @@ def test_the_verifier_keeps_working_from_its_cache_while_identity_is_down(produc
 
 
 def test_a_verifier_that_never_reached_identity_refuses_every_token(make_product, signed_in, live_server, identity):
+    """Refused as an outage (503 with Retry-After), not as a bad token (401): a client told 401 would throw
+    a good token away and sign the person out (issue 15)."""
     server = live_server(key_server_app({"keys": []}))
     url = server.url
     server.stop()  # nothing listens there any more
     product = make_product(jwks_url=f"{url}/jwks.json")
 
-    assert_rejected(product.call(signed_in.tokens["access_token"]))
+    response = product.call(signed_in.tokens["access_token"])
+    assert response.status_code == 503, (response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "dependency_unavailable" and "claims" not in response.json()
+    assert int(response.headers["Retry-After"]) >= 1
 
 
 def test_symmetric_and_private_keys_in_a_jwks_are_never_used(make_product, live_server, signed_in, identity):

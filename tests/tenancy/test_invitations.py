@@ -58,7 +58,8 @@ def test_invite_returns_the_invitation_and_records_the_mail_event(tenancy, peopl
                            "email": "grace@example.com", "inviter_name": "Ada Lovelace"})
     assert parse_time(data["expires_at"]) == clock.now + timedelta(seconds=WEEK)
     link = urlsplit(data["accept_url"])
-    assert f"{link.scheme}://{link.netloc}{link.path}" == "http://127.0.0.1:8002/invitations/accept"
+    # the default: a page that answers
+    assert f"{link.scheme}://{link.netloc}{link.path}" == "http://127.0.0.1:8002/docs"
     token = parse_qs(link.query)["token"][0]
     assert parse_qs(link.query)["invitation"] == [invitation["id"]]
     assert len(token) >= 43 and token not in response.get_data(as_text=True)

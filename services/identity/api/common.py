@@ -64,6 +64,23 @@ def password_field(**kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=1024), load_only=True, **kwargs)
 
 
+def new_password_field(**kwargs) -> fields.String:
+    """A password being chosen: the policy checks it (422); the OpenAPI documents give its lengths from the
+    same settings (`policy_lengths`)."""
+    return password_field(metadata={"password_policy": True}, **kwargs)
+
+
+def policy_lengths(settings):
+    """An apispec attribute function: the lengths of `new_password_field`s as the policy enforces them."""
+
+    def lengths(_converter, field, **_kwargs) -> dict:
+        if not field.metadata.get("password_policy"):
+            return {}
+        return {"minLength": settings.password_min_length, "maxLength": passwords.MAX_LENGTH}
+
+    return lengths
+
+
 def token_field(**kwargs) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=512), **kwargs)
 

@@ -86,6 +86,7 @@ class PasswordResetConfirm(MethodView):
     @blp.response(204)
     @blp.alt_response(400, description="token_invalid or token_expired")
     @blp.alt_response(422, description="validation_failed")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Set a new password with the token from the reset mail
 

@@ -25,7 +25,7 @@ class Me(MethodView):
         return accounts.get_account(rt.reads, g.claims["sub"])
 
     @bearer_required()
-    @blp.arguments(ProfileUpdateSchema())
+    @blp.arguments(ProfileUpdateSchema(), required=False)
     @blp.response(200, AccountSchema)
     @blp.alt_response(401, description="invalid_token")
     def patch(self, body):
@@ -41,6 +41,7 @@ class MyPassword(MethodView):
     @blp.response(204)
     @blp.alt_response(401, description="invalid_token, or invalid_credentials for a wrong current password")
     @blp.alt_response(422, description="validation_failed")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Change the password
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema
 
-from services.identity.api.common import password_field
+from services.identity.api.common import new_password_field, password_field
 from shared.names import name_field
 
 
@@ -13,4 +13,4 @@ class ProfileUpdateSchema(Schema):
 
 class PasswordChangeSchema(Schema):
     current_password = password_field(required=True)
-    new_password = password_field(required=True)
+    new_password = new_password_field(required=True)

@@ -27,6 +27,7 @@ class TotpEnrolment(MethodView):
     @blp.response(201, EnrolmentSchema)
     @blp.alt_response(401, description="invalid_token, or invalid_credentials for a wrong password")
     @blp.alt_response(409, description="mfa_already_enabled")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Start TOTP enrolment
 
@@ -46,6 +47,7 @@ class TotpConfirmation(MethodView):
     @blp.alt_response(401, description="invalid_code")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_enrolment_not_started or mfa_already_enabled")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Turn 2FA on with a code from the authenticator
 
@@ -65,6 +67,7 @@ class TotpDisable(MethodView):
     @blp.alt_response(401, description="invalid_code")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_not_enabled")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Turn 2FA off with a TOTP or recovery code
 
@@ -82,6 +85,7 @@ class RecoveryCodes(MethodView):
     @blp.alt_response(401, description="invalid_code")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_not_enabled")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Replace the recovery codes (needs a TOTP code)
 

@@ -103,7 +103,8 @@ class Authorize(MethodView):
 class Callback(MethodView):
     @blp.arguments(CallbackQuerySchema(), location="query")
     @blp.response(302)
-    @blp.alt_response(400, description="an HTML page: the sign-in cannot continue (state, cookie)")
+    @blp.alt_response(400, schema={"type": "string"}, content_type="text/html",
+                      description="an HTML page: the sign-in cannot continue (state, cookie)")
     def get(self, query, provider):
         """Where the provider sends the browser back
 
@@ -140,6 +141,7 @@ class OidcSession(MethodView):
     @blp.response(200, SignInResultSchema)
     @blp.alt_response(400, description="token_invalid or token_expired")
     @blp.alt_response(409, description="account_exists: sign in with the password, then link (link_code)")
+    @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
         """Exchange a login_code for a token pair (amr ["fed"])
 

@@ -62,7 +62,7 @@ class OrganizationById(MethodView):
         return organizations.read(runtime().uow(), caller(), organization_id)
 
     @bearer_required()
-    @blp.arguments(RenameSchema())
+    @blp.arguments(RenameSchema(), required=False)
     @blp.response(200, OrganizationSchema)
     @blp.alt_response(403, description="forbidden: owners and admins only")
     @blp.alt_response(404, description="not_found")

@@ -57,7 +57,7 @@ class WorkspaceById(MethodView):
         return workspaces.read(runtime().uow(), caller(), workspace_id)
 
     @bearer_required()
-    @blp.arguments(RenameSchema())
+    @blp.arguments(RenameSchema(), required=False)
     @blp.response(200, WorkspaceSchema)
     @blp.alt_response(403, description="forbidden: owners and admins only")
     @blp.alt_response(404, description="not_found")
