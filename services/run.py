@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from shared import config
 
@@ -41,20 +42,23 @@ def restart_delay(previous: float | None, uptime: float) -> float:
     return min(previous * 2, MAX_RESTART_DELAY)
 
 
-def _validate() -> list[config.ServiceSettings]:
+def _validate() -> list[Any]:
     """Every service's settings, or one line and exit 2 before anything is migrated or started."""
     from services.identity.settings import Settings as IdentitySettings
     from services.notifier.settings import Settings as NotifierSettings
     from services.tenancy.settings import Settings as TenancySettings
+    from services.web.settings import Settings as WebSettings
 
-    return [config.load_or_exit(loader)
-            for loader in (IdentitySettings.from_env, TenancySettings.from_env, NotifierSettings.from_env)]
+    return [config.load_or_exit(loader) for loader in (IdentitySettings.from_env, TenancySettings.from_env,
+                                                       NotifierSettings.from_env, WebSettings.from_env)]
 
 
-def banner(env) -> str:
-    """The line printed once every process is started: where each service's interactive docs answer."""
-    return "threshold: API docs  " + "  ".join(f"{service} {config.local_url(env, service)}/docs"
-                                               for service in config.PORTS)
+def banner(env, sign_up: str) -> str:
+    """The lines printed once every process is started: the sign-up page, and where each API's interactive
+    docs answer."""
+    return (f"threshold: open {sign_up}\n"
+            + "threshold: API docs  " + "  ".join(f"{service} {config.local_url(env, service)}/docs"
+                                                  for service in ("identity", "tenancy", "notifier")))
 
 
 def _die_with_parent() -> None:
@@ -121,7 +125,7 @@ class Child:
 
 
 def main() -> None:
-    identity, tenancy, notifier = _validate()
+    identity, _tenancy, _notifier, web = _validate()
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("WEB_CONCURRENCY", "2")
@@ -144,7 +148,7 @@ def main() -> None:
         child = Child(name, args, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_root / metrics_group)})
         child.start()
         children.append(child)
-    print(banner(env), flush=True)
+    print(banner(env, f"{web.public_url}/sign-up"), flush=True)
 
     while not stopping.is_set():
         for child in children:

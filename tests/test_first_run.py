@@ -60,11 +60,12 @@ def test_the_default_invitation_link_opens_a_page(tenancy):
     assert response.status_code == 200 and response.mimetype == "text/html"
 
 
-def test_the_start_banner_prints_the_docs_of_each_service_on_its_port(identity_app, tenancy):
+def test_the_start_banner_prints_the_sign_up_page_and_the_docs_of_each_service_on_its_port(identity_app, tenancy):
     from services.run import banner
 
-    urls = re.findall(r"http://\S+", banner(PORTS))
-    assert urls == ["http://127.0.0.1:9101/docs", "http://127.0.0.1:9102/docs", "http://127.0.0.1:9103/docs"]
+    urls = re.findall(r"http://\S+", banner(PORTS, "http://127.0.0.1:9100/sign-up"))
+    assert urls == ["http://127.0.0.1:9100/sign-up", "http://127.0.0.1:9101/docs", "http://127.0.0.1:9102/docs",
+                    "http://127.0.0.1:9103/docs"]
     for client in (identity_app.test_client(), tenancy):  # and what they point at answers
         assert client.get("/docs").status_code == 200
 

@@ -266,7 +266,7 @@ def test_load_or_exit_prints_one_line_and_exits_2(capsys):
     assert config.load_or_exit(lambda env: env["X"], {"X": "ok"}) == "ok"
 
 
-@pytest.mark.parametrize("service", ["identity", "tenancy", "notifier"])
+@pytest.mark.parametrize("service", ["identity", "tenancy", "notifier", "web"])
 def test_every_service_reads_the_shared_settings_the_same_way(service, tmp_path):
     settings_class = importlib.import_module(f"services.{service}.settings").Settings
     prefix = service.upper()
@@ -281,7 +281,8 @@ def test_every_service_reads_the_shared_settings_the_same_way(service, tmp_path)
     assert settings.database_url == "postgresql+psycopg://db/x" and settings.broker_url == "memory://"
     assert settings.var_dir == tmp_path and not settings.production
     production = settings_class.from_env({**env, "APP_ENV": "production", "SECRET_KEY": GOOD_SECRET,
-                                          "TENANCY_CLIENT_SECRET": GOOD_SECRET,
+                                          "TENANCY_CLIENT_SECRET": GOOD_SECRET, "WEB_CLIENT_SECRET": GOOD_SECRET,
+                                          "INVITATION_ACCEPT_URL": "https://app.example.com/join",
                                           "TOTP_ENCRYPTION_KEYS": "cHJvZHVjdGlvbi1vbmx5LXRvdHAta2V5LTEyMzQ1Njc="})
     assert production.production and production.log_format == "json"
 
