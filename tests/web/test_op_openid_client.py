@@ -34,7 +34,7 @@ def account_id(stack, address: str) -> str:
 
 
 @pytest.mark.parametrize("app", ["shop", PUBLIC_APP])  # client_secret_basic, then a public client (PKCE only)
-def test_openid_client_signs_a_person_in_through_the_hosted_pages(stack, new_page, openid_client, app):
+def test_openid_client_signs_a_person_in_through_the_hosted_pages(openid_client, stack, new_page, app):
     page = new_page()
     address = unique_address()
     sign_up(page, stack, address)
