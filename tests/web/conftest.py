@@ -30,6 +30,8 @@ PASSWORD = "correct horse battery"
 READY_TIMEOUT = 60.0
 #: The product apps registered at identity's OpenID Provider (OIDC_CLIENTS), with their secrets.
 APPS = {"shop": "shop-secret-for-the-web-tests", "blog": "blog-secret-for-the-web-tests"}
+#: A public app registered there too (a browser or native app: no secret, PKCE S256 required).
+PUBLIC_APP = "notes"
 
 
 class _AppPage(BaseHTTPRequestHandler):
@@ -60,6 +62,8 @@ class Stack:
         threading.Thread(target=self.apps.serve_forever, daemon=True).start()
         clients = {name: {"client_secret": secret, "redirect_uris": [f"{self.app_url}/{name}/cb"],
                           "name": f"The {name.title()}"} for name, secret in APPS.items()}
+        clients[PUBLIC_APP] = {"token_endpoint_auth_method": "none", "name": f"The {PUBLIC_APP.title()}",
+                               "redirect_uris": [f"{self.app_url}/{PUBLIC_APP}/cb"]}
         passed = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
         env = {key: os.environ[key] for key in passed if key in os.environ}
         env.update({

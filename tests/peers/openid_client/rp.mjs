@@ -1,5 +1,5 @@
 // A relying party built on panva's openid-client, driven step by step by the Python test.
-//   node rp.mjs authorize '{"issuer", "client_id", "client_secret", "redirect_uri", "scope", "state", "nonce", "verifier"}'
+//   node rp.mjs authorize '{"issuer", "client_id", "client_secret"?, "redirect_uri", "scope", "state", "nonce", "verifier"}'
 //     prints {"url"}: the authorization URL openid-client builds from the discovery document
 //   node rp.mjs callback '{... same, "callback_url"}'
 //     prints {"claims", "userinfo", "refreshed"}: the verified ID token, UserInfo, and a refresh if one came
@@ -7,9 +7,11 @@ import * as client from 'openid-client'
 
 const [, , step, raw] = process.argv
 const input = JSON.parse(raw)
-// The client is registered for client_secret_basic; openid-client form-encodes id and secret (RFC 6749 2.3.1).
-const config = await client.discovery(new URL(input.issuer), input.client_id, undefined,
-  client.ClientSecretBasic(input.client_secret), { execute: [client.allowInsecureRequests] }) // loopback http: tests only
+// With a client_secret the client is registered for client_secret_basic (openid-client form-encodes id and
+// secret, RFC 6749 2.3.1); without one it is a public client (token_endpoint_auth_method none, PKCE only).
+const auth = input.client_secret === undefined ? client.None() : client.ClientSecretBasic(input.client_secret)
+const config = await client.discovery(new URL(input.issuer), input.client_id, undefined, auth,
+  { execute: [client.allowInsecureRequests] }) // loopback http: tests only
 
 if (step === 'authorize') {
   const url = client.buildAuthorizationUrl(config, {

@@ -1,0 +1,1 @@
+"""Relying parties nobody here wrote, run as separate programs by the tests (node and its npm packages)."""
