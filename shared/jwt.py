@@ -2,7 +2,8 @@
 
 Verification follows RFC 8725: the algorithm list is ours, never the token's; the key is chosen by
 `kid` among the issuer's published keys (symmetric keys are never accepted from a JWKS); issuer,
-audience, expiry, issued-at and subject are required; `jku`, `x5u` and `jwk` headers are ignored.
+audience, expiry, issued-at and subject are required, and an `iat` later than now plus the leeway is
+refused (as PyJWT does); `jku`, `x5u` and `jwk` headers are ignored.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jose import jwk, jws, jwt
@@ -30,6 +32,7 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 ID_TOKEN_TYPE = "JWT"  # OpenID Connect ID tokens: RPs expect "JWT" or nothing (RFC 9068 "at+jwt" is for access tokens)
 ASYMMETRIC_KEY_TYPES = ("EC", "RSA")
 MAX_LEEWAY = 60
+WALL_CLOCK = partial(datetime.now, UTC)  # shared.database.utcnow would load SQLAlchemy into every product service
 
 
 class TokenRejected(DomainError):
@@ -157,15 +160,18 @@ class Verifier:
     is accepted again only while it has not expired and its `kid` still gives the very key that
     verified it: a key that leaves the key set takes its tokens with it. The remembered entry is the
     exact token string, so nothing but a byte-identical token ever hits it; failures are never kept.
+    A remembered token's `iat` is checked again against the clock, like its expiry.
     """
 
     def __init__(self, key_source: Callable[[str], tuple[str, Key] | None], issuer: str, audience: str | Iterable[str],
                  algorithms: Iterable[str] = ("ES256",), leeway: int = 30, token_type: str | None = ACCESS_TOKEN_TYPE,
-                 cache_size: int = 1024, expired_ok: bool = False):
+                 cache_size: int = 1024, expired_ok: bool = False,
+                 clock: Callable[[], datetime] = WALL_CLOCK):
         """`token_type=None` skips the `typ` check (ID tokens from OpenID providers carry none, or "JWT");
         `cache_size=0` verifies every token from scratch (one-time tokens gain nothing from the cache);
         `expired_ok=True` (with `cache_size=0`) takes an expired token, for hints such as a logout's
-        `id_token_hint`, which name someone and authorize nothing."""
+        `id_token_hint`, which name someone and authorize nothing. `clock` is the service's clock, which
+        an `iat` may not be later than (plus the leeway)."""
         if expired_ok and cache_size:
             raise ValueError("expired_ok needs cache_size=0")
         if not 0 <= leeway <= MAX_LEEWAY:
@@ -178,7 +184,8 @@ class Verifier:
         self.token_type = token_type
         self.cache_size = cache_size
         self.expired_ok = expired_ok
-        self._verified: OrderedDict[str, tuple[dict, str, Key, int]] = OrderedDict()
+        self.clock = clock
+        self._verified: OrderedDict[str, tuple[dict, str, Key, int, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -196,17 +203,18 @@ class Verifier:
             if entry is not None:
                 self._verified.move_to_end(token)
         if entry is not None:
-            claims, kid, key, expires = entry
+            claims, kid, key, expires, issued = entry
             found = self.key_source(kid)
             # Expired exactly when python-jose would say so: exp before now (whole seconds) minus the leeway.
-            if found is not None and found[1] is key and expires >= int(time.time()) - self.leeway:
+            if found is not None and found[1] is key and expires >= int(time.time()) - self.leeway \
+                    and not self._issued_in_future(issued):
                 return dict(claims)
             with self._lock:
                 self._verified.pop(token, None)
         claims, kid, key = self._verify_signed(token)
         with self._lock:
-            # python-jose accepted int(exp), so it is a number here whatever its JSON type was.
-            self._verified[token] = (claims, kid, key, int(claims["exp"]))
+            # python-jose accepted int(exp) and int(iat), so they are numbers here whatever their JSON types were.
+            self._verified[token] = (claims, kid, key, int(claims["exp"]), int(claims["iat"]))
             if len(self._verified) > self.cache_size:
                 self._verified.popitem(last=False)
         return dict(claims)
@@ -245,9 +253,16 @@ class Verifier:
                              "require_iss": True, "leeway": self.leeway, "verify_at_hash": False,
                              "verify_exp": not self.expired_ok},
                 )
-                return claims, kid, key
             except ExpiredSignatureError:
                 raise TokenRejected("The token has expired.") from None
             except (JOSEError, TypeError, OverflowError) as exc:  # python-jose lets int(None) or int(inf) escape
                 last_error = exc
+                continue
+            # python-jose only checks that iat is a number; a token from the future is refused here.
+            if self._issued_in_future(int(claims["iat"])):
+                raise TokenRejected("The token was issued in the future.")
+            return claims, kid, key
         raise TokenRejected(f"The token is not valid: {last_error}.")
+
+    def _issued_in_future(self, issued: int) -> bool:
+        return issued > self.clock().timestamp() + self.leeway

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
             raise NoSigningKey(f"OIDC client {client.client_id!r} asks for {client.id_token_signed_response_alg} ID "
                                f"tokens and there is no such key: run `python -m services.identity migrate`")
     reads = Reads(autocommit_engine)
-    verifier = Verifier(keys.verifying_key, settings.issuer, settings.audience)
+    verifier = Verifier(keys.verifying_key, settings.issuer, settings.audience, clock=clock)
     app.extensions[EXTENSION] = Runtime(settings, engine, reads, Rotations(autocommit_engine),
                                         session_factory, keys, Throttle(engine, throttles, clock, autocommit_engine),
                                         clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers),

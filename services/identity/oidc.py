@@ -249,6 +249,7 @@ class Provider:
         supported = self.discovery().get("id_token_signing_alg_values_supported", ["RS256"])
         algorithms = [alg for alg in ID_TOKEN_ALGORITHMS if alg in supported] or ["RS256"]
         assert self._jwks is not None  # discovery() sets it
+        # The wall clock (the default), not identity's: the provider dates its tokens by its own real clock.
         verifier = jwt.Verifier(self._jwks.get, self.config.issuer, self.config.client_id, algorithms=algorithms,
                                 token_type=None, cache_size=0)  # built per ID token: nothing to remember
         try:

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
     }, collectors=[BacklogCollector(engine, outbox, "tenancy")], settings=settings)
     jwks = JwksClient(f"{settings.identity_url}/.well-known/jwks.json")
-    app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience)
+    app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience, clock=clock)
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)
     limits = InvitationLimits(Throttle(engine, throttles, clock), settings.invitations_per_inviter_per_hour,
                               settings.invitations_per_workspace_per_day)

@@ -33,6 +33,8 @@ from shared import auth as shared_auth
 from shared.errors import ErrorMap
 from shared.jwt import MAX_LEEWAY, JwksClient, TokenRejected, Verifier, load_public_key, sign
 from shared.service_app import build_app
+from tests.conftest import bearer
+from tests.tenancy.conftest import identity_server, make_tenancy_app, tenancy_app, tenancy_db  # noqa: F401
 
 AUDIENCE = "threshold"
 JWKS_PATH = "/.well-known/jwks.json"
@@ -714,6 +716,97 @@ def test_a_verifier_with_cache_size_zero_remembers_nothing(own_key):
     del own_key.keys[own_key.kid]
     with pytest.raises(TokenRejected):
         verifier.verify(token)
+
+
+# --- issued in the future -------------------------------------------------------------------------
+# PyJWT refuses a token whose `iat` is later than now plus the leeway; python-jose only checks that it
+# is a number. "Now" is the service's own clock (the test clock here), so tests that move it keep working.
+
+LEEWAY = 30  # the verifier's default
+
+
+def test_the_default_leeway_is_thirty_seconds():
+    assert Verifier(lambda kid: None, issuer=ISSUER, audience=AUDIENCE).leeway == LEEWAY
+
+
+@pytest.mark.parametrize("leeway", [0, LEEWAY, MAX_LEEWAY])
+@pytest.mark.parametrize("cache_size", [0, 1024])
+def test_a_token_issued_beyond_the_leeway_in_the_future_is_refused(own_key, clock, leeway, cache_size):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, leeway=leeway, cache_size=cache_size,
+                        clock=clock)
+    now = int(clock.now.timestamp())
+
+    with pytest.raises(TokenRejected, match="issued in the future"):
+        verifier.verify(own_key.token(iat=now + leeway + 1, exp=now + 900))
+    assert verifier.remembered == 0
+
+
+@pytest.mark.parametrize("ahead", [-1, 0])
+@pytest.mark.parametrize("leeway", [0, LEEWAY, MAX_LEEWAY])
+def test_a_token_issued_within_the_leeway_in_the_future_is_accepted(own_key, clock, leeway, ahead):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, leeway=leeway, clock=clock)
+    now = int(clock.now.timestamp())
+
+    assert verifier.verify(own_key.token(iat=now + leeway + ahead, exp=now + 900))["sub"] == "someone"
+
+
+def test_a_refused_future_token_is_accepted_once_its_time_has_come(own_key, clock):
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    now = int(clock.now.timestamp())
+    token = own_key.token(iat=now + LEEWAY + 1, exp=now + 900)
+    with pytest.raises(TokenRejected, match="issued in the future"):
+        verifier.verify(token)
+
+    clock.advance(1)
+    assert verifier.verify(token)["sub"] == "someone"
+
+
+def test_a_remembered_token_is_refused_when_the_clock_goes_back_before_its_iat(own_key, clock):
+    """The remembered verdict does not outlive the `iat` check: a host clock stepped back (NTP) makes
+    a remembered token from the future as unacceptable as a new one."""
+    verifier = Verifier(own_key.source, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+    now = int(clock.now.timestamp())
+    token = own_key.token(iat=now + LEEWAY, exp=now + 900)
+    assert verifier.verify(token)["sub"] == "someone"
+    assert verifier.verify(token)["sub"] == "someone"  # now from memory
+    assert verifier.remembered == 1
+
+    clock.advance(-1)
+    with pytest.raises(TokenRejected, match="issued in the future"):
+        verifier.verify(token)
+    assert verifier.remembered == 0
+
+
+def forged_at(identity_app, signed_in, issued: int) -> str:
+    """An access token of `signed_in` signed with identity's real key, issued at `issued`."""
+    key = identity_app.extensions["threshold.identity"].keys.signing_key()
+    claims = dict(signed_in.claims, iat=issued, exp=issued + 900)
+    return compact({"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}, claims, key.signing.sign)
+
+
+@pytest.fixture
+def organizations(tenancy_app, live_server):
+    """Tenancy's GET /v1/organizations over real HTTP, with a token."""
+    url = f"{live_server(tenancy_app).url}/v1/organizations"
+    return lambda token: requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def test_tenancy_refuses_a_token_issued_beyond_the_leeway_in_the_future(organizations, identity_app, signed_in,
+                                                                        clock):
+    now = int(clock.now.timestamp())
+
+    body = assert_rejected(organizations(forged_at(identity_app, signed_in, now + LEEWAY + 1)))
+    assert "issued in the future" in body["detail"]
+    assert organizations(forged_at(identity_app, signed_in, now + LEEWAY - 1)).status_code == 200
+
+
+def test_identity_and_tenancy_take_tokens_minted_after_the_test_clock_moved_on(organizations, client, auth, clock):
+    """Both services judge `iat` by the clock they were built with, the one identity mints by."""
+    clock.advance(3600)
+    _account, tokens = auth.verified_account()
+
+    assert organizations(tokens["access_token"]).status_code == 200
+    assert client.get("/v1/me", headers=bearer(tokens)).status_code == 200
 
 
 # --- the cryptography backend ---------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_a_service_that_cached_the_old_key_set_accepts_tokens_of_the_new_key(aut
     server = live_server(identity_app)
     issuer = identity_app.extensions["threshold.identity"].settings.issuer
     jwks = JwksClient(f"{server.url}/.well-known/jwks.json", refetch_interval=1)
-    verifier = Verifier(jwks.get, issuer=issuer, audience="threshold")
+    verifier = Verifier(jwks.get, issuer=issuer, audience="threshold", clock=clock)  # the service shares the clock
     account, before = auth.verified_account()
     assert verifier.verify(before["access_token"])["sub"] == account["id"]
 
