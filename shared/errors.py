@@ -47,6 +47,7 @@ class Unavailable(DomainError):
     """Something this service needs did not answer: 503 with Retry-After, a fault that passes."""
 
     code = "dependency_unavailable"
+    message = "A service this one needs did not answer; try again shortly."
     retry_after = 5  # seconds, sent as Retry-After: about what a restart or a failover takes
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema_rs
@@ -17,6 +18,8 @@ from sqlalchemy import create_engine, select
 from werkzeug.serving import make_server
 
 from tests import backends
+
+CHROMIUM = "/usr/bin/chromium"
 
 
 class Clock:
@@ -307,3 +310,19 @@ def pytest_collection_modifyitems(items):
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgres":
             item.add_marker(pytest.mark.postgres)  # also where a test picks the backend itself
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, one per test worker for every page test (Playwright's sync API allows one driver
+    per thread, so a second launch in the same worker would fail)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        if backends.CI:
+            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()

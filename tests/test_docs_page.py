@@ -3,28 +3,12 @@ operations in headless Chromium with every request that is not to loopback refus
 Content-Security-Policy (no 'unsafe-inline' script)."""
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
-
-import pytest
-from playwright import sync_api as playwright
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def test_docs_renders_the_operations_with_no_network(identity_app, live_server, browser):
     server = live_server(identity_app)
-    page = browser.new_page()
+    page = browser.new_page()  # the session's Chromium (tests/conftest.py)
     refused, problems = [], []
 
     def loopback_only(route):

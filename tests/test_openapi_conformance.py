@@ -57,6 +57,26 @@ ACCEPTED: dict[tuple[str, str, str], str] = {
         "The password policy also refuses common passwords and the account's own address: not expressible.",
     ("positive_data_acceptance", "GET /v1/oidc/{provider}/callback", "*"):
         "A browser route: without the sign-in's cookie every answer is the HTML error page (documented).",
+    ("positive_data_acceptance", "GET /oauth2/authorize", "*"):
+        "An OpenID Provider route whose parameters are checked against the client registry (client_id, "
+        "redirect_uri, PKCE, id_token_hint): no document can list registered clients, so a generated request is "
+        "refused with the protocol's documented answer (an HTML page, or RFC 6749 JSON).",
+    ("positive_data_acceptance", "POST /oauth2/authorize", "*"):
+        "An OpenID Provider route whose parameters are checked against the client registry (client_id, "
+        "redirect_uri, PKCE, id_token_hint): no document can list registered clients, so a generated request is "
+        "refused with the protocol's documented answer (an HTML page, or RFC 6749 JSON).",
+    ("positive_data_acceptance", "GET /oauth2/logout", "*"):
+        "An OpenID Provider route whose parameters are checked against the client registry (client_id, "
+        "redirect_uri, PKCE, id_token_hint): no document can list registered clients, so a generated request is "
+        "refused with the protocol's documented answer (an HTML page, or RFC 6749 JSON).",
+    ("positive_data_acceptance", "POST /oauth2/logout", "*"):
+        "An OpenID Provider route whose parameters are checked against the client registry (client_id, "
+        "redirect_uri, PKCE, id_token_hint): no document can list registered clients, so a generated request is "
+        "refused with the protocol's documented answer (an HTML page, or RFC 6749 JSON).",
+    ("positive_data_acceptance", "POST /oauth2/token", "*"):
+        "An OpenID Provider route whose parameters are checked against the client registry (client_id, "
+        "redirect_uri, PKCE, id_token_hint): no document can list registered clients, so a generated request is "
+        "refused with the protocol's documented answer (an HTML page, or RFC 6749 JSON).",
     ("negative_data_rejection", "*", "unknown query parameter"):
         "Query parameters a route does not take are ignored, as HTTP APIs do (a cache-buster, a tracker).",
     ("not_a_server_error", "GET /readyz", "not_ready"):

@@ -23,7 +23,6 @@ from tests import backends
 from tests.processes import Processes, wait_for
 from tests.smtp_sink import SmtpSink
 
-CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SCREENSHOTS = backends.ROOT / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
@@ -145,20 +144,6 @@ def postgres_stack(tmp_path, databases):
             vhost.delete()
             for url in urls.values():
                 databases.drop(url)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        if backends.CI:
-            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

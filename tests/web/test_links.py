@@ -14,7 +14,8 @@ def test_identity_links_use_web_public_url_when_it_is_set(tmp_path):
 
 def test_tenancy_invitation_link_uses_web_public_url_unless_set_explicitly(tmp_path):
     env = {"VAR_DIR": str(tmp_path)}
-    assert TenancySettings.from_env(env).invitation_accept_url == "http://127.0.0.1:8002/invitations/accept"
+    # without the hosted pages: tenancy's /docs, a page that answers (issue 15)
+    assert TenancySettings.from_env(env).invitation_accept_url == "http://127.0.0.1:8002/docs"
     web = {**env, "WEB_PUBLIC_URL": "https://accounts.example.com"}
     assert TenancySettings.from_env(web).invitation_accept_url == "https://accounts.example.com/invitations/accept"
     explicit = {**web, "INVITATION_ACCEPT_URL": "https://app.example.com/join"}

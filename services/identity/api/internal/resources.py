@@ -91,6 +91,7 @@ class CompleteAuthRequest(MethodView):
     @blp.arguments(CompleteAuthRequestSchema())
     @blp.response(200, RedirectSchema)
     @blp.alt_response(400, description="person_token_invalid or auth_request_expired")
+    @blp.alt_response(404, description="no such request")
     @blp.alt_response(409, description="login_required (sign in again), workspace_required, auth_request_completed")
     def post(self, body, request_id):
         """Complete an authorization request for the signed-in person (their access token in the body);
@@ -105,6 +106,9 @@ class RefuseAuthRequest(MethodView):
     @bearer_required(scope=AUTH_REQUESTS_SCOPE, service=True)
     @blp.arguments(RefuseAuthRequestSchema())
     @blp.response(200, RedirectSchema)
+    @blp.alt_response(400, description="auth_request_expired")
+    @blp.alt_response(404, description="no such request")
+    @blp.alt_response(409, description="auth_request_completed")
     def post(self, body, request_id):
         """End an authorization request without a sign-in (e.g. `login_required` for prompt=none)"""
         rt = runtime()

@@ -53,10 +53,19 @@ def _browser(outcome) -> BaseResponse:
     return page("pages/oidc_error.html", 400, title="Sign-in did not work", message=outcome.message)
 
 
+#: How the protocol's own answers are documented: the browser routes' error page is HTML, and the back-channel
+#: routes answer in RFC 6749's JSON (`{"error", "error_description"}`), not problem+json (CONTRACT).
+HTML_PAGE = {"schema": {"type": "string"}, "content_type": "text/html"}
+OAUTH_ERROR = {"schema": {"type": "object", "properties": {"error": {"type": "string"},
+                                                         "error_description": {"type": "string"}}},
+               "content_type": "application/json"}
+
+
 @blp.route("/authorize", methods=["GET", "POST"])
 class Authorize(MethodView):
     @blp.response(302)
-    @blp.alt_response(400, description="an HTML page: unknown client or unregistered redirect_uri")
+    @blp.alt_response(200, description="the page of an error that cannot go to the client", **HTML_PAGE)
+    @blp.alt_response(400, description="an HTML page: unknown client or unregistered redirect_uri", **HTML_PAGE)
     def get(self):
         """Authorization endpoint (OpenID Connect, code flow with PKCE)
 
@@ -67,6 +76,7 @@ class Authorize(MethodView):
         return _browser(rt.provider.authorize(rt.uow(), http=http_request(), now=rt.clock()))
 
     @blp.response(302)
+    @blp.alt_response(400, description="an HTML page: unknown client or unregistered redirect_uri", **HTML_PAGE)
     def post(self):
         """Authorization endpoint, form-posted (OpenID Connect Core 3.1.2.1)"""
         return self.get()
@@ -75,8 +85,9 @@ class Authorize(MethodView):
 @blp.route("/token", methods=["POST"])
 class Token(MethodView):
     @blp.response(200)
-    @blp.alt_response(400, description="RFC 6749 error JSON: invalid_grant, invalid_request, ...")
-    @blp.alt_response(401, description="invalid_client (WWW-Authenticate: Basic)")
+    @blp.alt_response(400, description="RFC 6749 error JSON: invalid_grant, invalid_request, ...", **OAUTH_ERROR)
+    @blp.alt_response(401, description="invalid_client (WWW-Authenticate: Basic)", **OAUTH_ERROR)
+    @blp.alt_response(429, description="slow_down: too many wrong client secrets (Retry-After)", **OAUTH_ERROR)
     def post(self):
         """Token endpoint: authorization_code, refresh_token (rotated) and client_credentials"""
         rt = runtime()
@@ -118,6 +129,9 @@ def _service_token() -> Response:
 @blp.route("/revoke", methods=["POST"])
 class Revoke(MethodView):
     @blp.response(200)
+    @blp.alt_response(400, description="RFC 6749 error JSON: invalid_request, unsupported_token_type", **OAUTH_ERROR)
+    @blp.alt_response(401, description="invalid_client (WWW-Authenticate: Basic)", **OAUTH_ERROR)
+    @blp.alt_response(429, description="slow_down: too many wrong client secrets (Retry-After)", **OAUTH_ERROR)
     def post(self):
         """Token revocation (RFC 7009): revokes the grant the token belongs to"""
         rt = runtime()
@@ -127,7 +141,9 @@ class Revoke(MethodView):
 @blp.route("/introspect", methods=["POST"])
 class Introspect(MethodView):
     @blp.response(200)
-    @blp.alt_response(401, description="invalid_client: a public client, or wrong credentials")
+    @blp.alt_response(400, description="RFC 6749 error JSON: invalid_request", **OAUTH_ERROR)
+    @blp.alt_response(401, description="invalid_client: a public client, or wrong credentials", **OAUTH_ERROR)
+    @blp.alt_response(429, description="slow_down: too many wrong client secrets (Retry-After)", **OAUTH_ERROR)
     def post(self):
         """Token introspection (RFC 7662), for confidential clients about their own tokens"""
         rt = runtime()
@@ -155,8 +171,9 @@ class UserInfo(MethodView):
 @blp.route("/logout", methods=["GET", "POST"])
 class Logout(MethodView):
     @blp.response(302)
+    @blp.alt_response(200, description="an HTML page: you are signed out", **HTML_PAGE)
     @blp.alt_response(400, description="an HTML page: no valid id_token_hint, or an unregistered "
-                                       "post_logout_redirect_uri")
+                                       "post_logout_redirect_uri", **HTML_PAGE)
     def get(self):
         """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)"""
         rt = runtime()
@@ -167,6 +184,9 @@ class Logout(MethodView):
             now=rt.clock()))
 
     @blp.response(302)
+    @blp.alt_response(200, description="an HTML page: you are signed out", **HTML_PAGE)
+    @blp.alt_response(400, description="an HTML page: no valid id_token_hint, or an unregistered "
+                                       "post_logout_redirect_uri", **HTML_PAGE)
     def post(self):
         """RP-initiated logout, form-posted"""
         return self.get()
