@@ -76,6 +76,11 @@ def tenancy(method: str, path: str, **kwargs) -> dict:
     return runtime().tenancy.call(method, path, headers=_forwarded(), token=access_token(), **kwargs)
 
 
+def tenancy_public(method: str, path: str, **kwargs) -> dict:
+    """A tenancy call without a bearer token (what a mail link's token proves by itself)."""
+    return runtime().tenancy.call(method, path, headers=_forwarded(), **kwargs)
+
+
 def identity_as_service(method: str, path: str, **kwargs) -> dict:
     return runtime().identity.call(method, path, headers=_forwarded(), token=runtime().service_token(), **kwargs)
 
