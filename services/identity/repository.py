@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.errors import EmailTaken
@@ -132,6 +132,22 @@ class Sessions(Repository):
         """Whether the session exists and has not ended (signed out, reused refresh token, password change)."""
         return self.session.scalar(select(AuthSession.id).where(AuthSession.id == session_id,
                                                                 AuthSession.revoked_at.is_(None))) is not None
+
+    def of_account(self, account_id: str, now: datetime) -> list:
+        """The account's live sessions (not ended, a refresh token not yet expired), most recently used first:
+        rows of id, created_at, amr and last_used_at (when its newest refresh token was issued)."""
+        last_used = func.max(RefreshToken.created_at)
+        return list(self.session.execute(
+            select(AuthSession.id, AuthSession.created_at, AuthSession.amr, last_used.label("last_used_at"))
+            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+            .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
+            .group_by(AuthSession.id, AuthSession.created_at, AuthSession.amr)
+            .having(func.max(RefreshToken.expires_at) > now)
+            .order_by(last_used.desc(), AuthSession.id)))
+
+    def belongs_to(self, session_id: str, account_id: str) -> bool:
+        return self.session.scalar(select(AuthSession.id).where(AuthSession.id == session_id,
+                                                                AuthSession.account_id == account_id)) is not None
 
     def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> None:
         query = update(AuthSession).where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))

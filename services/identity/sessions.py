@@ -13,6 +13,7 @@ from services.identity.errors import (
     RefreshTokenExpired,
     RefreshTokenInvalid,
     RefreshTokenReused,
+    SessionNotFound,
 )
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
@@ -158,3 +159,21 @@ def sign_out(uow, refresh_token: str, now: datetime) -> None:
         if session_id is not None:
             uow.sessions.revoke(session_id, now)
             uow.commit()
+
+
+def list_sessions(uow, *, account_id: str, current_session_id: str, now: datetime) -> list[dict]:
+    """The account's signed-in devices, the caller's own marked `current`."""
+    with uow:
+        return [{"id": row.id, "created_at": row.created_at, "last_used_at": row.last_used_at,
+                 "amr": row.amr.split(), "current": row.id == current_session_id}
+                for row in uow.sessions.of_account(account_id, now)]
+
+
+def revoke_session(uow, *, account_id: str, session_id: str, now: datetime) -> None:
+    """Sign one of the account's devices out: its refresh tokens stop working (its access tokens run out
+    within their lifetime). Another account's session, or none: SessionNotFound."""
+    with uow:
+        if not uow.sessions.belongs_to(session_id, account_id):
+            raise SessionNotFound()
+        uow.sessions.revoke(session_id, now)
+        uow.commit()

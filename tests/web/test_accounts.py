@@ -105,3 +105,24 @@ def test_sign_up_with_a_provider_lands_on_the_first_organization(tmp_path, live_
             expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
         finally:
             stack.stop()
+
+
+def test_the_security_page_lists_the_sessions_and_signs_another_one_out(stack, new_page):
+    laptop = new_page()
+    address = signed_up_and_in(laptop, stack)
+    phone = new_page()
+    phone.goto(stack.web + "/sign-in")
+    sign_in(phone, address)
+    expect(phone).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+    laptop.goto(stack.web + "/security")
+    sessions = laptop.get_by_role("region", name="Where you are signed in")
+    expect(sessions.get_by_role("row")).to_have_count(3)  # the header, this browser, the phone
+    expect(sessions.get_by_role("row", name=re.compile("This browser"))).to_have_count(1)
+    expect(sessions.get_by_role("button", name="Sign out")).to_have_count(1)  # not this browser's own
+    check_page(laptop, "security-sessions")
+    sessions.get_by_role("button", name="Sign out").click()
+
+    expect(laptop.get_by_role("status")).to_contain_text("That session is signed out.")
+    expect(sessions.get_by_role("row")).to_have_count(2)
+    expect(sessions.get_by_role("button", name="Sign out")).to_have_count(0)

@@ -23,6 +23,7 @@ ERROR_MAP = ErrorMap({
     errors.OneTimeTokenError: 400,
     errors.RefreshTokenError: 401,
     errors.AccountNotFound: 404,
+    errors.SessionNotFound: 404,
     errors.MfaStateConflict: 409,
     errors.InvalidCode: 401,
     errors.MfaUnavailable: 503,

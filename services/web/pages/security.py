@@ -1,14 +1,15 @@
-"""Security settings: two-factor authentication (TOTP) with recovery codes."""
+"""Security settings: two-factor authentication (TOTP) with recovery codes, and the signed-in sessions."""
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, flash, redirect, session, url_for
+from flask import Blueprint, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
 
 from services.web import forms
 from services.web.pages.common import (
+    CSRF_MESSAGE,
     add_upstream_errors,
     checked,
     page,
@@ -59,7 +60,31 @@ def settings():
                     form.password.data = ""
             else:
                 add_upstream_errors(form, error)
-    return _security_page("security/settings.html", form)
+    return _security_page("security/settings.html", form, sessions=_sessions(), session_form=forms.ButtonForm())
+
+
+def _sessions() -> list[dict]:
+    """The account's signed-in sessions, this browser's first."""
+    items = identity_as_account("GET", "/v1/me/sessions")["items"]
+    return sorted(items, key=lambda item: not item["current"])
+
+
+@blp.post("/security/sessions/<session_id>/sign-out")
+@require_sign_in
+def sign_out_session(session_id: str):
+    """Sign another device out (this browser signs out from the profile menu)."""
+    form = forms.ButtonForm()
+    if not checked(form):
+        return render_template("errors/generic.html", status=400, message=_(CSRF_MESSAGE)), 400
+    try:
+        identity_as_account("DELETE", f"/v1/me/sessions/{session_id[:64]}")
+    except UpstreamError as error:
+        if error.status != 404:
+            raise
+        flash(_("That session had already ended."))
+    else:
+        flash(_("That session is signed out."))
+    return redirect(url_for(".settings"))
 
 
 @blp.route("/security/two-factor", methods=["GET", "POST"])
