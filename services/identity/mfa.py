@@ -20,7 +20,7 @@ from services.identity.errors import (
 )
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
-from services.identity.models import Account, AuditRecord, TotpCredential
+from services.identity.models import Account, AuditRecord, Device, TotpCredential
 from services.identity.sessions import start_session
 from services.identity.settings import Settings
 from shared import addresses, opaque_tokens
@@ -170,7 +170,7 @@ def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, ac
 
 
 def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, box: totp.SecretBox,
-                     mfa_token: str, code: str, now: datetime) -> dict:
+                     mfa_token: str, code: str, now: datetime, *, device: Device) -> dict:
     """Second step: a TOTP or recovery code for the mfa_token opens the session (amr pwd+otp).
 
     Each wrong code counts against the token, which dies after `mfa_max_failures`, and against the
@@ -197,7 +197,7 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
                     raise InvalidCode()
                 if not uow.mfa_challenges.use(token_hash, now):
                     raise MfaTokenInvalid()
-                pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now)
+                pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now, device=device)
                 uow.commit()
                 return pair
         except MfaUnavailable:  # the server's fault: the try is given back

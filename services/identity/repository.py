@@ -12,6 +12,7 @@ from services.identity.models import (
     AuditRecord,
     AuthorizationRequest,
     AuthSession,
+    Device,
     FederatedIdentity,
     MfaChallenge,
     OAuthGrant,
@@ -117,12 +118,12 @@ def _insert_refresh_token(connection: Connection, token_hash: str, session_id: s
 
 
 class Sessions(Repository):
-    def add(self, session_id: str, account_id: str, amr: str, now: datetime) -> None:
+    def add(self, session_id: str, account_id: str, amr: str, now: datetime, device: Device) -> None:
         # Whatever the unit of work holds goes first: an account created in it must exist before its session.
         self._uow.flush()
         _INSERT_SESSION.rowcount(self.connection, {
             "id": session_id, "account_id": account_id, "amr": amr, "auth_time": now, "created_at": now,
-            "revoked_at": None,
+            "revoked_at": None, "user_agent": device.user_agent, "ip_address": device.ip_address,
         })
 
     def revoke(self, session_id: str, now: datetime) -> None:
@@ -138,10 +139,12 @@ class Sessions(Repository):
         rows of id, created_at, amr and last_used_at (when its newest refresh token was issued)."""
         last_used = func.max(RefreshToken.created_at)
         return list(self.session.execute(
-            select(AuthSession.id, AuthSession.created_at, AuthSession.amr, last_used.label("last_used_at"))
+            select(AuthSession.id, AuthSession.created_at, AuthSession.amr, AuthSession.user_agent,
+                   AuthSession.ip_address, last_used.label("last_used_at"))
             .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
             .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
-            .group_by(AuthSession.id, AuthSession.created_at, AuthSession.amr)
+            .group_by(AuthSession.id, AuthSession.created_at, AuthSession.amr, AuthSession.user_agent,
+                      AuthSession.ip_address)
             .having(func.max(RefreshToken.expires_at) > now)
             .order_by(last_used.desc(), AuthSession.id)))
 

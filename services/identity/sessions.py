@@ -17,7 +17,7 @@ from services.identity.errors import (
 )
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
-from services.identity.models import MfaChallenge
+from services.identity.models import Device, MfaChallenge
 from services.identity.queries import Reads
 from services.identity.repository import Rotations
 from services.identity.settings import Settings
@@ -60,10 +60,11 @@ def _token_pair(account, session_id: str, amr: str, auth_time: datetime, refresh
     }
 
 
-def start_session(uow, account, amr: str, keys: KeyStore, settings: Settings, now: datetime) -> dict:
+def start_session(uow, account, amr: str, keys: KeyStore, settings: Settings, now: datetime, *,
+                  device: Device) -> dict:
     """Open a session for an authenticated account (inside the caller's unit of work) and issue a pair."""
     session_id = new_id()
-    uow.sessions.add(session_id, account.id, amr, now)
+    uow.sessions.add(session_id, account.id, amr, now, device)
     refresh_token, refresh_hash = opaque_tokens.generate()
     uow.refresh_tokens.add(refresh_hash, session_id, now, now + timedelta(seconds=settings.refresh_token_ttl))
     return _token_pair(account, session_id, amr, now, refresh_token, keys, settings, now)
@@ -82,7 +83,7 @@ def mfa_challenge(uow, account, settings: Settings, now: datetime, first_factor:
 
 
 def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Settings, email: str,
-            password: str, now: datetime) -> dict:
+            password: str, now: datetime, *, device: Device) -> dict:
     """Check the password (the argon2 work happens outside any transaction) and open a session.
 
     Unknown email and wrong password fail alike, in the same time; guesses are counted per address
@@ -117,7 +118,7 @@ def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Set
             uow.commit()
             SIGN_INS.labels("pwd", "mfa_required").inc()
             return answer
-        pair = start_session(uow, account, "pwd", keys, settings, now)
+        pair = start_session(uow, account, "pwd", keys, settings, now, device=device)
         uow.commit()
     SIGN_INS.labels("pwd", "success").inc()
     log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account.id})
@@ -165,7 +166,8 @@ def list_sessions(uow, *, account_id: str, current_session_id: str, now: datetim
     """The account's signed-in devices, the caller's own marked `current`."""
     with uow:
         return [{"id": row.id, "created_at": row.created_at, "last_used_at": row.last_used_at,
-                 "amr": row.amr.split(), "current": row.id == current_session_id}
+                 "amr": row.amr.split(), "user_agent": row.user_agent, "ip_address": row.ip_address,
+                 "current": row.id == current_session_id}
                 for row in uow.sessions.of_account(account_id, now)]
 
 

@@ -64,7 +64,8 @@ def runtime() -> Runtime:
 
 
 def _forwarded() -> dict:
-    return {"X-Request-ID": g.get("request_id", ""), "X-Forwarded-For": request.remote_addr or ""}
+    return {"X-Request-ID": g.get("request_id", ""), "X-Forwarded-For": request.remote_addr or "",
+            "User-Agent": request.user_agent.string}  # identity records it on the sessions it opens
 
 
 def identity(method: str, path: str, **kwargs) -> dict:

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from jose import jwt
 
-from tests.conftest import assert_problem, bearer
+from tests.conftest import AuthActions, assert_problem, bearer
 
 
 def sid(pair: dict) -> str:
@@ -34,6 +34,18 @@ def test_each_sign_in_is_a_session_the_caller_s_own_marked_current(client, auth,
     assert items[0]["amr"] == ["pwd"]
     assert [item["current"] for item in listed(client, refreshed)] == [True, False]
     assert [item["id"] for item in listed(client, grace)] == [sid(grace)]
+
+
+def test_a_session_records_the_browser_and_address_it_signed_in_from(client, auth):
+    auth.verified_account("ada@example.com")
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    pair = client.post("/v1/sessions", json={"email": "ada@example.com", "password": AuthActions.PASSWORD},
+                       headers={"User-Agent": firefox + "x" * 400}, environ_base={"REMOTE_ADDR": "203.0.113.9"}).json
+
+    mine = next(item for item in listed(client, pair) if item["current"])
+
+    assert mine["user_agent"] == (firefox + "x" * 400)[:300]
+    assert mine["ip_address"] == "203.0.113.9"
 
 
 def test_signing_a_session_out_ends_its_refresh_token_and_drops_it_from_the_list(client, auth):

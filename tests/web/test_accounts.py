@@ -119,6 +119,7 @@ def test_the_security_page_lists_the_sessions_and_signs_another_one_out(stack, n
     sessions = laptop.get_by_role("region", name="Where you are signed in")
     expect(sessions.get_by_role("row")).to_have_count(3)  # the header, this browser, the phone
     expect(sessions.get_by_role("row", name=re.compile("This browser"))).to_have_count(1)
+    expect(sessions.get_by_role("row", name=re.compile(r"Chrome on Linux 127\.0\.0\.1"))).to_have_count(2)
     expect(sessions.get_by_role("button", name="Sign out")).to_have_count(1)  # not this browser's own
     check_page(laptop, "security-sessions")
     sessions.get_by_role("button", name="Sign out").click()

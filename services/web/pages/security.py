@@ -63,10 +63,27 @@ def settings():
     return _security_page("security/settings.html", form, sessions=_sessions(), session_form=forms.ButtonForm())
 
 
+# What the sessions list calls a user agent: the first of each list found in it (order matters: Edge and
+# Opera also say Chrome, Chrome also says Safari; Android also says Linux).
+BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"),
+           ("Mac OS X", "macOS"), ("Linux", "Linux"))
+
+
+def _device_name(user_agent: str | None) -> str:
+    agent = user_agent or ""
+    browser = next((name for mark, name in BROWSERS if mark in agent), None)
+    system = next((name for mark, name in SYSTEMS if mark in agent), None)
+    if browser and system:
+        return _("%(browser)s on %(system)s", browser=browser, system=system)
+    return browser or system or _("Unknown device")
+
+
 def _sessions() -> list[dict]:
-    """The account's signed-in sessions, this browser's first."""
+    """The account's signed-in sessions, this browser's first, each with a device name."""
     items = identity_as_account("GET", "/v1/me/sessions")["items"]
-    return sorted(items, key=lambda item: not item["current"])
+    return [{**item, "device": _device_name(item.get("user_agent"))}
+            for item in sorted(items, key=lambda item: not item["current"])]
 
 
 @blp.post("/security/sessions/<session_id>/sign-out")

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import mfa
-from services.identity.api.common import TokenPairSchema, guess_throttle, limit_per_ip
+from services.identity.api.common import TokenPairSchema, device, guess_throttle, limit_per_ip
 from services.identity.api.mfa.schemas import (
     CodeSchema,
     EnrolmentSchema,
@@ -113,4 +113,4 @@ class MfaSignIn(MethodView):
         limit_per_ip("mfa")
         rt = runtime()
         return mfa.complete_sign_in(rt.uow(), guess_throttle(), rt.keys, rt.settings, rt.totp_box, body["mfa_token"],
-                                    body["code"], rt.clock())
+                                    body["code"], rt.clock(), device=device())
