@@ -152,20 +152,26 @@ def _turn_off(uow, account: Account, now: datetime) -> None:
     uow.record(Event("identity.mfa.disabled", {"account_id": account.id, "email": account.email}))
 
 
-def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str,
-            now: datetime) -> None:
-    """Turn 2FA off with a TOTP or recovery code; the owner gets a security notice by mail."""
+def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str | None,
+            now: datetime, *, password: str | None = None) -> None:
+    """Turn 2FA off with a TOTP or recovery code, or with the password (exactly one of them; a wrong password
+    counts against the sign-in throttle, like every password re-check); the owner gets a security notice."""
 
     def attempt() -> None:
         with uow:
             account = _account(uow, account_id)
             if not account.mfa_enabled:
                 raise MfaNotEnabled()
-            _require_code(uow, box, account_id, code, now, allow_recovery=True)
+            if code is not None:
+                _require_code(uow, box, account_id, code, now, allow_recovery=True)
             _turn_off(uow, account, now)
             uow.commit()
 
-    _throttled(throttle, settings, account_id, attempt)
+    if password is not None:
+        check_password(uow, throttle, settings, account_id, password)
+        attempt()
+    else:
+        _throttled(throttle, settings, account_id, attempt)
     log.info("2FA disabled", extra={"event": "mfa_disabled", "account_id": account_id})
 
 

@@ -62,6 +62,16 @@ def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(st
     page.get_by_role("button", name="Verify").click()
     expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
 
+    page.goto(stack.web + "/security")  # turning it off asks for the password
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Turn off two-factor authentication").click()
+    expect(page.get_by_role("alert")).to_contain_text("The password is incorrect.")
+    check_page(page, "security-turn-off")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Turn off two-factor authentication").click()
+    expect(page.get_by_role("status")).to_contain_text("Two-factor authentication is off.")
+    expect(page.get_by_role("button", name="Turn on two-factor authentication")).to_be_visible()
+
 
 def test_forgot_and_reset_password(stack, new_page):
     page = new_page()

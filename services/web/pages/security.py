@@ -41,23 +41,21 @@ def _security_page(template: str, form=None, status: int | None = None, **contex
 @blp.route("/security", methods=["GET", "POST"])
 @require_sign_in
 def settings():
-    """With 2FA off: the password, to start enrolment. With 2FA on: a code, to turn it off."""
+    """The password, to start enrolment (2FA off) or to turn 2FA off (on)."""
     enabled = session.get("account", {}).get("mfa_enabled")
-    form = forms.DisableTotpForm() if enabled else forms.PasswordForm()
+    form = forms.PasswordForm()
     if checked(form):
         try:
             if enabled:
-                identity_as_account("POST", "/v1/me/mfa/totp/disable", json={"code": form.code.data.strip()})
+                identity_as_account("POST", "/v1/me/mfa/totp/disable", json={"password": form.password.data})
                 flash(_("Two-factor authentication is off."))
                 return redirect(url_for(".settings"))
             session["totp"] = identity_as_account("POST", "/v1/me/mfa/totp", json={"password": form.password.data})
             return redirect(url_for(".confirm"))
         except UpstreamError as error:
-            if error.code in ("invalid_credentials", "invalid_code"):
-                target = form.code if enabled else form.password
-                target.errors = [_("That code is not right.") if enabled else _("The password is incorrect.")]
-                if not enabled:
-                    form.password.data = ""
+            if error.code == "invalid_credentials":
+                form.password.errors = [_("The password is incorrect.")]
+                form.password.data = ""
             else:
                 add_upstream_errors(form, error)
     return _security_page("security/settings.html", form, sessions=_sessions(), session_form=forms.ButtonForm())
