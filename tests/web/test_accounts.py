@@ -5,6 +5,7 @@ import json
 import re
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pyotp
 from playwright.sync_api import expect
@@ -36,8 +37,20 @@ def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(st
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10
     check_page(page, "recovery-codes")
+    with page.expect_response(re.compile(r"/security/recovery-codes/download$")) as answer, \
+            page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    assert answer.value.headers["content-type"].startswith("text/plain")
+    assert answer.value.headers["content-disposition"] == 'attachment; filename="threshold-recovery-codes.txt"'
+    assert download.value.suggested_filename == "threshold-recovery-codes.txt"
+    saved = Path(download.value.path()).read_text()
+    assert [line for line in saved.splitlines() if line in codes] == codes and address in saved
     page.reload()  # shown once
     expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+    token = page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    again = page.request.post(stack.web + "/security/recovery-codes/download", form={"csrf_token": token},
+                              max_redirects=0)
+    assert (again.status, again.headers["location"]) == (302, "/security")  # gone once the page is left
 
     page.get_by_role("button", name="Profile menu").click()
     page.get_by_role("button", name="Sign out").click()

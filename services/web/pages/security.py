@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
+import time
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -16,7 +17,7 @@ from services.web.pages.common import (
     require_sign_in,
 )
 from services.web.pages.workspaces import _shell, my_workspaces
-from services.web.runtime import identity_as_account
+from services.web.runtime import identity_as_account, runtime
 from services.web.upstream import UpstreamError
 
 blp = Blueprint("security", __name__)
@@ -42,6 +43,7 @@ def _security_page(template: str, form=None, status: int | None = None, **contex
 @require_sign_in
 def settings():
     """The password, to start enrolment (2FA off) or to turn 2FA off (on)."""
+    session.pop("recovery_download", None)  # "Done": the codes page is left behind
     enabled = session.get("account", {}).get("mfa_enabled")
     form = forms.PasswordForm()
     if checked(form):
@@ -124,11 +126,39 @@ def confirm():
     return _security_page("security/confirm.html", form, qr=_qr(enrolment.get("qr_svg", "")), secret=grouped)
 
 
+# How long the page's "Download" still works after the codes were shown.
+DOWNLOAD_WINDOW = 600  # seconds
+
+
 @blp.get("/security/recovery-codes")
 @require_sign_in
 def recovery_codes():
-    """Shown once: the codes leave the session as this page is rendered."""
+    """Shown once: the codes leave the session as this page is rendered, kept (in the encrypted server-side
+    session) only for its Download button, until the security page is opened again or DOWNLOAD_WINDOW ends."""
     codes = session.pop("recovery_codes", None)
     if not codes:
         return redirect(url_for(".settings"))
-    return _security_page("security/recovery_codes.html", codes=codes)
+    session["recovery_download"] = {"codes": codes, "until": time.time() + DOWNLOAD_WINDOW}
+    return _security_page("security/recovery_codes.html", codes=codes, download_form=forms.ButtonForm())
+
+
+@blp.post("/security/recovery-codes/download")
+@require_sign_in
+def download_recovery_codes():
+    """The codes just shown, as a text file (a form POST: never in a URL, works without JavaScript)."""
+    form = forms.ButtonForm()
+    if not checked(form):
+        return render_template("errors/generic.html", status=400, message=_(CSRF_MESSAGE)), 400
+    kept = session.get("recovery_download")
+    if not kept or kept["until"] < time.time():
+        session.pop("recovery_download", None)
+        flash(_("Recovery codes can only be downloaded from the page that shows them, just after they are made."))
+        return redirect(url_for(".settings"))
+    product = runtime().settings.product_name
+    text = "\r\n".join([
+        _("%(product)s recovery codes for %(email)s", product=product, email=session.get("account", {}).get("email")),
+        _("Each code signs you in once, in place of a code from your authenticator app. Keep them safe."),
+        "", *kept["codes"], ""])
+    filename = re.sub(r"[^A-Za-z0-9]+", "-", product).strip("-").lower() + "-recovery-codes.txt"
+    return Response(text, mimetype="text/plain",
+                    headers={"Content-Disposition": f'attachment; filename="{filename or "recovery-codes.txt"}"'})
