@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from services.identity import mfa
 from services.identity.api.common import TokenPairSchema, device, guess_throttle, limit_per_ip
 from services.identity.api.mfa.schemas import (
+    TOTP_DISABLE_BODY,
     CodeSchema,
     EnrolmentSchema,
     MfaSignInSchema,
@@ -64,6 +65,7 @@ class TotpConfirmation(MethodView):
 class TotpDisable(MethodView):
     @bearer_required()
     @blp.arguments(TotpDisableSchema())
+    @blp.doc(requestBody=TOTP_DISABLE_BODY)
     @blp.response(204)
     @blp.alt_response(401, description="invalid_code, or invalid_credentials for a wrong password")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")

@@ -17,6 +17,17 @@ class CodeSchema(Schema):
     code = code_field(required=True)
 
 
+# What OpenAPI says of TotpDisableSchema: marshmallow cannot, so it is written out, "exactly one" as oneOf.
+TOTP_DISABLE_BODY = {"content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "code": {"type": "string", "minLength": 1, "maxLength": 64, "writeOnly": True,
+                 "description": "A TOTP or recovery code; or send `password` instead"},
+        "password": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": True,
+                     "description": "The account's password; or send `code` instead"}},
+    "oneOf": [{"required": ["code"]}, {"required": ["password"]}]}}}, "required": True}
+
+
 class TotpDisableSchema(Schema):
     code = code_field(metadata={"description": "A TOTP or recovery code; or send `password` instead"})
     password = password_field(metadata={"description": "The account's password; or send `code` instead"})
