@@ -61,6 +61,11 @@ class AccountNotFound(DomainError):
     message = "The account no longer exists."
 
 
+class SessionNotFound(DomainError):
+    code = "not_found"
+    message = "There is no such session of this account."
+
+
 class MfaStateConflict(DomainError):
     code = "mfa_state_conflict"
     message = "Two-factor authentication is not in the state this request needs."

@@ -28,7 +28,7 @@ from services.identity.errors import (
 )
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
-from services.identity.models import Account, FederatedIdentity
+from services.identity.models import Account, Device, FederatedIdentity
 from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
 from services.identity.settings import Settings
@@ -90,7 +90,7 @@ def _new_account(uow, data: dict, now: datetime) -> Account:
 
 
 def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, ProviderConfig], login_code: str,
-            now: datetime) -> dict:
+            now: datetime, *, device: Device) -> dict:
     """A session (amr fed) for the person behind the login code; 2FA only where the provider requires it."""
     with uow:
         data = _spend(uow, login_code, LOGIN_CODE, now)
@@ -121,7 +121,7 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
         if provider.require_mfa and account.mfa_enabled:
             answer = mfa_challenge(uow, account, settings, now, first_factor="fed")
         else:
-            answer = start_session(uow, account, "fed", keys, settings, now)
+            answer = start_session(uow, account, "fed", keys, settings, now, device=device)
         uow.commit()
     SIGN_INS.labels("fed", "mfa_required" if "mfa_token" in answer else "success").inc()
     log.info("federated sign-in", extra={"event": "sign_in_succeeded", "account_id": account.id,

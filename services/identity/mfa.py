@@ -20,7 +20,7 @@ from services.identity.errors import (
 )
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
-from services.identity.models import Account, AuditRecord, TotpCredential
+from services.identity.models import Account, AuditRecord, Device, TotpCredential
 from services.identity.sessions import start_session
 from services.identity.settings import Settings
 from shared import addresses, opaque_tokens
@@ -152,25 +152,31 @@ def _turn_off(uow, account: Account, now: datetime) -> None:
     uow.record(Event("identity.mfa.disabled", {"account_id": account.id, "email": account.email}))
 
 
-def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str,
-            now: datetime) -> None:
-    """Turn 2FA off with a TOTP or recovery code; the owner gets a security notice by mail."""
+def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str | None,
+            now: datetime, *, password: str | None = None) -> None:
+    """Turn 2FA off with a TOTP or recovery code, or with the password (exactly one of them; a wrong password
+    counts against the sign-in throttle, like every password re-check); the owner gets a security notice."""
 
     def attempt() -> None:
         with uow:
             account = _account(uow, account_id)
             if not account.mfa_enabled:
                 raise MfaNotEnabled()
-            _require_code(uow, box, account_id, code, now, allow_recovery=True)
+            if code is not None:
+                _require_code(uow, box, account_id, code, now, allow_recovery=True)
             _turn_off(uow, account, now)
             uow.commit()
 
-    _throttled(throttle, settings, account_id, attempt)
+    if password is not None:
+        check_password(uow, throttle, settings, account_id, password)
+        attempt()
+    else:
+        _throttled(throttle, settings, account_id, attempt)
     log.info("2FA disabled", extra={"event": "mfa_disabled", "account_id": account_id})
 
 
 def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, box: totp.SecretBox,
-                     mfa_token: str, code: str, now: datetime) -> dict:
+                     mfa_token: str, code: str, now: datetime, *, device: Device) -> dict:
     """Second step: a TOTP or recovery code for the mfa_token opens the session (amr pwd+otp).
 
     Each wrong code counts against the token, which dies after `mfa_max_failures`, and against the
@@ -197,7 +203,7 @@ def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings
                     raise InvalidCode()
                 if not uow.mfa_challenges.use(token_hash, now):
                     raise MfaTokenInvalid()
-                pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now)
+                pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now, device=device)
                 uow.commit()
                 return pair
         except MfaUnavailable:  # the server's fault: the try is given back

@@ -1,6 +1,7 @@
 """Identity's tables (SQLAlchemy 2 declarative, one metadata for the identity database)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
@@ -50,6 +51,18 @@ class OneTimeToken(Model):
     data: Mapped[str | None] = mapped_column(Text)
 
 
+@dataclass(frozen=True)
+class Device:
+    """Where a sign-in came from, kept on its session for the sessions list (each part cut to its column)."""
+
+    user_agent: str | None = None
+    ip_address: str | None = None
+
+    @classmethod
+    def of(cls, user_agent: str | None, ip_address: str | None) -> Device:
+        return cls((user_agent or "")[:300] or None, (ip_address or "")[:45] or None)
+
+
 class AuthSession(Model):
     """A signed-in device: the family of refresh tokens issued from one sign-in."""
 
@@ -61,6 +74,9 @@ class AuthSession(Model):
     auth_time: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # The device that signed in, as the sessions list shows it (none on sessions from before revision 0007).
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
 
 
 class RefreshToken(Model):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.errors import EmailTaken
@@ -12,6 +12,7 @@ from services.identity.models import (
     AuditRecord,
     AuthorizationRequest,
     AuthSession,
+    Device,
     FederatedIdentity,
     MfaChallenge,
     OAuthGrant,
@@ -117,12 +118,12 @@ def _insert_refresh_token(connection: Connection, token_hash: str, session_id: s
 
 
 class Sessions(Repository):
-    def add(self, session_id: str, account_id: str, amr: str, now: datetime) -> None:
+    def add(self, session_id: str, account_id: str, amr: str, now: datetime, device: Device) -> None:
         # Whatever the unit of work holds goes first: an account created in it must exist before its session.
         self._uow.flush()
         _INSERT_SESSION.rowcount(self.connection, {
             "id": session_id, "account_id": account_id, "amr": amr, "auth_time": now, "created_at": now,
-            "revoked_at": None,
+            "revoked_at": None, "user_agent": device.user_agent, "ip_address": device.ip_address,
         })
 
     def revoke(self, session_id: str, now: datetime) -> None:
@@ -132,6 +133,24 @@ class Sessions(Repository):
         """Whether the session exists and has not ended (signed out, reused refresh token, password change)."""
         return self.session.scalar(select(AuthSession.id).where(AuthSession.id == session_id,
                                                                 AuthSession.revoked_at.is_(None))) is not None
+
+    def of_account(self, account_id: str, now: datetime) -> list:
+        """The account's live sessions (not ended, a refresh token not yet expired), most recently used first:
+        rows of id, created_at, amr and last_used_at (when its newest refresh token was issued)."""
+        last_used = func.max(RefreshToken.created_at)
+        return list(self.session.execute(
+            select(AuthSession.id, AuthSession.created_at, AuthSession.amr, AuthSession.user_agent,
+                   AuthSession.ip_address, last_used.label("last_used_at"))
+            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+            .where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))
+            .group_by(AuthSession.id, AuthSession.created_at, AuthSession.amr, AuthSession.user_agent,
+                      AuthSession.ip_address)
+            .having(func.max(RefreshToken.expires_at) > now)
+            .order_by(last_used.desc(), AuthSession.id)))
+
+    def belongs_to(self, session_id: str, account_id: str) -> bool:
+        return self.session.scalar(select(AuthSession.id).where(AuthSession.id == session_id,
+                                                                AuthSession.account_id == account_id)) is not None
 
     def revoke_all(self, account_id: str, now: datetime, keep: str | None = None) -> None:
         query = update(AuthSession).where(AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))

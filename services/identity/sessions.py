@@ -13,10 +13,11 @@ from services.identity.errors import (
     RefreshTokenExpired,
     RefreshTokenInvalid,
     RefreshTokenReused,
+    SessionNotFound,
 )
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
-from services.identity.models import MfaChallenge
+from services.identity.models import Device, MfaChallenge
 from services.identity.queries import Reads
 from services.identity.repository import Rotations
 from services.identity.settings import Settings
@@ -59,10 +60,11 @@ def _token_pair(account, session_id: str, amr: str, auth_time: datetime, refresh
     }
 
 
-def start_session(uow, account, amr: str, keys: KeyStore, settings: Settings, now: datetime) -> dict:
+def start_session(uow, account, amr: str, keys: KeyStore, settings: Settings, now: datetime, *,
+                  device: Device) -> dict:
     """Open a session for an authenticated account (inside the caller's unit of work) and issue a pair."""
     session_id = new_id()
-    uow.sessions.add(session_id, account.id, amr, now)
+    uow.sessions.add(session_id, account.id, amr, now, device)
     refresh_token, refresh_hash = opaque_tokens.generate()
     uow.refresh_tokens.add(refresh_hash, session_id, now, now + timedelta(seconds=settings.refresh_token_ttl))
     return _token_pair(account, session_id, amr, now, refresh_token, keys, settings, now)
@@ -81,7 +83,7 @@ def mfa_challenge(uow, account, settings: Settings, now: datetime, first_factor:
 
 
 def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Settings, email: str,
-            password: str, now: datetime) -> dict:
+            password: str, now: datetime, *, device: Device) -> dict:
     """Check the password (the argon2 work happens outside any transaction) and open a session.
 
     Unknown email and wrong password fail alike, in the same time; guesses are counted per address
@@ -116,7 +118,7 @@ def sign_in(uow, reads: Reads, throttle: Throttle, keys: KeyStore, settings: Set
             uow.commit()
             SIGN_INS.labels("pwd", "mfa_required").inc()
             return answer
-        pair = start_session(uow, account, "pwd", keys, settings, now)
+        pair = start_session(uow, account, "pwd", keys, settings, now, device=device)
         uow.commit()
     SIGN_INS.labels("pwd", "success").inc()
     log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account.id})
@@ -158,3 +160,22 @@ def sign_out(uow, refresh_token: str, now: datetime) -> None:
         if session_id is not None:
             uow.sessions.revoke(session_id, now)
             uow.commit()
+
+
+def list_sessions(uow, *, account_id: str, current_session_id: str, now: datetime) -> list[dict]:
+    """The account's signed-in devices, the caller's own marked `current`."""
+    with uow:
+        return [{"id": row.id, "created_at": row.created_at, "last_used_at": row.last_used_at,
+                 "amr": row.amr.split(), "user_agent": row.user_agent, "ip_address": row.ip_address,
+                 "current": row.id == current_session_id}
+                for row in uow.sessions.of_account(account_id, now)]
+
+
+def revoke_session(uow, *, account_id: str, session_id: str, now: datetime) -> None:
+    """Sign one of the account's devices out: its refresh tokens stop working (its access tokens run out
+    within their lifetime). Another account's session, or none: SessionNotFound."""
+    with uow:
+        if not uow.sessions.belongs_to(session_id, account_id):
+            raise SessionNotFound()
+        uow.sessions.revoke(session_id, now)
+        uow.commit()

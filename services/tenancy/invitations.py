@@ -74,7 +74,7 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
         if uow.invitations.pending_for(workspace_id, email) is not None:
             raise InvitationPending()
         invitation = Invitation(workspace_id=workspace_id, email=email, role=role, token_hash=token_hash,
-                                invited_by=caller.user_id, status="pending", created_at=now,
+                                invited_by=caller.user_id, inviter_name=caller.name, status="pending", created_at=now,
                                 expires_at=now + timedelta(seconds=ttl))
         uow.invitations.add(invitation)
         accept_url = f"{accept_base_url}?{urlencode({'invitation': invitation.id, 'token': token})}"
@@ -127,6 +127,24 @@ def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -
         uow.commit()
         return {"workspace_id": workspace.id, "organization_id": workspace.organization_id,
                 "user_id": caller.user_id, "role": invitation.role, "joined_at": now}
+
+
+def preview(uow, *, invitation_id: str, token: str, now: datetime) -> dict:
+    """What the mail's link invites to, for whoever holds the link (signed out too): the token proves it, and
+    is only compared, never spent. An unknown invitation or a wrong token: NotFound; an expired one:
+    InvitationExpired. Accepted and revoked ones answer with their state."""
+    with uow:
+        invitation = uow.invitations.get(invitation_id)
+        if invitation is None or invitation.token_hash != opaque_tokens.digest(token):
+            raise NotFound()
+        if invitation.status == "expired" or (invitation.status == "pending" and invitation.expires_at <= now):
+            raise InvitationExpired()
+        workspace = uow.workspaces.get(invitation.workspace_id)
+        organization = uow.organizations.get(workspace.organization_id)
+        return {"id": invitation.id, "workspace_id": workspace.id, "organization_name": organization.name,
+                "workspace_name": workspace.name,
+                "inviter_name": invitation.inviter_name, "email": invitation.email, "role": invitation.role,
+                "expires_at": invitation.expires_at, "state": invitation.status}
 
 
 def revoke(uow, caller: Caller, invitation_id: str) -> None:

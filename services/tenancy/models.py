@@ -68,6 +68,8 @@ class Invitation(Model):
     role: Mapped[str] = mapped_column(String(10))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     invited_by: Mapped[str] = mapped_column(String(36))
+    # The inviter's name when they invited (the invitation page shows it, signed out too); none on older rows.
+    inviter_name: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(10), default="pending")  # pending, accepted, revoked, expired
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

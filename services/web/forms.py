@@ -87,7 +87,3 @@ class RoleForm(FlaskForm):
 class PasswordForm(FlaskForm):
     password = PasswordField(_l("Password"), [DataRequired(_l("Enter your password."))])
 
-
-class DisableTotpForm(FlaskForm):
-    code = StringField(_l("Authentication code or recovery code"),
-                       [DataRequired(_l("Enter a code from your app or a recovery code.")), Length(max=64)])

@@ -64,7 +64,8 @@ def runtime() -> Runtime:
 
 
 def _forwarded() -> dict:
-    return {"X-Request-ID": g.get("request_id", ""), "X-Forwarded-For": request.remote_addr or ""}
+    return {"X-Request-ID": g.get("request_id", ""), "X-Forwarded-For": request.remote_addr or "",
+            "User-Agent": request.user_agent.string}  # identity records it on the sessions it opens
 
 
 def identity(method: str, path: str, **kwargs) -> dict:
@@ -74,6 +75,11 @@ def identity(method: str, path: str, **kwargs) -> dict:
 def tenancy(method: str, path: str, **kwargs) -> dict:
     """A tenancy call as the signed-in account (raises SignedOut when there is none)."""
     return runtime().tenancy.call(method, path, headers=_forwarded(), token=access_token(), **kwargs)
+
+
+def tenancy_public(method: str, path: str, **kwargs) -> dict:
+    """A tenancy call without a bearer token (what a mail link's token proves by itself)."""
+    return runtime().tenancy.call(method, path, headers=_forwarded(), **kwargs)
 
 
 def identity_as_service(method: str, path: str, **kwargs) -> dict:

@@ -412,6 +412,41 @@ def test_disable_with_a_wrong_used_or_replayed_code_keeps_2fa_on(client, auth, c
     assert outbox.events(DISABLED) == []
 
 
+def disable_with_password(client, tokens: dict, password: str = PASSWORD):
+    return client.post("/v1/me/mfa/totp/disable", json={"password": password}, headers=bearer(tokens))
+
+
+def test_disable_with_the_password(client, auth, clock, outbox):
+    user = enable_mfa(auth, clock, "ada@example.com")
+
+    assert disable_with_password(client, user.tokens).status_code == 204
+
+    assert me(client, user.tokens)["mfa_enabled"] is False
+    assert [e["data"] for e in outbox.events(DISABLED)] == [{"account_id": user.id, "email": "ada@example.com"}]
+    assert "mfa_required" not in auth.sign_in("ada@example.com").json
+
+
+def test_disable_takes_exactly_one_of_a_code_or_the_password(client, auth, clock, outbox):
+    user = enable_mfa(auth, clock)
+    for body in ({}, {"code": code_at(user.secret, clock.now), "password": PASSWORD}):
+        response = client.post("/v1/me/mfa/totp/disable", json=body, headers=bearer(user.tokens))
+        assert "code" in assert_problem(response, 422, "validation_failed")["errors"]
+    assert_problem(disable_with_password(client, user.tokens, "not the password"), 401, "invalid_credentials")
+
+    assert me(client, user.tokens)["mfa_enabled"] is True
+    assert outbox.events(DISABLED) == []
+
+
+def test_wrong_passwords_at_disable_are_throttled_like_sign_in(client, auth, clock):
+    user = enable_mfa(auth, clock, "ada@example.com")
+    for _ in range(5):  # SIGN_IN_FREE_FAILURES
+        assert_problem(disable_with_password(client, user.tokens, "not the password"), 401, "invalid_credentials")
+
+    assert_problem(disable_with_password(client, user.tokens), 429, "rate_limited")  # even the right one
+    assert_problem(auth.sign_in("ada@example.com"), 429, "rate_limited")
+    assert me(client, user.tokens)["mfa_enabled"] is True
+
+
 def test_disable_without_2fa_is_a_conflict(client, auth):
     _, tokens = auth.verified_account()
 

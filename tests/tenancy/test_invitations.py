@@ -469,3 +469,52 @@ def test_accepting_two_invitations_into_one_organization_at_once_joins_it_once(t
         engine.dispose()
     assert [row.role for row in memberships] == ["member"]
     assert {w["id"] for w in tenancy.get("/v1/workspaces", headers=grace["headers"]).json["items"]} == {first, second}
+
+
+# --- preview: what the mail's link invites to, signed out --------------------------------------------
+
+def preview(tenancy, invitation_id: str, token: str):
+    return tenancy.post(f"/v1/invitations/{invitation_id}/preview", json={"token": token})
+
+
+def test_the_link_s_holder_sees_the_organization_workspace_and_inviter_without_signing_in(tenancy, people, tenants,
+                                                                                          clock):
+    ada, grace = people.new("ada@example.com"), people.new("grace@example.com")
+    ws_id = tenants.organization(ada, "Analytical Engines")["workspace"]["id"]
+    invitation, token = tenants.invite(ada, ws_id, grace["email"], role="admin")
+
+    shown = preview(tenancy, invitation["id"], token)
+
+    assert shown.status_code == 200, shown.json
+    assert contains(shown.json, {"id": invitation["id"], "organization_name": "Analytical Engines",
+                                 "workspace_name": invitation["workspace_name"], "inviter_name": "Ada Lovelace",
+                                 "email": grace["email"], "role": "admin", "state": "pending", "workspace_id": ws_id})
+    assert parse_time(shown.json["expires_at"]) == clock.now + timedelta(seconds=WEEK)
+    assert preview(tenancy, invitation["id"], token).status_code == 200  # a read does not spend the token
+    assert tenants.accept(grace, invitation["id"], token).status_code == 200
+    assert preview(tenancy, invitation["id"], token).json["state"] == "accepted"
+
+
+def test_a_preview_needs_the_invitation_s_own_token(tenancy, people, tenants):
+    ada = people.new("ada@example.com")
+    created = tenants.organization(ada)
+    other = tenants.workspace(ada, created["organization"]["id"], "Other")
+    invitation, token = tenants.invite(ada, created["workspace"]["id"], "grace@example.com")
+    _other, other_token = tenants.invite(ada, other["id"], "grace@example.com")
+
+    for wrong in ("x", token[:-1], other_token):
+        assert_problem(preview(tenancy, invitation["id"], wrong), 404, "not_found")
+    assert_problem(preview(tenancy, "no-such-invitation", token), 404, "not_found")
+    assert_problem(tenancy.post(f"/v1/invitations/{invitation['id']}/preview", json={}), 422, "validation_failed")
+
+
+def test_a_preview_of_an_expired_or_revoked_invitation(tenancy, people, tenants, clock):
+    ada = people.new("ada@example.com")
+    ws_id = tenants.organization(ada)["workspace"]["id"]
+    for_grace, grace_token = tenants.invite(ada, ws_id, "grace@example.com")
+    for_alan, alan_token = tenants.invite(ada, ws_id, "alan@example.com")
+    assert tenancy.delete(f"/v1/invitations/{for_alan['id']}", headers=ada["headers"]).status_code == 204
+
+    assert preview(tenancy, for_alan["id"], alan_token).json["state"] == "revoked"
+    clock.advance(WEEK)
+    assert_problem(preview(tenancy, for_grace["id"], grace_token), 400, "token_expired")

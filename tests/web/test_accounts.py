@@ -5,6 +5,7 @@ import json
 import re
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pyotp
 from playwright.sync_api import expect
@@ -36,8 +37,20 @@ def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(st
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10
     check_page(page, "recovery-codes")
+    with page.expect_response(re.compile(r"/security/recovery-codes/download$")) as answer, \
+            page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    assert answer.value.headers["content-type"].startswith("text/plain")
+    assert answer.value.headers["content-disposition"] == 'attachment; filename="threshold-recovery-codes.txt"'
+    assert download.value.suggested_filename == "threshold-recovery-codes.txt"
+    saved = Path(download.value.path()).read_text()
+    assert [line for line in saved.splitlines() if line in codes] == codes and address in saved
     page.reload()  # shown once
     expect(page.get_by_role("heading", level=1)).to_have_text("Security")
+    token = page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    again = page.request.post(stack.web + "/security/recovery-codes/download", form={"csrf_token": token},
+                              max_redirects=0)
+    assert (again.status, again.headers["location"]) == (302, "/security")  # gone once the page is left
 
     page.get_by_role("button", name="Profile menu").click()
     page.get_by_role("button", name="Sign out").click()
@@ -61,6 +74,16 @@ def test_turn_on_two_factor_then_sign_in_with_a_code_and_with_a_recovery_code(st
     page.get_by_label("Recovery code").fill(codes[0])
     page.get_by_role("button", name="Verify").click()
     expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+    page.goto(stack.web + "/security")  # turning it off asks for the password
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Turn off two-factor authentication").click()
+    expect(page.get_by_role("alert")).to_contain_text("The password is incorrect.")
+    check_page(page, "security-turn-off")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Turn off two-factor authentication").click()
+    expect(page.get_by_role("status")).to_contain_text("Two-factor authentication is off.")
+    expect(page.get_by_role("button", name="Turn on two-factor authentication")).to_be_visible()
 
 
 def test_forgot_and_reset_password(stack, new_page):
@@ -105,3 +128,26 @@ def test_sign_up_with_a_provider_lands_on_the_first_organization(tmp_path, live_
             expect(page).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
         finally:
             stack.stop()
+
+
+def test_the_security_page_lists_the_sessions_and_signs_another_one_out(stack, new_page):
+    laptop = new_page()
+    address = signed_up_and_in(laptop, stack)
+    phone = new_page()
+    phone.goto(stack.web + "/sign-in")
+    sign_in(phone, address)
+    expect(phone).to_have_url(re.compile(r"/w/[0-9a-f-]{36}$"))
+
+    laptop.goto(stack.web + "/security")
+    sessions = laptop.get_by_role("list", name="Where you are signed in")
+    expect(sessions.get_by_role("listitem")).to_have_count(2)  # this browser, the phone
+    expect(sessions.get_by_role("listitem").filter(has_text="This browser")).to_have_count(1)
+    expect(sessions.get_by_role("listitem").filter(has_text=re.compile(r"Chrome on Linux.*from 127\.0\.0\.1", re.S))
+           ).to_have_count(2)
+    expect(sessions.get_by_role("button", name="Sign out")).to_have_count(1)  # not this browser's own
+    check_page(laptop, "security-sessions")
+    sessions.get_by_role("button", name="Sign out").click()
+
+    expect(laptop.get_by_role("status")).to_contain_text("That session is signed out.")
+    expect(sessions.get_by_role("listitem")).to_have_count(1)
+    expect(sessions.get_by_role("button", name="Sign out")).to_have_count(0)

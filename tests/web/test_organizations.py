@@ -34,8 +34,16 @@ def test_invite_sign_up_through_the_link_accept_and_roles(stack, new_page):
     check_page(owner, "organization-settings")
 
     guest = new_page()
-    guest.goto(stack.link_in_mail(invitee, "/invitations/accept"))
+    link = stack.link_in_mail(invitee, "/invitations/accept")
+    guest.goto(link)
     check_page(guest, "accept-invitation-signed-out")
+    expect(guest.get_by_role("heading", level=1)).to_have_text("Join My Workspace")
+    expect(guest.get_by_text(f"Ada Lovelace invited {invitee} to the workspace My Workspace of Difference Engines, "
+                             "as member.")).to_be_visible()
+    assert guest.goto(link[:-1]).status == 404  # not the invitation's token: nothing shown
+    expect(guest.get_by_role("heading", level=1)).to_have_text("Invitation not found")
+    expect(guest.get_by_text("Difference Engines")).to_have_count(0)
+    guest.goto(link)
     expect(guest.get_by_role("link", name="Sign in")).to_be_visible()
     guest.get_by_role("link", name="Sign up").click()
     sign_up(guest, stack, invitee)
@@ -49,6 +57,8 @@ def test_invite_sign_up_through_the_link_accept_and_roles(stack, new_page):
     check_page(guest, "accept-invitation")
     guest.get_by_role("button", name="Accept invitation").click()
     expect(guest).to_have_url(workspace_url)
+    assert guest.goto(link).status == 409  # the link again, once accepted
+    expect(guest.get_by_role("heading", level=1)).to_have_text("This invitation was already accepted")
 
     response = guest.goto(settings_url)
     assert response.status == 403

@@ -7,6 +7,7 @@ from flask import request
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.identity import errors, oidc, passwords, provider
+from services.identity.models import Device
 from services.identity.runtime import runtime
 from shared.addresses import EmailField
 from shared.auth import InsufficientScope
@@ -23,6 +24,7 @@ ERROR_MAP = ErrorMap({
     errors.OneTimeTokenError: 400,
     errors.RefreshTokenError: 401,
     errors.AccountNotFound: 404,
+    errors.SessionNotFound: 404,
     errors.MfaStateConflict: 409,
     errors.InvalidCode: 401,
     errors.MfaUnavailable: 503,
@@ -118,6 +120,11 @@ def limit_per_ip(scope: str) -> None:
     """Per-client-address limit on the routes that cost us (hashing, mail); 429 past it."""
     rt = runtime()
     rt.throttle.hit(f"ip:{scope}:{request.remote_addr}", rt.settings.ip_rate_limit, 60)
+
+
+def device() -> Device:
+    """The client's user agent and address, as a new session records them."""
+    return Device.of(request.user_agent.string, request.remote_addr)
 
 
 def guess_throttle() -> Throttle:

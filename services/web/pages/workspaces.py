@@ -11,7 +11,7 @@ from services.web.pages.common import (
     page,
     require_sign_in,
 )
-from services.web.runtime import runtime, signed_in, tenancy
+from services.web.runtime import runtime, signed_in, tenancy, tenancy_public
 from services.web.upstream import UpstreamError
 
 blp = Blueprint("workspaces", __name__)
@@ -198,30 +198,51 @@ def change_invitation(organization_id: str, invitation_id: str, action: str):
     return redirect(url_for(".organization_settings", organization_id=organization_id))
 
 
+def _invitation_preview(invitation_id: str, token: str) -> dict | None:
+    """What the link invites to (tenancy checks the token without spending it); None when the link is not
+    one: an unknown invitation or a wrong token. An expired one: {"state": "expired"}."""
+    if not invitation_id or not token:
+        return None
+    try:
+        return tenancy_public("POST", f"/v1/invitations/{invitation_id}/preview", json={"token": token})
+    except UpstreamError as error:
+        if error.code == "token_expired":
+            return {"state": "expired"}
+        if error.status in (404, 422):
+            return None
+        raise
+
+
 @blp.route("/invitations/accept", methods=["GET", "POST"])
 def accept_invitation():
-    """The mail's link: signed out, ways in that come back here; signed in as the invitee, a button."""
+    """The mail's link: what it invites to, from anyone holding it; signed out, ways in that come back here;
+    signed in as the invitee, a button."""
     invitation_id = request.args.get("invitation", "")[:64]
     form = forms.TokenForm(token=request.args.get("token", "")[:512])
+    preview = _invitation_preview(invitation_id, form.token.data)
+    shell = _shell(my_workspaces()) if signed_in() else {}
+    if preview is None:
+        return page("workspaces/accept_invitation.html", form, 404, missing=True, **shell)
+    if preview["state"] != "pending":
+        return page("workspaces/accept_invitation.html", form, 410 if preview["state"] == "expired" else 409,
+                    ended=preview, **shell)
     if not signed_in():
         here = url_for(".accept_invitation", invitation=invitation_id, token=form.token.data)
-        return page("workspaces/accept_invitation.html", form, here=here)
-    workspaces = my_workspaces()
-    invitation = next((i for i in tenancy("GET", "/v1/invitations")["items"] if i["id"] == invitation_id), None)
-    if invitation is None:
-        return page("workspaces/accept_invitation.html", form, 404, missing=True, **_shell(workspaces))
+        return page("workspaces/accept_invitation.html", form, invitation=preview, here=here)
+    if session.get("account", {}).get("email", "").lower() != preview["email"]:
+        return page("workspaces/accept_invitation.html", form, 403, invitation=preview, other_account=True, **shell)
     if checked(form):
         try:
             membership = tenancy("POST", f"/v1/invitations/{invitation_id}/accept", json={"token": form.token.data})
         except UpstreamError as error:
             if error.code == "already_member":
-                return redirect(url_for(".workspace", workspace_id=invitation["workspace_id"]))
+                return redirect(url_for(".workspace", workspace_id=preview["workspace_id"]))
             form.form_errors.append(_("This invitation has expired. Ask for a new one.")
                                     if error.code == "token_expired" else
                                     _("This invitation link is not valid any more. Ask for a new one."))
-            return page("workspaces/accept_invitation.html", form, 400, invitation=invitation, **_shell(workspaces))
+            return page("workspaces/accept_invitation.html", form, 400, invitation=preview, **shell)
         return redirect(url_for(".workspace", workspace_id=membership["workspace_id"]))
-    return page("workspaces/accept_invitation.html", form, invitation=invitation, **_shell(workspaces))
+    return page("workspaces/accept_invitation.html", form, invitation=preview, **shell)
 
 
 def _member(organization_id: str, workspace_id: str, user_id: str) -> tuple[dict, dict]:

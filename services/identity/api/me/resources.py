@@ -5,9 +5,9 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.identity import accounts
+from services.identity import accounts, sessions
 from services.identity.api.common import AccountSchema, guess_throttle
-from services.identity.api.me.schemas import PasswordChangeSchema, ProfileUpdateSchema
+from services.identity.api.me.schemas import PasswordChangeSchema, ProfileUpdateSchema, SessionListSchema
 from services.identity.runtime import runtime
 from shared.auth import bearer_required
 
@@ -50,3 +50,27 @@ class MyPassword(MethodView):
         rt = runtime()
         accounts.change_password(rt.uow(), guess_throttle(), rt.settings, g.claims["sub"], g.claims["sid"],
                                  body["current_password"], body["new_password"], rt.clock())
+
+
+@blp.route("/me/sessions")
+class MySessions(MethodView):
+    @bearer_required()
+    @blp.response(200, SessionListSchema)
+    @blp.alt_response(401, description="invalid_token")
+    def get(self):
+        """The account's signed-in sessions (devices), the caller's own marked `current`"""
+        rt = runtime()
+        return {"items": sessions.list_sessions(rt.uow(), account_id=g.claims["sub"],
+                                                current_session_id=g.claims["sid"], now=rt.clock())}
+
+
+@blp.route("/me/sessions/<string:session_id>")
+class MySessionById(MethodView):
+    @bearer_required()
+    @blp.response(204)
+    @blp.alt_response(401, description="invalid_token")
+    @blp.alt_response(404, description="not_found: no such session of this account")
+    def delete(self, session_id):
+        """Sign a session out: its refresh token stops working (its access token runs out within its lifetime)"""
+        rt = runtime()
+        sessions.revoke_session(rt.uow(), account_id=g.claims["sub"], session_id=session_id, now=rt.clock())

@@ -6,13 +6,15 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import mfa
-from services.identity.api.common import TokenPairSchema, guess_throttle, limit_per_ip
+from services.identity.api.common import TokenPairSchema, device, guess_throttle, limit_per_ip
 from services.identity.api.mfa.schemas import (
+    TOTP_DISABLE_BODY,
     CodeSchema,
     EnrolmentSchema,
     MfaSignInSchema,
     PasswordSchema,
     RecoveryCodesSchema,
+    TotpDisableSchema,
 )
 from services.identity.runtime import runtime
 from shared.auth import bearer_required
@@ -62,19 +64,23 @@ class TotpConfirmation(MethodView):
 @blp.route("/me/mfa/totp/disable")
 class TotpDisable(MethodView):
     @bearer_required()
-    @blp.arguments(CodeSchema())
+    @blp.arguments(TotpDisableSchema())
+    @blp.doc(requestBody=TOTP_DISABLE_BODY)
     @blp.response(204)
-    @blp.alt_response(401, description="invalid_code")
+    @blp.alt_response(401, description="invalid_code, or invalid_credentials for a wrong password")
     @blp.alt_response(503, description="mfa_unavailable: TOTP secrets cannot be decrypted (TOTP_ENCRYPTION_KEYS)")
     @blp.alt_response(409, description="mfa_not_enabled")
+    @blp.alt_response(422, description="validation_failed: neither or both of code and password")
     @blp.alt_response(429, description="rate_limited: too many attempts (Retry-After)")
     def post(self, body):
-        """Turn 2FA off with a TOTP or recovery code
+        """Turn 2FA off with a TOTP or recovery code, or with the password
 
-        The owner is mailed a security notice.
+        Exactly one of `code` and `password`. A wrong password counts against the same failure throttle
+        as sign-in. The owner is mailed a security notice.
         """
         rt = runtime()
-        mfa.disable(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"], body["code"], rt.clock())
+        mfa.disable(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"], body.get("code"),
+                    rt.clock(), password=body.get("password"))
 
 
 @blp.route("/me/mfa/recovery-codes")
@@ -113,4 +119,4 @@ class MfaSignIn(MethodView):
         limit_per_ip("mfa")
         rt = runtime()
         return mfa.complete_sign_in(rt.uow(), guess_throttle(), rt.keys, rt.settings, rt.totp_box, body["mfa_token"],
-                                    body["code"], rt.clock())
+                                    body["code"], rt.clock(), device=device())

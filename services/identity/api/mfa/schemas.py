@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.identity.api.common import password_field, token_field
 
@@ -15,6 +15,27 @@ class PasswordSchema(Schema):
 
 class CodeSchema(Schema):
     code = code_field(required=True)
+
+
+# What OpenAPI says of TotpDisableSchema: marshmallow cannot, so it is written out, "exactly one" as oneOf.
+TOTP_DISABLE_BODY = {"content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "code": {"type": "string", "minLength": 1, "maxLength": 64, "writeOnly": True,
+                 "description": "A TOTP or recovery code; or send `password` instead"},
+        "password": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": True,
+                     "description": "The account's password; or send `code` instead"}},
+    "oneOf": [{"required": ["code"]}, {"required": ["password"]}]}}}, "required": True}
+
+
+class TotpDisableSchema(Schema):
+    code = code_field(metadata={"description": "A TOTP or recovery code; or send `password` instead"})
+    password = password_field(metadata={"description": "The account's password; or send `code` instead"})
+
+    @validates_schema
+    def exactly_one(self, data: dict, **_kwargs) -> None:
+        if ("code" in data) == ("password" in data):
+            raise ValidationError("Send either a code or the password.", field_name="code")
 
 
 class MfaSignInSchema(Schema):

@@ -11,7 +11,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from marshmallow import Schema, fields, validate
 
 from services.identity import federation
-from services.identity.api.common import SignInResultSchema, limit_per_ip, token_field
+from services.identity.api.common import SignInResultSchema, device, limit_per_ip, token_field
 from services.identity.api.pages.resources import page
 from services.identity.oidc import AuthorizationRequest, OidcError, ReturnToNotAllowed, return_to_allowed
 from services.identity.runtime import runtime
@@ -151,7 +151,7 @@ class OidcSession(MethodView):
         limit_per_ip("sign-in")
         rt = runtime()
         return federation.sign_in(rt.uow(), rt.keys, rt.settings, rt.settings.oidc_providers, body["login_code"],
-                                  rt.clock())
+                                  rt.clock(), device=device())
 
 
 @blp.route("/me/identities")

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.identity import sessions
-from services.identity.api.common import SignInResultSchema, TokenPairSchema, guess_throttle, limit_per_ip
+from services.identity.api.common import SignInResultSchema, TokenPairSchema, device, guess_throttle, limit_per_ip
 from services.identity.api.sessions.schemas import RefreshTokenSchema, SignInSchema
 from services.identity.runtime import runtime
 
@@ -29,7 +29,7 @@ class Sessions(MethodView):
         limit_per_ip("sign-in")
         rt = runtime()
         return sessions.sign_in(rt.uow(), rt.reads, guess_throttle(), rt.keys, rt.settings, body["email"],
-                                body["password"], rt.clock())
+                                body["password"], rt.clock(), device=device())
 
 
 @blp.route("/tokens/refresh")

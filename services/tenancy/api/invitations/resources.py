@@ -39,6 +39,19 @@ class AcceptSchema(Schema):
     token = fields.String(required=True, validate=validate.Length(min=1, max=512))
 
 
+class InvitationPreviewSchema(Schema):
+    id = fields.String()
+    workspace_id = fields.String()
+    organization_name = fields.String()
+    workspace_name = fields.String()
+    inviter_name = fields.String(allow_none=True, metadata={
+        "description": "The inviter's name when they invited; null on invitations made before it was kept"})
+    email = fields.String()
+    role = fields.String()
+    expires_at = fields.DateTime()
+    state = fields.String(metadata={"description": "pending, accepted or revoked"})
+
+
 class MembershipSchema(Schema):
     workspace_id = fields.String()
     organization_id = fields.String()
@@ -103,6 +116,23 @@ class InvitationAccept(MethodView):
         """Accept an invitation with the token from the mail (the invited, verified address only)"""
         rt = runtime()
         return invitations.accept(rt.uow(), caller(), invitation_id, body["token"], rt.clock())
+
+
+@blp.route("/invitations/<string:invitation_id>/preview")
+class InvitationPreview(MethodView):
+    @blp.arguments(AcceptSchema())
+    @blp.response(200, InvitationPreviewSchema)
+    @blp.alt_response(400, description="token_expired")
+    @blp.alt_response(404, description="not_found: no such invitation, or not its token")
+    def post(self, body, invitation_id):
+        """What an invitation invites to, for the holder of its mail link (no bearer token)
+
+        The token from the mail proves the holder and is not spent: the invitation page shows the
+        organization, the workspace and the inviter before anyone signs in. A POST so the token travels in
+        the body, never in a URL that logs keep.
+        """
+        rt = runtime()
+        return invitations.preview(rt.uow(), invitation_id=invitation_id, token=body["token"], now=rt.clock())
 
 
 @blp.route("/invitations/<string:invitation_id>")
