@@ -43,7 +43,8 @@ def world(client, people, tenants, tenancy, identity_app, tenancy_app):
         "identity": (identity_app, client), "tenancy": (tenancy_app, tenancy), "headers": ada["headers"],
         "ids": {"organization_id": created["organization"]["id"], "workspace_id": created["workspace"]["id"],
                 "user_id": ada["id"], "invitation_id": str(uuid.uuid4()), "provider": "google",
-                "filename": "pages.css", "request_id": str(uuid.uuid4())},
+                "filename": "pages.css", "request_id": str(uuid.uuid4()),
+                "session_id": str(uuid.uuid4())},
     }
 
 

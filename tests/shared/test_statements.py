@@ -65,10 +65,11 @@ def test_rows_written_precompiled_read_back_through_core_unchanged(engine):
         session_id = new_id()
         assert Precompiled(sessions.insert()).rowcount(conn, {
             "id": session_id, "account_id": account_id, "amr": "pwd otp", "auth_time": MOMENT, "created_at": later,
-            "revoked_at": None}) == 1
+            "revoked_at": None, "user_agent": "Mozilla/5.0 (X11; Linux) \u00e9t\u00e9", "ip_address": None}) == 1
         row = conn.execute(select(sessions).where(sessions.c.id == session_id)).one()
 
     assert row.amr == "pwd otp"
+    assert row.user_agent == "Mozilla/5.0 (X11; Linux) \u00e9t\u00e9" and row.ip_address is None
     assert row.auth_time == MOMENT and row.created_at == later and row.revoked_at is None
 
 

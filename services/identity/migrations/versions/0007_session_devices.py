@@ -20,6 +20,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('sessions') as batch:
-        batch.drop_column('ip_address')
-        batch.drop_column('user_agent')
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not batch mode: batch mode copies `sessions` and drops
+    # the original, and with foreign keys on that DROP cascades to every refresh token of every session.
+    op.drop_column('sessions', 'ip_address')
+    op.drop_column('sessions', 'user_agent')

@@ -19,5 +19,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('invitations') as batch:
-        batch.drop_column('inviter_name')
+    op.drop_column('invitations', 'inviter_name')  # plain ALTER (SQLite 3.35+), as identity 0007 explains
