@@ -1,7 +1,7 @@
 """Tenancy's domain errors (api/ maps them to statuses)."""
 from __future__ import annotations
 
-from shared.errors import DomainError
+from shared.errors import DomainError, Unavailable
 
 
 class NotFound(DomainError):
@@ -54,10 +54,10 @@ class InvitationExpired(DomainError):
     message = "The invitation has expired; ask for a new one."
 
 
-class IdentityUnavailable(DomainError):
-    code = "dependency_unavailable"
+class IdentityUnavailable(Unavailable):
+    """503 `dependency_unavailable` with Retry-After, as every shared `Unavailable`."""
+
     message = "The identity service did not answer; try again shortly."
-    retry_after = 5  # seconds, sent as Retry-After: about what identity needs to restart or fail over
 
 
 class InvalidCursor(DomainError):

@@ -17,7 +17,6 @@ ERROR_MAP = ErrorMap({
     errors.Conflict: 409,
     errors.InvitationTokenInvalid: 400,
     errors.InvitationExpired: 400,
-    errors.IdentityUnavailable: 503,
     errors.InvalidCursor: 422,
     TokenRejected: 401,
     InsufficientScope: 403,
