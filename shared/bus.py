@@ -9,8 +9,9 @@
   message goes to `<queue>.dead` through `threshold.dead`, where an operator can list and replay it.
 
 Production runs RabbitMQ (`amqp://`). The embedded default is kombu's filesystem transport under
-`var/bus`: no server, and a topic exchange still routes between processes (its bindings live in
-files); it has no TTL or dead-lettering, so there a consumer waits out a retry delay itself.
+`var/bus`, made atomic by `shared.filesystem_transport`: no server, and a topic exchange still routes
+between processes (its bindings live in files); it has no TTL or dead-lettering, so there a consumer
+waits out a retry delay itself.
 `memory://` is for tests where the broker is not the thing under test.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kombu import Connection, Exchange, Queue, binding
+
+from shared import filesystem_transport
 
 EXCHANGE = Exchange("threshold.events", type="topic", durable=True)
 RETRY_EXCHANGE = Exchange("threshold.retry", type="direct", durable=True)
@@ -105,12 +108,11 @@ def connect(url: str, var_dir: Path) -> Connection:
         for sub in ("data", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return Connection(
-            "filesystem://",
+            transport=filesystem_transport.Transport,
             transport_options={
                 "data_folder_in": str(folder / "data"),
                 "data_folder_out": str(folder / "data"),
                 "control_folder": str(folder / "control"),
-                "store_processed": False,
                 "polling_interval": 0.05,
             },
         )

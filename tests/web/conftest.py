@@ -105,8 +105,21 @@ class Stack:
                 found += pattern.findall(mail.message.get_body(preferencelist=("plain",)).get_content())
             return found
 
-        self.sink.wait_until(lambda: len(links()) >= count, timeout=60, what=f"mail {count} to {address} with {path}")
+        try:
+            self.sink.wait_until(lambda: len(links()) >= count, timeout=60,
+                                 what=f"mail {count} to {address} with {path}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.mail_pipeline()}") from None
         return links()[count - 1]
+
+    def mail_pipeline(self) -> str:
+        """Whether the relay and the mailer still run, and the end of their logs (for a mail that never came)."""
+        lines = []
+        for name in ("identity-relay", "tenancy-relay", "mailer"):
+            child = self.processes.children.get(name)
+            state = "running" if child and child.poll() is None else f"exited {child and child.returncode}"
+            lines.append(f"--- {name}: {state}\n" + "\n".join(self.processes.log(name).splitlines()[-15:]))
+        return "\n".join(lines)
 
 
 def _answers(url: str) -> bool:
