@@ -1,39 +1,48 @@
-"""gunicorn settings for every Threshold HTTP service (`python -m services.<name> serve` uses this file)."""
-import json
-import multiprocessing
-import os
+"""gunicorn settings for every Threshold HTTP service (`python -m services.<name> serve` uses this file).
 
-# Password hashing is CPU-bound, so sync workers, one per core; override with WEB_CONCURRENCY.
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-# gunicorn's sync worker whose own error answers (a malformed request) are problem+json, not HTML.
-worker_class = "shared.processes.ProblemWorker"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
-keepalive = 5
+Every knob comes from `shared.config.ServerSettings` (GUNICORN_*, WEB_CONCURRENCY, ACCESS_LOG), read and
+validated once: a bad value is one line and exit 2, as for the services' own settings."""
+import json
+
+from shared import processes
+from shared.config import ServerSettings, load_or_exit
+
+# (gunicorn reads every module-level name that is one of its settings, `config` among them.)
+server_settings = load_or_exit(ServerSettings.from_env)
+
+# One worker per core (password hashing is CPU-bound). gthread, the default, keeps connections alive and
+# serves `threads` requests at once per worker; its own error answers, like the sync worker's, are
+# problem+json (shared.processes).
+workers = server_settings.workers
+worker_class = processes.WORKERS[server_settings.worker_class]
+threads = server_settings.threads if server_settings.worker_class == "gthread" else 1
+timeout = server_settings.timeout
+graceful_timeout = server_settings.graceful_timeout
+keepalive = server_settings.keepalive
 max_requests = 10000
 max_requests_jitter = 1000
-accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
+# The app is built once in the master and the workers share its pages (see pre_fork); the app factory
+# opens nothing that a fork could share (engines connect on first use; pre_fork closes what it used).
+preload_app = server_settings.preload
+accesslog = "-" if server_settings.access_log else None
 access_log_format = json.dumps({
     "time": "%(t)s", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", "status": "%(s)s",
     "bytes": "%(B)s", "duration_us": "%(D)s", "request_id": "%({x-request-id}o)s",
 })
+# Several gunicorn masters run side by side on one machine (make run); none needs the control socket.
+control_socket_disable = True
 
 
 def on_starting(server):
-    # With several workers, /metrics must merge every worker's samples.
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        os.makedirs(directory, exist_ok=True)
+    processes.on_starting(server_settings)
+
+
+def pre_fork(server, worker):
+    processes.before_fork()
 
 
 def child_exit(server, worker):
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
-
-# Several gunicorn masters run side by side on one machine (make run); none needs the control socket.
-control_socket_disable = True
+    processes.worker_exited(server_settings, worker.pid)
 
 
 def post_worker_init(worker):

@@ -140,6 +140,42 @@ def app_env(env: Mapping[str, str]) -> str:
     return choice(env, "APP_ENV", "development", ("development", "production", "test"))
 
 
+#: gunicorn worker classes `serve` may run (GUNICORN_WORKER_CLASS): `gthread` keeps connections alive and
+#: serves GUNICORN_THREADS requests at once per worker; `sync` answers one request per connection.
+WORKER_CLASSES = ("gthread", "sync")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How `serve` runs gunicorn (deploy/gunicorn.conf.py reads these, the same for every HTTP service)."""
+
+    conf: str  # GUNICORN_CONF: the gunicorn config file
+    workers: int  # WEB_CONCURRENCY
+    worker_class: str  # GUNICORN_WORKER_CLASS: one of WORKER_CLASSES
+    threads: int  # GUNICORN_THREADS: requests one gthread worker serves at once
+    timeout: int  # GUNICORN_TIMEOUT
+    graceful_timeout: int  # GUNICORN_GRACEFUL_TIMEOUT
+    keepalive: int  # GUNICORN_KEEPALIVE: seconds an idle kept-alive connection stays open
+    access_log: bool  # ACCESS_LOG=1 (default) logs one JSON line per request
+    preload: bool  # GUNICORN_PRELOAD=1 builds the app once, before the workers fork
+    metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR: where every worker's metrics are merged ("" for none)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServerSettings:
+        return cls(
+            conf=text(env, "GUNICORN_CONF", str(Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py")),
+            workers=integer(env, "WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1, maximum=64),
+            worker_class=choice(env, "GUNICORN_WORKER_CLASS", "gthread", WORKER_CLASSES),
+            threads=integer(env, "GUNICORN_THREADS", 4, minimum=1, maximum=64),
+            timeout=integer(env, "GUNICORN_TIMEOUT", 30, minimum=1),
+            graceful_timeout=integer(env, "GUNICORN_GRACEFUL_TIMEOUT", 20, minimum=0),
+            keepalive=integer(env, "GUNICORN_KEEPALIVE", 5, minimum=0, maximum=300),
+            access_log=choice(env, "ACCESS_LOG", "1", ("0", "1")) == "1",
+            preload=choice(env, "GUNICORN_PRELOAD", "0", ("0", "1")) == "1",
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+        )
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """The settings every service has; each service's `Settings` adds its own fields to these."""
@@ -153,6 +189,7 @@ class ServiceSettings:
     port: int
     log_level: str
     log_format: str
+    server: ServerSettings  # how `serve` runs gunicorn
 
     @property
     def production(self) -> bool:
@@ -175,6 +212,7 @@ class ServiceSettings:
             "log_level": log_level(env),
             "log_format": choice(env, "LOG_FORMAT", "json" if environment == "production" else "text",
                                  ("json", "text")),
+            "server": ServerSettings.from_env(env),
         }
 
 

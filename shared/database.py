@@ -1,9 +1,11 @@
 """Engines and sessions. Nothing is connected at import time: services call `make_engine`."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,27 @@ class ImmediateSQLiteDialect(SQLiteDialect_pysqlite):
     def do_begin(self, dbapi_connection) -> None:
         if dbapi_connection.isolation_level is not None:  # None: AUTOCOMMIT was asked for
             dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+#: Every engine of this process, so that a fork can leave none of their connections shared (close_pools).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def close_pools() -> None:
+    """Close the pooled connections of every engine of this process (they reconnect on next use).
+
+    gunicorn's master calls it before it forks a worker; a forked child also drops, without closing,
+    whatever it inherited (at-fork hook below), since closing would end the parent's connection too."""
+    for engine in list(_ENGINES):
+        engine.dispose()
+
+
+def _drop_inherited_pools() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_drop_inherited_pools)
 
 
 def make_engine(url: str, pool_size: int = 5, autocommit: bool = False, ping_after_idle: float = 10.0) -> Engine:
@@ -63,9 +86,11 @@ def make_engine(url: str, pool_size: int = 5, autocommit: bool = False, ping_aft
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        _ENGINES.add(engine)
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=10, **options)
     _ping_after_idle(engine, ping_after_idle)
+    _ENGINES.add(engine)
     return engine
 
 

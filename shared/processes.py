@@ -2,6 +2,7 @@
 worker every HTTP service runs."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -12,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 from sqlalchemy import Table
 
-from shared import bus, config, errors, logs
-from shared.config import ServiceSettings
+from shared import bus, config, database, errors, logs
+from shared.config import ServerSettings, ServiceSettings
 from shared.database import make_engine
 from shared.outbox import Relay
 
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
+#: The worker each GUNICORN_WORKER_CLASS names (config.WORKER_CLASSES).
+WORKERS = {"gthread": "shared.processes.ProblemThreadWorker", "sync": "shared.processes.ProblemWorker"}
 
 
 def load_settings(loader: Callable[[Mapping[str, str]], ServiceSettings]) -> Any:
@@ -32,12 +36,34 @@ def load_settings(loader: Callable[[Mapping[str, str]], ServiceSettings]) -> Any
 
 def serve(app_factory: str, settings: ServiceSettings, workers: int | None = None) -> None:
     """Replace this process with gunicorn serving `app_factory` (e.g. 'services.identity.app:create_app()')."""
-    conf = os.environ.get("GUNICORN_CONF", str(GUNICORN_CONF))
+    conf = settings.server.conf
     bind = f"{settings.bind_host}:{settings.port}"
     argv = [sys.executable, "-m", "gunicorn", "--config", conf, "--bind", bind]
     if workers:
         argv += ["--workers", str(workers)]
     os.execv(sys.executable, argv + [app_factory])
+
+
+def on_starting(server: ServerSettings) -> None:
+    """gunicorn's master, starting: with several workers, /metrics must merge every worker's samples."""
+    if server.metrics_dir:
+        os.makedirs(server.metrics_dir, exist_ok=True)
+
+
+def before_fork() -> None:
+    """gunicorn's master, before it forks a worker. With preload_app the app was built here: the database
+    connections it used (the signing keys' first load) are closed, so no worker shares one, and every
+    object built so far moves to the collector's permanent generation, which the workers' collections
+    never walk: the pages holding them stay shared between the workers instead of being copied into each."""
+    database.close_pools()
+    gc.freeze()
+
+
+def worker_exited(server: ServerSettings, pid: int) -> None:
+    if server.metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 # What gunicorn itself answers, before any request reaches the app, by status; anything else is a 500.
@@ -51,9 +77,11 @@ SERVER_PROBLEMS = {
 }
 
 
-class ProblemWorker(SyncWorker):
-    """gunicorn's sync worker, whose own refusals (a bad request line, too many or too long headers, a URI
-    over its limit) are problem+json like every other error, not gunicorn's HTML page."""
+class ProblemAnswers:
+    """What a gunicorn worker answers for its own refusals (a bad request line, too many or too long
+    headers, a URI over its limit): problem+json like every other error, not gunicorn's HTML page."""
+
+    log: Any
 
     def handle_error(self, req, client, addr, exc):
         page = _Page()
@@ -67,6 +95,15 @@ class ProblemWorker(SyncWorker):
             util.write_nonblock(client, head.encode("latin-1") + body)
         except Exception:  # the client is gone: nothing to tell it
             self.log.debug("Failed to send error message.")
+
+
+class ProblemWorker(ProblemAnswers, SyncWorker):
+    """gunicorn's sync worker (GUNICORN_WORKER_CLASS=sync): one request per connection, closed after it."""
+
+
+class ProblemThreadWorker(ProblemAnswers, ThreadWorker):
+    """gunicorn's gthread worker (GUNICORN_WORKER_CLASS=gthread, the default): connections kept alive, and
+    GUNICORN_THREADS requests served at once, so a sign-in's password hash holds up no other request."""
 
 
 class _Page:

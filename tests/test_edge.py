@@ -1,6 +1,6 @@
 """What faces clients. gunicorn's own refusals of a malformed request (before any reaches the app) are
 problem+json, not HTML; and the nginx of deploy/nginx/, Debian's binary run on that very file, keeps
-slow clients dripping header bytes away from identity's sync workers, answers its own errors as
+slow clients dripping header bytes away from identity's workers, answers its own errors as
 problem+json too, and, with PROXY_HOPS as compose sets it, lets identity tell its clients apart."""
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import time
 import pytest
 import requests
 
+from shared.config import ServerSettings
 from tests import backends, nginx
 from tests.processes import Processes, wait_for
 from tests.test_deploy import compose, compose_cli  # noqa: F401  (the compose file as Compose resolves it)
 
 pytestmark = pytest.mark.slow
 WORKERS = 2
+THREADS = ServerSettings.from_env({}).threads  # requests one worker serves at once, by default
 IP_LIMIT = 2
 
 
@@ -46,6 +48,13 @@ def serving_identity(databases, tmp_path, **env):
 def identity(databases, tmp_path):
     with serving_identity(databases, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(params=["gthread", "sync"])
+def each_worker_class(request, databases, tmp_path):
+    """Identity served by each GUNICORN_WORKER_CLASS; (worker class, URL)."""
+    with serving_identity(databases, tmp_path, GUNICORN_WORKER_CLASS=request.param) as url:
+        yield request.param, url
 
 
 @pytest.fixture
@@ -97,13 +106,33 @@ def assert_problem_bytes(status_line: str, headers: dict, body: bytes, status: i
 
 
 @pytest.mark.parametrize("name", MALFORMED)
-def test_gunicorn_answers_a_malformed_request_with_a_problem(identity, name):
+def test_gunicorn_answers_a_malformed_request_with_a_problem(each_worker_class, name):
+    _worker_class, identity = each_worker_class
     data, status = MALFORMED[name]
 
     problem = assert_problem_bytes(*exchange(int(identity.rsplit(":", 1)[1]), data), status)
 
     assert b"<html" not in json.dumps(problem).encode()
     assert requests.get(f"{identity}/healthz", timeout=5).status_code == 200  # the worker carries on
+
+
+def test_connections_are_kept_alive_unless_the_sync_worker_serves(each_worker_class):
+    worker_class, identity = each_worker_class
+    connection = http.client.HTTPConnection("127.0.0.1", int(identity.rsplit(":", 1)[1]), timeout=10)
+    try:
+        answers = []
+        for _ in range(3):
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            response.read()
+            answers.append((response.status, response.getheader("Connection"), connection.sock is not None))
+    finally:
+        connection.close()
+
+    if worker_class == "gthread":  # the default: one connection for all three
+        assert answers == [(200, "keep-alive", True)] * 3
+    else:
+        assert answers == [(200, "close", False)] * 3
 
 
 # -- nginx -------------------------------------------------------------------------------------------
@@ -159,14 +188,14 @@ class SlowClients:
 
 
 def test_slow_clients_freeze_gunicorn_when_it_faces_them(identity):
-    """The attack, without nginx: twice as many drippers as workers and identity stops answering."""
-    with SlowClients(int(identity.rsplit(":", 1)[1]), WORKERS * 2):
+    """The attack, without nginx: twice as many drippers as request threads and identity stops answering."""
+    with SlowClients(int(identity.rsplit(":", 1)[1]), WORKERS * THREADS * 2):
         with pytest.raises(requests.Timeout):
             requests.get(f"{identity}/healthz", timeout=3)
 
 
 def test_behind_nginx_slow_clients_do_not_hold_identity(edge):
-    with SlowClients(edge["identity"], WORKERS * 4):
+    with SlowClients(edge["identity"], WORKERS * THREADS * 4):
         answered = requests.get(f"http://127.0.0.1:{edge['identity']}/healthz", timeout=10)
         signed_up = requests.post(f"http://127.0.0.1:{edge['identity']}/v1/accounts", timeout=30, json={
             "email": "edge@example.com", "password": "a long enough passphrase", "first_name": "E", "last_name": "G"})

@@ -85,6 +85,10 @@ BAD_VALUES = {
     "LOG_LEVEL": "verbose",
     "LOG_FORMAT": "xml",
     "BUS_QUEUE_TYPE": "stream",
+    "GUNICORN_WORKER_CLASS": "eventlet",
+    "GUNICORN_THREADS": "0",
+    "WEB_CONCURRENCY": "none",
+    "ACCESS_LOG": "yes",
 }
 
 CASES = [
@@ -126,6 +130,11 @@ CASES = [
     (NOTIFIER_CONSUME, "LOG_FORMAT"),
     (NOTIFIER_CONSUME, "BUS_QUEUE_TYPE"),
     (RUN_ALL, "LOG_LEVEL"),
+    # How serve runs gunicorn: read with every service's settings too.
+    (IDENTITY_SERVE, "GUNICORN_WORKER_CLASS"),
+    (TENANCY_SERVE, "GUNICORN_THREADS"),
+    (NOTIFIER_SERVE, "WEB_CONCURRENCY"),
+    (IDENTITY_MIGRATE, "ACCESS_LOG"),
 ]
 
 
