@@ -157,7 +157,7 @@ class ServerSettings:
     graceful_timeout: int  # GUNICORN_GRACEFUL_TIMEOUT
     keepalive: int  # GUNICORN_KEEPALIVE: seconds an idle kept-alive connection stays open
     access_log: bool  # ACCESS_LOG=1 (default) logs one JSON line per request
-    preload: bool  # GUNICORN_PRELOAD=1 builds the app once, before the workers fork
+    preload: bool  # GUNICORN_PRELOAD=1 (default) builds the app once, before the workers fork
     metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR: where every worker's metrics are merged ("" for none)
 
     @classmethod
@@ -171,7 +171,7 @@ class ServerSettings:
             graceful_timeout=integer(env, "GUNICORN_GRACEFUL_TIMEOUT", 20, minimum=0),
             keepalive=integer(env, "GUNICORN_KEEPALIVE", 5, minimum=0, maximum=300),
             access_log=choice(env, "ACCESS_LOG", "1", ("0", "1")) == "1",
-            preload=choice(env, "GUNICORN_PRELOAD", "0", ("0", "1")) == "1",
+            preload=choice(env, "GUNICORN_PRELOAD", "1", ("0", "1")) == "1",
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
         )
 
