@@ -71,6 +71,7 @@ class Throttle:
         this_guess = (table.c.key == bindparam("key")) & (table.c.hits == bindparam("hits"))
         self._block = Precompiled(update(table).where(this_guess)
                                   .values(blocked_until=bindparam("until", type_=UTCDateTime)))
+        self._clear = Precompiled(delete(table).where(table.c.key == bindparam("key")))
         # Giving a try back lifts the block only if no later guess was counted (none can be while it holds).
         self._give_back = Precompiled(
             update(table).where(table.c.key == bindparam("key"), table.c.hits >= bindparam("hits"))
@@ -136,7 +137,7 @@ class Throttle:
 
     def clear(self, key: str) -> None:
         with self.autocommit_engine.begin() as conn:
-            conn.execute(delete(self.table).where(self.table.c.key == key))
+            self._clear.rowcount(conn, {"key": key})
 
     def clear_every_source(self, key: str) -> None:
         """Forget the guesses at `key` from every address (a password reset proved who the user is)."""

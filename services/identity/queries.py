@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, bindparam, select
 
-from services.identity.models import Account, RelyingPartyRecord
+from services.identity.models import Account, RelyingPartyRecord, ServiceClient
 from shared.statements import Precompiled
 
 accounts = Account.__table__
@@ -21,6 +21,11 @@ _relying_parties = RelyingPartyRecord.__table__
 _RELYING_PARTY = Precompiled(
     select(_relying_parties.c.client_id, _relying_parties.c.secret_hash, _relying_parties.c.metadata_json)
     .where(_relying_parties.c.client_id == bindparam("client_id")))
+
+_service_clients = ServiceClient.__table__
+_SERVICE_CLIENT = Precompiled(
+    select(_service_clients.c.client_id, _service_clients.c.secret_hash, _service_clients.c.scopes)
+    .where(_service_clients.c.client_id == bindparam("client_id")))
 
 
 class Reads:
@@ -44,3 +49,8 @@ class Reads:
         """An OpenID Provider client the CLI registered (client_id, secret_hash, metadata_json), or None."""
         with self.engine.connect() as conn:
             return _RELYING_PARTY.first(conn, {"client_id": client_id})
+
+    def service_client(self, client_id: str):
+        """A service client (client_id, secret_hash, scopes), or None."""
+        with self.engine.connect() as conn:
+            return _SERVICE_CLIENT.first(conn, {"client_id": client_id})

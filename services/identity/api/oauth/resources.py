@@ -59,5 +59,5 @@ class Token(MethodView):
         basic = _basic_credentials()
         client_id, secret = basic if basic else (form.get("client_id", ""), form.get("client_secret", ""))
         rt = runtime()
-        return clients.issue_token(rt.uow(), guess_throttle(), rt.keys, rt.settings, form["grant_type"], client_id,
+        return clients.issue_token(rt.reads, guess_throttle(), rt.keys, rt.settings, form["grant_type"], client_id,
                                    secret, form.get("scope"), rt.clock())

@@ -116,7 +116,7 @@ def _service_token() -> Response:
     basic = basic_credentials(request.headers.get("Authorization", ""))
     client_id, secret = basic if basic else (request.form.get("client_id", ""), request.form.get("client_secret", ""))
     try:
-        body = clients.issue_token(rt.uow(), guess_throttle(), rt.keys, rt.settings, "client_credentials",
+        body = clients.issue_token(rt.reads, guess_throttle(), rt.keys, rt.settings, "client_credentials",
                                    client_id[:100], secret[:512], request.form.get("scope"), rt.clock())
     except RateLimited as error:
         return _slow_down(error)
