@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Payload, OAuth2Request
@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 
 from services.identity.keys import KeyStore
-from services.identity.models import Account, AuthorizationRequest, OAuthGrant, OAuthRefreshToken
+from services.identity.models import Account, AuthorizationRequest, OAuthGrant
 from services.identity.relying_parties import SCOPES, RelyingParty
 from services.identity.settings import Settings
 from services.identity.unit_of_work import IdentityUnitOfWork
@@ -122,7 +122,7 @@ def _authenticate_basic(query_client, request: ProtocolRequest):
 
 @dataclass(frozen=True)
 class IssuedCode:
-    row: AuthorizationRequest
+    row: Any  # the authorization request's columns (AuthorizationRequests.by_code), read-only
     parameters: dict
 
     @property
@@ -189,9 +189,9 @@ def _issue(context: Context, *, grant: OAuthGrant, account: Account, refresh: bo
              "token_type": "Bearer", "expires_in": settings.access_token_ttl, "scope": grant.scope}
     if refresh:
         secret, digest = opaque_tokens.generate()
-        added = context.uow.op_refresh_tokens.add(OAuthRefreshToken(
-            token_hash=digest, grant_id=grant.id, created_at=context.now, previous_hash=previous_hash,
-            expires_at=context.now + timedelta(seconds=settings.refresh_token_ttl)))
+        added = context.uow.op_refresh_tokens.add(
+            token_hash=digest, grant_id=grant.id, now=context.now, previous_hash=previous_hash,
+            expires_at=context.now + timedelta(seconds=settings.refresh_token_ttl))
         if not added:  # another request rotated the same token first: a reuse
             _revoke_reused(context, grant.id, "refresh token")
         token["refresh_token"] = secret
@@ -255,9 +255,10 @@ class CodeGrant(AuthorizationCodeGrant):
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Spent when it was read (`query_authorization_code`)."""
 
-    def authenticate_user(self, authorization_code: IssuedCode) -> Account | None:
+    def authenticate_user(self, authorization_code: IssuedCode):
+        """The account's claims (a read-only row: `_issue` and `id_token` read its attributes as of an Account)."""
         account_id = authorization_code.row.account_id
-        return self.context.uow.accounts.get(account_id) if account_id is not None else None
+        return self.context.uow.accounts.claims(account_id) if account_id is not None else None
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
         context, code = self.context, self.request.authorization_code
@@ -265,8 +266,7 @@ class CodeGrant(AuthorizationCodeGrant):
                            session_id=code.row.session_id, scope=code.get_scope(), auth_time=code.row.auth_time,
                            amr=code.row.amr, workspace=code.row.workspace, created_at=context.now)
         context.uow.grants.add(grant)
-        context.uow.flush()
-        code.row.grant_id = grant.id
+        context.uow.authorization_requests.record_grant(code.row.code_hash, grant.id)
         refresh = include_refresh_token and "offline_access" in grant.scope.split()
         return _issue(context, grant=grant, account=user, refresh=refresh)
 
@@ -368,8 +368,9 @@ class RefreshGrant(RefreshTokenGrant):
             return None
         return credential
 
-    def authenticate_user(self, refresh_token: GrantCredential) -> Account | None:
-        return self.request.context.uow.accounts.get(refresh_token.grant.account_id)
+    def authenticate_user(self, refresh_token: GrantCredential):
+        """The account's claims (a read-only row: `_issue` reads its attributes as of an Account)."""
+        return self.request.context.uow.accounts.claims(refresh_token.grant.account_id)
 
     def revoke_old_credential(self, refresh_token: GrantCredential) -> None:
         """Its successor names it (`previous_hash`), which marks it used."""
@@ -381,7 +382,8 @@ class RefreshGrant(RefreshTokenGrant):
                       previous_hash=previous)
 
 
-def find_refresh_token(context: Context, token: str) -> OAuthRefreshToken | None:
+def find_refresh_token(context: Context, token: str):
+    """The refresh token row (token_hash, grant_id, expires_at) `token` is, or None."""
     return context.uow.op_refresh_tokens.get(opaque_tokens.digest(token))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from services.identity.errors import EmailTaken
@@ -50,6 +51,12 @@ class Accounts(Repository):
 
     def many(self, ids: list[str]) -> list[Account]:
         return list(self.session.scalars(select(Account).where(Account.id.in_(ids))))
+
+    def claims(self, account_id: str):
+        """What the OpenID Provider's tokens say of an account (id, email, email_verified, first_name,
+        last_name, updated_at), read-only, or None: one precompiled statement on every token request."""
+        self._uow.flush()
+        return _ACCOUNT_CLAIMS.first(self.connection, {"id": account_id})
 
 
 class OneTimeTokens(Repository):
@@ -104,6 +111,11 @@ _REFRESH_TOKEN_WITH_SESSION = Precompiled(
     .join(_accounts, _accounts.c.id == _sessions.c.account_id)
     .outerjoin(_successor, _successor.c.previous_hash == _refresh_tokens.c.token_hash)
     .where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
+_SESSION_ACTIVE = Precompiled(
+    select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None)))
+_ACCOUNT_CLAIMS = Precompiled(
+    select(_accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
+           _accounts.c.last_name, _accounts.c.updated_at).where(_accounts.c.id == bindparam("id")))
 _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
@@ -131,8 +143,8 @@ class Sessions(Repository):
 
     def active(self, session_id: str) -> bool:
         """Whether the session exists and has not ended (signed out, reused refresh token, password change)."""
-        return self.session.scalar(select(AuthSession.id).where(AuthSession.id == session_id,
-                                                                AuthSession.revoked_at.is_(None))) is not None
+        self._uow.flush()
+        return _SESSION_ACTIVE.first(self.connection, {"session_id": session_id}) is not None
 
     def of_account(self, account_id: str, now: datetime) -> list:
         """The account's live sessions (not ended, a refresh token not yet expired), most recently used first:
@@ -316,6 +328,17 @@ class RelyingPartyRecords(Repository):
         self.session.merge(record)
 
 
+_auth_requests = AuthorizationRequest.__table__
+_AUTH_REQUEST_BY_CODE = Precompiled(
+    select(*_auth_requests.c).where(_auth_requests.c.code_hash == bindparam("code_hash")))
+_SPEND_CODE = Precompiled(
+    update(_auth_requests).where(_auth_requests.c.code_hash == bindparam("code_hash"),
+                                 _auth_requests.c.code_used_at.is_(None)).values(code_used_at=bindparam("now")))
+_RECORD_GRANT = Precompiled(
+    update(_auth_requests).where(_auth_requests.c.code_hash == bindparam("code_hash"))
+    .values(grant_id=bindparam("grant_id")))
+
+
 class AuthorizationRequests(Repository):
     def add(self, request: AuthorizationRequest) -> None:
         self.session.add(request)
@@ -323,26 +346,52 @@ class AuthorizationRequests(Repository):
     def get(self, request_id: str) -> AuthorizationRequest | None:
         return self.session.get(AuthorizationRequest, request_id)
 
-    def by_code(self, code_hash: str) -> AuthorizationRequest | None:
-        return self.session.scalars(select(AuthorizationRequest).where(AuthorizationRequest.code_hash == code_hash)
-                                    ).first()
+    def by_code(self, code_hash: str):
+        """The request a code was issued for (its columns, read-only: the token endpoint's path), or None."""
+        self._uow.flush()
+        return _AUTH_REQUEST_BY_CODE.first(self.connection, {"code_hash": code_hash})
 
     def spend_code(self, code_hash: str, now: datetime) -> bool:
         """Mark the code used; False when it was used already (one conditional UPDATE: of two racing
         exchanges exactly one wins)."""
-        result = self.session.execute(
-            update(AuthorizationRequest)
-            .where(AuthorizationRequest.code_hash == code_hash, AuthorizationRequest.code_used_at.is_(None))
-            .values(code_used_at=now).execution_options(synchronize_session=False))
-        return result.rowcount == 1
+        self._uow.flush()
+        return _SPEND_CODE.rowcount(self.connection, {"code_hash": code_hash, "now": now}) == 1
+
+    def record_grant(self, code_hash: str, grant_id: str) -> None:
+        """The grant a code's exchange opened (a replayed code revokes it)."""
+        _RECORD_GRANT.rowcount(self.connection, {"code_hash": code_hash, "grant_id": grant_id})
+
+
+# The OpenID Provider's token endpoint reads a grant and its refresh token and writes the successor on every
+# refresh: precompiled Core on the unit of work's connection, as the first-party refresh does (the ORM's
+# identity map and flush cost more than the statements). Rows come back as named tuples, read-only.
+_grants = OAuthGrant.__table__
+_op_refresh_tokens = OAuthRefreshToken.__table__
+_GRANT = Precompiled(select(*_grants.c).where(_grants.c.id == bindparam("id")))
+_INSERT_GRANT = Precompiled(_grants.insert())
+_OP_REFRESH_TOKEN = Precompiled(
+    select(_op_refresh_tokens.c.token_hash, _op_refresh_tokens.c.grant_id, _op_refresh_tokens.c.expires_at)
+    .where(_op_refresh_tokens.c.token_hash == bindparam("token_hash")))
+_OP_REFRESH_TOKEN_USED = Precompiled(
+    select(_op_refresh_tokens.c.token_hash).where(_op_refresh_tokens.c.previous_hash == bindparam("token_hash")))
+# A successor whose previous_hash already has one is not inserted (its unique index): the token was reused.
+# Both dialects spell it alike; each gets its own statement.
+_INSERT_OP_REFRESH_TOKEN = {
+    dialect.__name__.rsplit(".", 1)[-1]: Precompiled(
+        dialect.insert(_op_refresh_tokens).on_conflict_do_nothing(index_elements=["previous_hash"]))
+    for dialect in (postgresql, sqlite)}
 
 
 class OAuthGrants(Repository):
     def add(self, grant: OAuthGrant) -> None:
-        self.session.add(grant)
+        """Insert the grant (a precompiled INSERT of its columns: `grant` itself stays outside the session)."""
+        self._uow.flush()
+        _INSERT_GRANT.rowcount(self.connection, {column.key: getattr(grant, column.key) for column in _grants.c})
 
-    def get(self, grant_id: str) -> OAuthGrant | None:
-        return self.session.get(OAuthGrant, grant_id)
+    def get(self, grant_id: str):
+        """The grant (its columns, read-only), or None."""
+        self._uow.flush()
+        return _GRANT.first(self.connection, {"id": grant_id})
 
     def revoke(self, grant_id: str, now: datetime) -> None:
         self.session.execute(update(OAuthGrant).where(OAuthGrant.id == grant_id, OAuthGrant.revoked_at.is_(None))
@@ -355,18 +404,19 @@ class OAuthGrants(Repository):
 
 
 class OAuthRefreshTokens(Repository):
-    def add(self, token: OAuthRefreshToken) -> bool:
+    def add(self, *, token_hash: str, grant_id: str, now: datetime, expires_at: datetime,
+            previous_hash: str | None) -> bool:
         """Insert the token; False when its `previous_hash` already has a successor (a reuse, or a race)."""
-        try:
-            with self.session.begin_nested():
-                self.session.add(token)
-        except IntegrityError:
-            return False
-        return True
+        self._uow.flush()  # a grant added in this unit of work goes first
+        connection = self.connection
+        return _INSERT_OP_REFRESH_TOKEN[connection.dialect.name].rowcount(connection, {
+            "token_hash": token_hash, "grant_id": grant_id, "created_at": now, "expires_at": expires_at,
+            "previous_hash": previous_hash}) == 1
 
-    def get(self, token_hash: str) -> OAuthRefreshToken | None:
-        return self.session.get(OAuthRefreshToken, token_hash)
+    def get(self, token_hash: str):
+        """The token (token_hash, grant_id, expires_at), or None."""
+        self._uow.flush()
+        return _OP_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
 
     def used(self, token_hash: str) -> bool:
-        return self.session.scalar(select(OAuthRefreshToken.token_hash)
-                                   .where(OAuthRefreshToken.previous_hash == token_hash)) is not None
+        return _OP_REFRESH_TOKEN_USED.first(self.connection, {"token_hash": token_hash}) is not None
