@@ -1,4 +1,4 @@
-"""Starting and stopping gunicorn for a benchmark, and reading its workers' CPU time and peak RSS."""
+"""Starting and stopping a server for a benchmark, and reading the CPU time and memory of its process tree."""
 from __future__ import annotations
 
 import functools
@@ -55,6 +55,57 @@ def _read_worker(pid: int) -> WorkerSample | None:
         return None
     cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
     return WorkerSample(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every live process below it (the server's whole tree: master, workers, helpers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = _stat_fields(int(entry))
+            except OSError:
+                continue
+            if fields[0] not in ("Z", "X"):
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime + stime of every process in the tree, plus cutime + cstime (children each has reaped, such
+    as workers recycled by gunicorn's max_requests): everything the server has spent since it started."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue  # exited meanwhile: its parent's cutime has it once the parent reaps it
+        total += sum(int(value) for value in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One process's memory in MB (/proc/<pid>/smaps_rollup): unique to it (USS), its share of pages
+    mapped by several (PSS), and everything mapped (RSS)."""
+
+    uss_mb: float
+    pss_mb: float
+    rss_mb: float
+
+
+def memory(pid: int) -> Memory | None:
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return None
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in lines[1:] if line.rstrip().endswith("kB")}
+    return Memory((kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, kb["Pss"] / 1024, kb["Rss"] / 1024)
 
 
 def stop_group(process: subprocess.Popen, timeout: float) -> None:
