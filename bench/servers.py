@@ -128,7 +128,9 @@ def stop_group(process: subprocess.Popen, timeout: float) -> None:
 class Server:
     """A gunicorn master in its own process group, pinned to `cpu`; `with` stops the whole group."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None):
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None,
+                 forks: bool = True):
+        self.forks = forks  # a master that forks workers (gunicorn): ready once a worker is there too
         self.argv = argv
         self.env = env
         self.port = port
@@ -159,7 +161,7 @@ class Server:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
                 conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200 and self.workers():
+                if conn.getresponse().status == 200 and (self.workers() or not self.forks):
                     return
             except (OSError, http.client.HTTPException):
                 pass
@@ -186,6 +188,11 @@ class Server:
         reaped = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # cutime, cstime
         workers = {pid: _read_worker(pid) for pid in self.workers()}
         return Sample({pid: worker for pid, worker in workers.items() if worker is not None}, reaped)
+
+    @property
+    def pid(self) -> int:
+        """The root of the server's process tree."""
+        return self.process.pid
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -61,7 +61,7 @@ async def get_session() -> AsyncGenerator[AsyncSession, None]:
         yield session
 
 
-async def get_user_db(session: AsyncSession = Depends(get_session)):
+async def get_user_db(session: AsyncSession = Depends(get_session)):  # noqa: B008 - FastAPI's idiom
     yield SQLAlchemyUserDatabase(session, User)
 
 
@@ -70,7 +70,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     verification_token_secret = "bench-verification-secret"
 
 
-async def get_user_manager(user_db=Depends(get_user_db)):
+async def get_user_manager(user_db=Depends(get_user_db)):  # noqa: B008 - FastAPI's idiom
     yield UserManager(user_db, PASSWORD_HELPER)
 
 
