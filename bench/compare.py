@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench import ab, identity, load, rotation_floor, servers
 from bench.ab import Ratio
-from bench.peers import fastapi_users
+from bench.peers import fastapi_users_peer as fastapi_users
 from shared.config import DEVELOPMENT_SECRET
 
 SYNC, KEEP = "Threshold sync", "Threshold gthread"
