@@ -16,8 +16,8 @@ from pathlib import Path
 from bench import compare, databases, event_path, report, servers
 from bench.peers import fastapi_users_peer as fastapi_users
 
-FULL = compare.Settings(clients=4, rounds=3, seconds=2.0, sign_in_seconds=3.0, warmup=0.4)
-SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1)
+FULL = compare.Settings(clients=4, rounds=3, seconds=2.0, sign_in_seconds=3.0, warmup=0.4, codes=4000)
+SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=40)
 VAR = servers.ROOT / "var"
 
 
@@ -32,6 +32,14 @@ def _cores() -> tuple[int | None, set[int]]:
     return (cpus[-1], set(cpus[:-1])) if len(cpus) > 1 else (None, set(cpus))
 
 
+_STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    """A progress line, with the seconds since the run began."""
+    print(f"[{time.monotonic() - _STARTED:4.0f} s] {text}", flush=True)
+
+
 def install_peers(var_dir: Path) -> compare.Peers:
     """Each peer into var/bench-peers/ (once; pinned); one that cannot be installed is said so and skipped."""
     peers = compare.Peers()
@@ -39,7 +47,7 @@ def install_peers(var_dir: Path) -> compare.Peers:
         peers.fastapi_users = fastapi_users.install(var_dir)
     except Exception as error:  # pip could not reach the registry, or a build failed: measure the rest
         peers.unavailable[compare.FASTAPI_USERS] = str(error)
-        print(f"fastapi-users peer unavailable: {error}", flush=True)
+        say(f"fastapi-users peer unavailable: {error}")
     try:
         from bench.peers import oidc_provider
 
@@ -47,7 +55,7 @@ def install_peers(var_dir: Path) -> compare.Peers:
         peers.oidc = oidc_provider
     except Exception as error:  # not written yet, npm could not reach the registry, a build failed
         peers.unavailable[compare.OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
-        print(f"oidc-provider peer unavailable: {type(error).__name__}: {error}", flush=True)
+        say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
     return peers
 
 
@@ -72,7 +80,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     host = report.machine()
     all_cpus = os.sched_getaffinity(0)
     server_cpu, client_cpus = _cores()
-    print("installing the peers into var/bench-peers/ (once)...", flush=True)
+    say("installing the peers into var/bench-peers/ (once)...")
     peers = install_peers(VAR)
     os.sched_setaffinity(0, client_cpus)
     workdir = Path(tempfile.mkdtemp(prefix="threshold-bench-"))
@@ -82,25 +90,25 @@ def main(argv: list[str] | None = None) -> Path | None:
     try:
         sqlite = workdir / "sqlite"
         sqlite.mkdir()
-        print("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...", flush=True)
+        say("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...")
         results.append(compare.run("SQLite", {name: f"sqlite:///{sqlite / name}.db" for name in (
-            "identity", "floor", "fastapi-users")} | {"oidc": None}, sqlite, server_cpu, peers, settings))
+            "identity", "floor", "fastapi-users")} | {"oidc": None}, sqlite, server_cpu, peers, settings, say))
         if databases.postgres_available():
             postgres = workdir / "postgres"
             postgres.mkdir()
-            print("PostgreSQL: the same...", flush=True)
+            say("PostgreSQL: the same...")
             with ExitStack() as stack:
                 urls = {name: stack.enter_context(databases.fresh_postgres(name.replace("-", "_")))
                         for name in ("identity", "floor", "fastapi-users", "oidc")}
                 urls["oidc"] = "postgresql://" + urls["oidc"].split("://", 1)[1]
-                results.append(compare.run("PostgreSQL", urls, postgres, server_cpu, peers, settings))
+                results.append(compare.run("PostgreSQL", urls, postgres, server_cpu, peers, settings, say))
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")
         os.sched_setaffinity(0, all_cpus)
-        print("make run's footprint (total PSS)...", flush=True)
+        say("make run's footprint (total PSS)...")
         (workdir / "footprint").mkdir()
         footprint = _footprint(workdir / "footprint")
-        print("event path: sign-up to mail, and mails per second through one consumer...", flush=True)
+        say("event path: sign-up to mail, and mails per second through one consumer...")
         (workdir / "events").mkdir()
         events = (event_path.run(workdir / "events", seconds=2.0, events=40) if short
                   else event_path.run(workdir / "events"))
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> Path | None:
 
     run = report.Run(host, settings, short, time.monotonic() - started, results, peers.unavailable, footprint,
                      events, notes)
-    print()
+    say("done")
     print(report.summary(run))
     output = Path(argv[argv.index("--output") + 1]) if "--output" in argv else None if short else report.DOC
     if output is None:

@@ -26,6 +26,7 @@ class Settings:
     seconds: float
     sign_in_seconds: float
     warmup: float
+    codes: int  # at most this many authorization codes minted for one window
 
 
 @dataclass
@@ -60,23 +61,52 @@ def _cycle_sign_in(emails: list[str], clients: int, call):
     return make
 
 
+def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, urls: dict, workdir: Path, cpu: int | None, say):
+    """oidc-provider started on this database, or None (said why) when the peer is missing or fails."""
+    if peers.oidc is None:
+        return None
+    try:
+        return stack.enter_context(peers.oidc.OidcProvider(  # type: ignore[attr-defined]
+            workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", urls["oidc"],
+            servers.free_port(), cpu))
+    except Exception as error:  # the peer's own failure: said in the report, the rest goes on
+        say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
+        peers.unavailable[OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
+        return None
+
+
 def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | None, peers: Peers,
         settings: Settings, say=print) -> Result:
     """`urls`: the databases of identity, the refresh floor, fastapi-users and oidc-provider (None: its own
     SQLite file); each server gets its own."""
     n = settings.clients
     with ExitStack() as stack:
-        ports = {name: servers.free_port() for name in ("sync", "keep")}
+        ports = {name: servers.free_port() for name in ("sync", "keep", "floor")}
         env = identity.environment(urls["identity"], workdir, ports["sync"], worker="sync")
         identity.migrate(env)
-        ours = {SYNC: stack.enter_context(identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu)),
-                KEEP: stack.enter_context(identity.server({**env, "BENCH_WORKER": "gthread"}, ports["keep"],
-                                                          workdir / "identity-gthread.log", cpu))}
+        issued = rotation_floor.seed(urls["floor"], n)
+        ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
+                KEEP: identity.server({**env, "BENCH_WORKER": "gthread"}, ports["keep"],
+                                      workdir / "identity-gthread.log", cpu)}
+        floor = servers.Server(servers.gunicorn_argv("bench.rotation_floor:create_app()", ports["floor"]),
+                               {**env, "WEB_CONCURRENCY": "1", rotation_floor.URL_VARIABLE: urls["floor"]},
+                               ports["floor"], workdir / "rotation-floor.log", cpu)
+        started = [*ours.values(), floor]
+        if peers.fastapi_users is not None:
+            started.append(fastapi_users.server(peers.fastapi_users, urls["fastapi-users"], workdir, cpu))
+        for server in started:  # boot side by side, then wait for each
+            server.quick_stop = True
+            stack.callback(server.stop)
+            server.start()
+        provider = _oidc_provider(stack, peers, backend, urls, workdir, cpu, say)
+        for server in started:
+            stack.enter_context(server)
         emails = identity.create_accounts(ports["sync"], urls["identity"], n * 4)
         pairs = {name: identity.sign_in_pairs(server.port, emails[:n]) for name, server in ours.items()}
         minter = identity.Minter(env, emails[0])
         rp = identity.basic(identity.RP, identity.RP_SECRET)
         tenancy = identity.basic("tenancy", DEVELOPMENT_SECRET)  # make run's development client
+        cap = settings.codes
 
         sign_in = [ab.verify_side(cpu)]
         read, refresh, credentials, exchange = [], [], [], []
@@ -95,22 +125,17 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
                 identity.refresh_grant_step("/oauth2/token", c[i], rp)), n))
             credentials.append(ab.http_side(name, "POST /v1/oauth/token client_credentials", port, pid, lambda _i: (
                 identity.client_credentials_step("/v1/oauth/token", tenancy)), n))
-            pool = identity.CodePool(minter.codes, settings.seconds + settings.warmup)
+            pool = identity.CodePool(minter.codes, settings.seconds + settings.warmup, cap)
             exchange.append(ab.http_side(name, "POST /oauth2/token authorization_code", port, pid, lambda _i, p=pool: (
-                identity.exchange_step(p, "/oauth2/token", rp)), n, prepare=pool.refill))
+                identity.exchange_step(p, "/oauth2/token", rp, identity.REDIRECT_URI)), n, prepare=pool.refill))
 
-        issued = rotation_floor.seed(urls["floor"], n)
-        floor_port = servers.free_port()
-        floor = stack.enter_context(servers.Server(
-            servers.gunicorn_argv("bench.rotation_floor:create_app()", floor_port),
-            {**env, "WEB_CONCURRENCY": "1", rotation_floor.URL_VARIABLE: urls["floor"]}, floor_port,
-            workdir / "rotation-floor.log", cpu))
         refresh.append(ab.http_side(FLOOR, "bench/rotation_floor.py POST /v1/rotate", floor.port, floor.pid,
                                     lambda i: load.rotating("/v1/rotate", issued[i]), n))
+        say(f"  {backend}: servers up, accounts made, tokens minted")
 
         peer_servers: dict[str, int] = {}
         if peers.fastapi_users is not None:
-            peer = stack.enter_context(fastapi_users.server(peers.fastapi_users, urls["fastapi-users"], workdir, cpu))
+            peer = started[-1]
             peer_servers[FASTAPI_USERS] = peer.pid
             client = load.Client(peer.port)
             try:
@@ -131,29 +156,18 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
             read.append(ab.http_side(FASTAPI_USERS, "GET /users/me", peer.port, peer.pid, lambda i: (
                 lambda client: client.call("GET", "/users/me", token=tokens[i])[0] == 200), n))
 
-        if peers.oidc is not None:
-            try:
-                provider = stack.enter_context(peers.oidc.OidcProvider(
-                    workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", urls["oidc"],
-                    servers.free_port(), cpu))
-                op_auth = identity.basic(provider.client_id, provider.client_secret)
-                op_chains = provider.refresh_tokens(n)
-            except Exception as error:  # the peer's own failure: said in the report, the rest goes on
-                say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
-                peers.unavailable[OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
-                provider = None
-            if provider is not None:
-                peer_servers[OIDC_PROVIDER] = provider.pid
-                refresh.append(ab.http_side(OIDC_PROVIDER, "POST /token refresh_token", provider.port, provider.pid,
-                                            lambda i: identity.refresh_grant_step("/token", op_chains[i], op_auth), n))
-                credentials.append(ab.http_side(OIDC_PROVIDER, "POST /token client_credentials", provider.port,
-                                                provider.pid, lambda _i: identity.client_credentials_step(
-                                                    "/token", op_auth), n))
-                pool = identity.CodePool(provider.authorization_codes, settings.seconds + settings.warmup)
-                exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", provider.port,
-                                             provider.pid, lambda _i, p=pool: identity.exchange_step(p, "/token",
-                                                                                                     op_auth),
-                                             n, prepare=pool.refill))
+        if provider is not None:
+            op_auth = identity.basic(provider.client_id, provider.client_secret)
+            op_chains = provider.refresh_tokens(n)
+            port, pid = provider.port, provider.pid
+            peer_servers[OIDC_PROVIDER] = pid
+            refresh.append(ab.http_side(OIDC_PROVIDER, "POST /token refresh_token", port, pid, lambda i: (
+                identity.refresh_grant_step("/token", op_chains[i], op_auth)), n))
+            credentials.append(ab.http_side(OIDC_PROVIDER, "POST /token client_credentials", port, pid, lambda _i: (
+                identity.client_credentials_step("/token", op_auth)), n))
+            pool = identity.CodePool(provider.authorization_codes, settings.seconds + settings.warmup, cap)
+            exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", port, pid, lambda _i: (
+                identity.exchange_step(pool, "/token", op_auth, provider.redirect_uri)), n, prepare=pool.refill))
 
         def ratios(numerators: list[str], denominator: str, target: float) -> list[Ratio]:
             return [Ratio(name, denominator, target) for name in numerators]
@@ -179,6 +193,7 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
                 say(f"    {ratio.numerator} / {ratio.denominator}: {comparison.median(ratio):.2f} ({rounds})")
             comparisons.append(comparison)
 
+        say(f"  {backend}: done")
         memory = {name: _worker_memory(server) for name, server in ours.items()}
         memory.update({name: tree_memory(pid) for name, pid in peer_servers.items()})
         return Result(backend, comparisons, memory)

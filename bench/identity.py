@@ -184,9 +184,10 @@ class CodePool:
     Each refill is sized from the rate of the window before, so the clients seldom run dry (when they do,
     the per-CPU figure still holds: an idle server spends nothing)."""
 
-    def __init__(self, mint, seconds: float, first_rate: float = 400.0):
+    def __init__(self, mint, seconds: float, cap: int, first_rate: float = 400.0):
         self.mint = mint  # count -> [(code, verifier)]
         self.seconds = seconds
+        self.cap = cap
         self.rate = first_rate
         self.codes: deque = deque()
         self.lock = threading.Lock()
@@ -198,7 +199,7 @@ class CodePool:
                 self.rate = max(50.0, self.handed / self.seconds)
             self.codes.clear()
             self.handed = 0
-        self.codes.extend(self.mint(min(4000, int(self.rate * 1.3 * self.seconds) + 8)))
+        self.codes.extend(self.mint(min(self.cap, int(self.rate * 1.3 * self.seconds) + 8)))
 
     def take(self) -> tuple[str, str]:
         try:
@@ -209,13 +210,22 @@ class CodePool:
         return code
 
 
-def exchange_step(pool: CodePool, path: str, headers: dict[str, str]) -> load.Step:
+class Unexpected(Exception):
+    """An answer other than the one expected: an error of the window, its message the first error shown."""
+
+
+def expect(status: int, body: dict, wanted: int = 200) -> None:
+    if status != wanted:
+        raise Unexpected(f"{status}: {json.dumps(body)[:200]}")
+
+
+def exchange_step(pool: CodePool, path: str, headers: dict[str, str], redirect_uri: str) -> load.Step:
     def step(client: load.Client) -> bool:
         code, verifier = pool.take()
-        status, _ = client.call("POST", path, form={"grant_type": "authorization_code", "code": code,
-                                                    "redirect_uri": REDIRECT_URI, "code_verifier": verifier},
-                                headers=headers)
-        return status == 200
+        expect(*client.call("POST", path, form={"grant_type": "authorization_code", "code": code,
+                                                "redirect_uri": redirect_uri, "code_verifier": verifier},
+                            headers=headers))
+        return True
 
     return step
 
@@ -227,8 +237,7 @@ def refresh_grant_step(path: str, first_token: str, headers: dict[str, str]) -> 
     def step(client: load.Client) -> bool:
         status, body = client.call("POST", path, form={"grant_type": "refresh_token",
                                                        "refresh_token": chain["token"]}, headers=headers)
-        if status != 200 or "refresh_token" not in body:
-            return False
+        expect(status, body)
         chain["token"] = body["refresh_token"]
         return True
 
@@ -237,4 +246,9 @@ def refresh_grant_step(path: str, first_token: str, headers: dict[str, str]) -> 
 
 def client_credentials_step(path: str, headers: dict[str, str], scope: str | None = None) -> load.Step:
     form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-    return lambda client: client.call("POST", path, form=form, headers=headers)[0] == 200
+
+    def step(client: load.Client) -> bool:
+        expect(*client.call("POST", path, form=form, headers=headers))
+        return True
+
+    return step

@@ -108,11 +108,11 @@ def memory(pid: int) -> Memory | None:
     return Memory((kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, kb["Pss"] / 1024, kb["Rss"] / 1024)
 
 
-def stop_group(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the process group, SIGKILL it after `timeout`, then kill whatever the leader left behind."""
+def stop_group(process: subprocess.Popen, timeout: float, signum: int = signal.SIGTERM) -> None:
+    """SIGTERM (or `signum`) the process group, SIGKILL it after `timeout`, then kill whatever the leader left."""
     if process.poll() is None:
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signum)
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
@@ -131,6 +131,7 @@ class Server:
     def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None,
                  forks: bool = True):
         self.forks = forks  # a master that forks workers (gunicorn): ready once a worker is there too
+        self.quick_stop = False  # SIGINT (gunicorn's quick shutdown) rather than SIGTERM (graceful)
         self.argv = argv
         self.env = env
         self.port = port
@@ -138,11 +139,17 @@ class Server:
         self.cpu = cpu
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> Server:
+    def start(self) -> Server:
+        """Start the process without waiting (several servers boot side by side; `with` then waits)."""
         pin = functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None else None
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+        return self
+
+    def __enter__(self) -> Server:
+        if self.process is None:
+            self.start()
         try:
             self.wait_ready()
         except BaseException:
@@ -196,7 +203,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            stop_group(self.process, timeout=25)
+            stop_group(self.process, timeout=25, signum=signal.SIGINT if self.quick_stop else signal.SIGTERM)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
