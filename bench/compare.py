@@ -97,7 +97,7 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
         for server in started:  # boot side by side, then wait for each
             server.quick_stop = True
             stack.callback(server.stop)
-            server.start()
+            server.start(boot_unpinned=True)
         provider = _oidc_provider(stack, peers, backend, urls, workdir, cpu, say)
         for server in started:
             stack.enter_context(server)

@@ -76,6 +76,16 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def pin_tree(root: int, cpu: int) -> None:
+    """Every thread of every process of the tree onto `cpu` (what each forks or spawns later inherits it)."""
+    for pid in descendants(root):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), {cpu})
+            except (ProcessLookupError, PermissionError):
+                continue
+
+
 def tree_cpu_seconds(root: int) -> float:
     """utime + stime of every process in the tree, plus cutime + cstime (children each has reaped, such
     as workers recycled by gunicorn's max_requests): everything the server has spent since it started."""
@@ -131,7 +141,8 @@ class Server:
     def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None,
                  forks: bool = True):
         self.forks = forks  # a master that forks workers (gunicorn): ready once a worker is there too
-        self.quick_stop = False  # SIGINT (gunicorn's quick shutdown) rather than SIGTERM (graceful)
+        self.boot_unpinned = False
+        self.quick_stop = False  # SIGINT, SIGKILL after 2 s, rather than a graceful SIGTERM
         self.argv = argv
         self.env = env
         self.port = port
@@ -139,9 +150,12 @@ class Server:
         self.cpu = cpu
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> Server:
-        """Start the process without waiting (several servers boot side by side; `with` then waits)."""
-        pin = functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None else None
+    def start(self, boot_unpinned: bool = False) -> Server:
+        """Start the process without waiting (several servers boot side by side; `with` then waits).
+        `boot_unpinned`: boot on every core, and be pinned, every thread of the tree, once ready."""
+        self.boot_unpinned = boot_unpinned
+        pin = (functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None and not boot_unpinned
+               else None)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
@@ -152,6 +166,8 @@ class Server:
             self.start()
         try:
             self.wait_ready()
+            if self.boot_unpinned and self.cpu is not None:
+                pin_tree(self.process.pid, self.cpu)
         except BaseException:
             self.stop()
             raise
@@ -203,7 +219,10 @@ class Server:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            stop_group(self.process, timeout=25, signum=signal.SIGINT if self.quick_stop else signal.SIGTERM)
+            if self.quick_stop:  # gunicorn's quick shutdown; its gthread worker may still wait graceful_timeout
+                stop_group(self.process, timeout=2, signum=signal.SIGINT)
+            else:
+                stop_group(self.process, timeout=25)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
