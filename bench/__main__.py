@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import compare, databases, event_path, report, servers
 from bench.peers import fastapi_users_peer as fastapi_users
 
-FULL = compare.Settings(clients=4, rounds=3, seconds=2.0, sign_in_seconds=3.0, warmup=0.4, codes=4000)
+FULL = compare.Settings(clients=4, rounds=3, seconds=2.0, sign_in_seconds=3.0, warmup=0.3, codes=600)
 SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150)
 VAR = servers.ROOT / "var"
 
