@@ -16,8 +16,8 @@ from pathlib import Path
 from bench import compare, databases, event_path, report, servers
 from bench.peers import fastapi_users_peer as fastapi_users
 
-FULL = compare.Settings(clients=4, rounds=3, seconds=2.0, sign_in_seconds=3.0, warmup=0.3, codes=600)
-SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150)
+FULL = compare.Settings(clients=4, rounds=3, seconds=1.5, sign_in_seconds=2.5, warmup=0.3, codes=600, warm_round=1.0)
+SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150, warm_round=0.2)
 VAR = servers.ROOT / "var"
 
 
@@ -62,7 +62,7 @@ def install_peers(var_dir: Path) -> compare.Peers:
 def _footprint(workdir: Path) -> dict | str:
     """The total PSS of every process `make run` starts (bench/footprint.py), or why it was not measured."""
     try:
-        from bench import footprint  # type: ignore[attr-defined]
+        from bench import footprint
     except ImportError as error:
         return f"bench/footprint.py is not here ({error})"
     try:

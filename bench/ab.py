@@ -107,8 +107,13 @@ class Comparison:
         return statistics.median(window.per_cpu for window in self.windows[side])
 
 
-def interleave(comparison: Comparison, rounds: int, seconds: float, warmup: float) -> Comparison:
-    """Rounds of one window per side, in the same order each round."""
+def interleave(comparison: Comparison, rounds: int, seconds: float, warmup: float, warm_round: float = 0.0
+               ) -> Comparison:
+    """Rounds of one window per side, in the same order each round; first, when `warm_round` is set, one
+    window of that length per side whose figures are dropped (node's JIT, caches and pools warmed up)."""
+    if warm_round:
+        for side in comparison.sides:
+            side.measure(warm_round, 0.0)
     comparison.windows = {side.name: [] for side in comparison.sides}
     for _ in range(rounds):
         for side in comparison.sides:

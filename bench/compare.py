@@ -27,6 +27,7 @@ class Settings:
     sign_in_seconds: float
     warmup: float
     codes: int  # at most this many authorization codes minted for one window
+    warm_round: float = 0.0  # seconds of a first, unmeasured window per side
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, urls: dict, wor
     if peers.oidc is None:
         return None
     try:
-        return stack.enter_context(peers.oidc.OidcProvider(  # type: ignore[attr-defined]
+        return stack.enter_context(peers.oidc.OidcProvider(
             workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", urls["oidc"],
             servers.free_port(), cpu))
     except Exception as error:  # the peer's own failure: said in the report, the rest goes on
@@ -187,7 +188,7 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
             comparison = ab.Comparison(operation, backend, sides,
                                        [r for r in wanted if r.numerator in names and r.denominator in names])
             say(f"  {backend}: {operation} ({len(sides)} sides x {settings.rounds} rounds of {seconds:g} s)...")
-            ab.interleave(comparison, settings.rounds, seconds, settings.warmup)
+            ab.interleave(comparison, settings.rounds, seconds, settings.warmup, settings.warm_round)
             for ratio in comparison.ratios:
                 rounds = " ".join(f"{value:.2f}" for value in comparison.per_round(ratio))
                 say(f"    {ratio.numerator} / {ratio.denominator}: {comparison.median(ratio):.2f} ({rounds})")

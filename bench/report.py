@@ -264,13 +264,12 @@ def document(run: Run) -> str:
     notes = "".join(f"- {note}\n" for note in run.notes)
     return f"""# Performance
 
-Measured by `make bench` ({"short mode" if run.short else "full mode"}, {run.seconds / 60:.1f} minutes) on
-{host.date}: {host.cpu}, {host.cores} cores, Linux {host.kernel}, Python {host.python}; 1-minute load average
-{host.load_average:.2f} before the run. {host.versions}.
-
-## Sizing (one gunicorn worker on one core)
-
 {sizing(run)}
+
+Per core: one gunicorn worker (sync) with a core to itself, per CPU-second of the worker's whole process
+tree. Measured by `make bench` ({"short mode" if run.short else "full mode"}, {run.seconds / 60:.1f} minutes)
+on {host.date}: {host.cpu}, {host.cores} cores, Linux {host.kernel}, Python {host.python}, 1-minute load
+average {host.load_average:.2f} before the run (other work shares these cores); {host.versions}.
 
 ## Threshold against the peers, per server CPU-second
 
