@@ -59,14 +59,15 @@ def install_peers(var_dir: Path) -> compare.Peers:
     return peers
 
 
-def _footprint(workdir: Path) -> dict | str:
-    """The total PSS of every process `make run` starts (bench/footprint.py), or why it was not measured."""
+def _footprint(workdir: Path, short: bool) -> dict | str:
+    """The total PSS of every process `make run` starts (bench/footprint.py), or why it was not measured;
+    the short run reads it once every service is ready, without waiting for sign-up mail."""
     try:
         from bench import footprint
     except ImportError as error:
         return f"bench/footprint.py is not here ({error})"
     try:
-        return footprint.total_pss(workdir)
+        return footprint.total_pss(workdir, sign_ups=0) if short else footprint.total_pss(workdir)
     except Exception as error:  # its own failure: said in the report
         return f"{type(error).__name__}: {error}"
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         os.sched_setaffinity(0, all_cpus)
         say("make run's footprint (total PSS)...")
         (workdir / "footprint").mkdir()
-        footprint = _footprint(workdir / "footprint")
+        footprint = _footprint(workdir / "footprint", short)
         say("event path: sign-up to mail, and mails per second through one consumer...")
         (workdir / "events").mkdir()
         events = (event_path.run(workdir / "events", seconds=2.0, events=40) if short
