@@ -88,10 +88,9 @@ def stop_event_on_signals() -> threading.Event:
     return stop
 
 
-def run_relay(settings: ServiceSettings, table: Table) -> None:
-    """Publish a service's outbox until SIGINT or SIGTERM."""
+def run_relay(settings: ServiceSettings, table: Table, consumers: tuple[bus.ConsumerQueues, ...]) -> None:
+    """Publish a service's outbox until SIGINT or SIGTERM (`consumers`: the queues it declares first)."""
     engine = make_engine(settings.database_url)
-    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir),
-                  queue_type=settings.bus_queue_type)
+    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir), consumers=consumers)
     logging.getLogger("threshold.outbox").info("outbox relay started for %s", engine.url.render_as_string())
     relay.run(stop_event_on_signals())

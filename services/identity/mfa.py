@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from services.identity import one_time_tokens, totp
+from services.identity import events, one_time_tokens, totp
 from services.identity.accounts import check_password, failure_policy
 from services.identity.errors import (
     AccountNotFound,
@@ -24,7 +24,6 @@ from services.identity.models import Account, AuditRecord, Device, TotpCredentia
 from services.identity.sessions import start_session
 from services.identity.settings import Settings
 from shared import addresses, opaque_tokens
-from shared.events import Event
 from shared.throttle import Throttle
 
 log = logging.getLogger("threshold.identity.mfa")
@@ -119,7 +118,7 @@ def confirm_enrolment(uow, throttle: Throttle, settings: Settings, box: totp.Sec
             account.mfa_enabled = True
             account.updated_at = now
             codes = _new_recovery_codes(uow, account_id, now)
-            uow.record(Event("identity.mfa.enabled", {"account_id": account_id, "email": account.email}))
+            uow.record(events.mfa_enabled(account_id=account_id, email=account.email))
             uow.commit()
             return codes
 
@@ -149,7 +148,7 @@ def _turn_off(uow, account: Account, now: datetime) -> None:
     uow.recovery_codes.delete_all(account.id)
     account.mfa_enabled = False
     account.updated_at = now
-    uow.record(Event("identity.mfa.disabled", {"account_id": account.id, "email": account.email}))
+    uow.record(events.mfa_disabled(account_id=account.id, email=account.email))
 
 
 def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str | None,

@@ -39,10 +39,11 @@ def main() -> None:
 
 def dead_letters(settings, action: str, event_id: str | None) -> None:
     from services.notifier import dead_letters as letters
+    from services.notifier import subscriptions
     from shared import bus
 
     connection = bus.connect(settings.broker_url, settings.var_dir)
-    queues = bus.notifier(settings.retry_delays, settings.bus_queue_type)
+    queues = subscriptions.mail_queues(settings.retry_delays, settings.bus_queue_type)
     try:
         if action == "list":
             found = letters.list_dead_letters(connection, queues)
