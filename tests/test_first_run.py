@@ -11,16 +11,6 @@ from services.identity.settings import Settings as IdentitySettings
 from services.tenancy.settings import Settings as TenancySettings
 from shared import config
 from tests.conftest import assert_problem
-from tests.tenancy.conftest import (  # noqa: F401
-    identity_server,
-    make_tenancy_app,
-    people,
-    tenancy,
-    tenancy_app,
-    tenancy_db,
-    tenancy_outbox,
-    tenants,
-)
 
 PORTS = {"IDENTITY_PORT": "9101", "TENANCY_PORT": "9102", "NOTIFIER_PORT": "9103"}
 
