@@ -4,24 +4,25 @@
 //   env: PORT, BACKEND ("sqlite" | "postgresql"), DATABASE (a SQLite file | a PostgreSQL URL),
 //        CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, READY_FILE
 //
-// The provider listens on 127.0.0.1:PORT (0: a free port), with Node's default keep-alive. Once both servers listen it
-// writes READY_FILE ({"issuer", "admin_port"}) in one rename. A second server, also on 127.0.0.1 but on
-// a port of its own (off the measured paths), mints through oidc-provider's own models what a sign-in
-// would have left behind:
-//   POST /refresh-tokens        {"n"} -> {"refresh_tokens": [...]}        one grant per token
+// The provider listens on 127.0.0.1:PORT (0: a free port), with Node's default keep-alive. Once both
+// servers listen it writes READY_FILE ({"issuer", "admin_port"}) in one rename. A second server, also on
+// 127.0.0.1 but on a port of its own (off the measured paths), mints through oidc-provider's own models
+// what a sign-in would have left behind, each for a new account (a row findAccount reads) and grant:
+//   POST /refresh-tokens        {"n"} -> {"refresh_tokens": [...]}   scope openid offline_access
 //   POST /authorization-codes   {"n"} -> {"codes": [[code, code_verifier], ...]}   PKCE S256
 //
 // Configured to issue what Threshold issues: ES256 ID tokens, access tokens as ES256 JWTs for one
 // audience (resource indicators with a default resource and the granted resource reused on refresh),
-// refresh tokens rotated on every use, and client_credentials for the confidential client.
+// refresh tokens rotated on every use, and client_credentials for the confidential client. Offline
+// refresh tokens do not expire with a session here (oidc-provider's default for offline_access).
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 import Provider from 'oidc-provider';
 
-import { openPostgresql, postgresqlAdapter } from './adapters/postgresql.mjs';
-import { openSqlite, sqliteAdapter } from './adapters/sqlite.mjs';
+import { openPostgresql, postgresqlAccounts, postgresqlAdapter } from './adapters/postgresql.mjs';
+import { openSqlite, sqliteAccounts, sqliteAdapter } from './adapters/sqlite.mjs';
 
 const {
   PORT, BACKEND, DATABASE, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, READY_FILE,
@@ -32,14 +33,17 @@ const SCOPE = 'openid offline_access';
 const ACCESS_TOKEN_TTL = 900;
 
 let adapter;
+let accounts;
 let closeDatabase;
 if (BACKEND === 'sqlite') {
   const db = openSqlite(DATABASE);
   adapter = sqliteAdapter(db);
+  accounts = sqliteAccounts(db);
   closeDatabase = async () => db.close();
 } else if (BACKEND === 'postgresql') {
   const pool = await openPostgresql(DATABASE);
   adapter = postgresqlAdapter(pool);
+  accounts = postgresqlAccounts(pool);
   closeDatabase = () => pool.end();
 } else {
   throw new Error(`BACKEND must be sqlite or postgresql, not ${BACKEND}`);
@@ -97,7 +101,9 @@ const provider = new Provider(issuer, {
     Grant: 30 * 24 * 3600,
   },
   async findAccount(ctx, accountId) {
-    return { accountId, async claims() { return { sub: accountId }; } };
+    const account = await accounts.find(accountId);
+    if (!account) return undefined;
+    return { accountId, async claims() { return { sub: accountId, email: account.email, email_verified: true }; } };
   },
 });
 
@@ -107,16 +113,17 @@ server.on('request', provider.callback());
 
 const b64url = (buffer) => buffer.toString('base64url');
 
-async function newGrant(accountId, client) {
+async function newGrant(client) {
+  const accountId = `bench-account-${randomBytes(8).toString('hex')}`;
+  await accounts.add(accountId, `${accountId}@bench.test`);
   const grant = new provider.Grant({ accountId, clientId: client.clientId });
   grant.addOIDCScope(SCOPE);
   grant.addResourceScope(RESOURCE, RESOURCE_SCOPE);
-  return grant.save();
+  return [accountId, await grant.save()];
 }
 
-async function refreshToken(client, index) {
-  const accountId = `bench-account-${index}`;
-  const grantId = await newGrant(accountId, client);
+async function refreshToken(client) {
+  const [accountId, grantId] = await newGrant(client);
   const token = new provider.RefreshToken({
     accountId,
     client,
@@ -131,9 +138,8 @@ async function refreshToken(client, index) {
   return token.save();
 }
 
-async function authorizationCode(client, index) {
-  const accountId = `bench-account-${index}`;
-  const grantId = await newGrant(accountId, client);
+async function authorizationCode(client) {
+  const [accountId, grantId] = await newGrant(client);
   const verifier = b64url(randomBytes(32));
   const code = new provider.AuthorizationCode({
     accountId,
@@ -155,7 +161,7 @@ async function mint(n, make) {
   const made = [];
   for (let start = 0; start < n; start += 50) { // a few at once: PostgreSQL round trips overlap
     const batch = [];
-    for (let index = start; index < Math.min(n, start + 50); index += 1) batch.push(make(client, index));
+    for (let index = start; index < Math.min(n, start + 50); index += 1) batch.push(make(client));
     made.push(...await Promise.all(batch));
   }
   return made;

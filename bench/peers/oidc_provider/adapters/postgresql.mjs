@@ -19,8 +19,28 @@ export async function openPostgresql(connectionString) {
     CREATE INDEX IF NOT EXISTS oidc_models_grant_id ON oidc_models (model, grant_id);
     CREATE INDEX IF NOT EXISTS oidc_models_user_code ON oidc_models (model, user_code);
     CREATE INDEX IF NOT EXISTS oidc_models_uid ON oidc_models (model, uid);
+    CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, email text NOT NULL);
   `);
   return pool;
+}
+
+// The people findAccount looks up: a real deployment reads its user store on every grant, as Threshold does.
+export function postgresqlAccounts(pool) {
+  return {
+    async add(id, email) {
+      await pool.query({
+        name: 'accounts-insert',
+        text: 'INSERT INTO accounts (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING',
+        values: [id, email],
+      });
+    },
+    async find(id) {
+      const result = await pool.query({
+        name: 'accounts-select', text: 'SELECT id, email FROM accounts WHERE id = $1', values: [id],
+      });
+      return result.rows[0];
+    },
+  };
 }
 
 export function postgresqlAdapter(pool) {

@@ -27,8 +27,19 @@ export function openSqlite(path) {
     CREATE INDEX IF NOT EXISTS oidc_models_grant_id ON oidc_models (model, grant_id);
     CREATE INDEX IF NOT EXISTS oidc_models_user_code ON oidc_models (model, user_code);
     CREATE INDEX IF NOT EXISTS oidc_models_uid ON oidc_models (model, uid);
+    CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, email TEXT NOT NULL);
   `);
   return db;
+}
+
+// The people findAccount looks up: a real deployment reads its user store on every grant, as Threshold does.
+export function sqliteAccounts(db) {
+  const insert = db.prepare('INSERT INTO accounts (id, email) VALUES (?, ?) ON CONFLICT (id) DO NOTHING');
+  const select = db.prepare('SELECT id, email FROM accounts WHERE id = ?');
+  return {
+    async add(id, email) { insert.run(id, email); },
+    async find(id) { return select.get(id); },
+  };
 }
 
 export function sqliteAdapter(db) {
