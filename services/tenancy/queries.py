@@ -8,7 +8,7 @@ same list for one organization (`Workspaces.openable`), read inside a unit of wo
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, bindparam, or_, select, tuple_
+from sqlalchemy import BindParameter, Connection, Engine, bindparam, or_, select, tuple_
 
 from services.tenancy.models import OPENS_EVERY_WORKSPACE, Organization, OrganizationMember, Workspace, WorkspaceMember
 from shared.statements import Precompiled
@@ -35,7 +35,7 @@ class _Rows(Precompiled):
 def _openable(after: bool) -> _Rows:
     """The workspaces a user may open: a member of the workspace, or an owner or admin of its organization
     (as `Workspaces.openable`), `limit` of them from the start or after a keyset position."""
-    user = bindparam("user_id")
+    user: BindParameter[str] = bindparam("user_id")
     query = (select(_workspaces.c.id, _workspaces.c.name, _workspaces.c.organization_id, _workspaces.c.created_at,
                     _organizations.c.name.label("organization_name"),
                     _workspace_members.c.role.label("workspace_role"),
