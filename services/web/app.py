@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     if settings.proxy_hops:
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-    store = SessionStore(make_session_factory(engine), settings.secret_key, settings.session_ttl, clock)
+    store = SessionStore(make_session_factory(engine), settings.secret_key, settings.session_ttl, clock,
+                         make_engine(settings.database_url, autocommit=True))
     app.session_interface = ServerSessionInterface(store, settings.secure_cookies)
     timeout = settings.upstream_timeout
     identity = Api(settings.identity_url, timeout)
