@@ -5,8 +5,8 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Flask, render_template, request
-from flask_babel import Babel, get_locale
+from flask import Flask, g, render_template, request
+from flask_babel import Babel, get_locale, get_translations
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -46,6 +46,15 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.extensions[EXTENSION] = Runtime(settings, identity, Api(settings.tenancy_url, timeout), store, clock,
                                         ServiceToken(identity, settings.client_id, settings.client_secret))
     Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0]))
+    # flask-babel's template callables, finding the request's translations once instead of once per string
+    # (a page shows a dozen or more, at about 25 microseconds each).
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+    )
     app.jinja_env.globals.update(url_for=_fixed_urls_remembered(app), get_locale=get_locale,
                                  product_name=settings.product_name,
                                  password_min_length=settings.password_min_length, providers=settings.providers)
@@ -76,6 +85,14 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
             return "Something went wrong. Try again in a moment.", 500, {"Content-Type": "text/plain; charset=utf-8"}
 
     return app
+
+
+def _translations():
+    """The request's translations (flask-babel's), looked up once per request."""
+    translations = g.get("translations")
+    if translations is None:
+        translations = g.translations = get_translations()
+    return translations
 
 
 def _fixed_urls_remembered(app: Flask) -> Callable[..., str]:
