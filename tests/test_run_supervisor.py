@@ -11,7 +11,8 @@ import signal
 
 import pytest
 
-from services.run import FIRST_RESTART_DELAY, MAX_RESTART_DELAY, STABLE_AFTER, restart_delay
+from services.embedded_workers import shares_one_process
+from services.run import FIRST_RESTART_DELAY, MAX_RESTART_DELAY, STABLE_AFTER, processes, restart_delay
 from tests.processes import wait_for
 from tests.test_cross_process import (  # noqa: F401
     _cmdline,
@@ -34,6 +35,16 @@ def test_the_restart_delay_doubles_to_a_bound_and_resets_after_a_stable_run():
     assert (FIRST_RESTART_DELAY, MAX_RESTART_DELAY) == (1, 30)
     assert restart_delay(30, uptime=STABLE_AFTER) == FIRST_RESTART_DELAY
     assert restart_delay(30, uptime=STABLE_AFTER - 1) == MAX_RESTART_DELAY
+
+
+def test_the_loops_share_a_process_only_with_sqlite_files_and_the_filesystem_bus():
+    sqlite = ["sqlite:///var/identity.db", "sqlite:///var/tenancy.db", "sqlite:///var/notifier.db"]
+    assert shares_one_process(sqlite, "filesystem://")
+    assert not shares_one_process(sqlite, "amqp://guest:guest@127.0.0.1:5672//")
+    assert not shares_one_process([*sqlite[:2], "postgresql+psycopg://db/notifier"], "filesystem://")
+    assert set(processes(shared=True)) == {"identity", "tenancy", "notifier", "web", "workers"}
+    assert set(processes(shared=False)) == {"identity", "tenancy", "notifier", "web", "mailer", "identity-relay",
+                                            "tenancy-relay"}
 
 
 def consumers(stack) -> list[int]:
