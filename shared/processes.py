@@ -9,16 +9,21 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
-from sqlalchemy import Table
 
-from shared import bus, config, errors, logs
+from shared import config, logs
 from shared.config import ServiceSettings
-from shared.database import make_engine
-from shared.outbox import Relay
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from shared.bus import ConsumerQueues
+
+# gunicorn's master imports this module for ProblemWorker: what only a worker or a relay needs (Flask,
+# SQLAlchemy, kombu) is imported where it is used, so each master stays at gunicorn's own size.
 
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
 
@@ -56,6 +61,8 @@ class ProblemWorker(SyncWorker):
     over its limit) are problem+json like every other error, not gunicorn's HTML page."""
 
     def handle_error(self, req, client, addr, exc):
+        from shared import errors
+
         page = _Page()
         super().handle_error(req, page, addr, exc)  # gunicorn picks the status, logs, writes its page to `page`
         _version, status, reason = page.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
@@ -88,10 +95,18 @@ def stop_event_on_signals() -> threading.Event:
     return stop
 
 
-def run_relay(settings: ServiceSettings, table: Table) -> None:
-    """Publish a service's outbox until SIGINT or SIGTERM."""
+def run_relay(settings: ServiceSettings, table: Table, consumers: tuple[ConsumerQueues, ...],
+              stop: threading.Event | None = None) -> None:
+    """Publish a service's outbox until `stop` is set, by default on SIGINT or SIGTERM (`consumers`: the
+    queues it declares before its first publish)."""
+    from shared import bus
+    from shared.database import make_engine
+    from shared.outbox import Relay
+
     engine = make_engine(settings.database_url)
-    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir),
-                  queue_type=settings.bus_queue_type)
+    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir), consumers=consumers)
     logging.getLogger("threshold.outbox").info("outbox relay started for %s", engine.url.render_as_string())
-    relay.run(stop_event_on_signals())
+    try:
+        relay.run(stop or stop_event_on_signals())
+    finally:
+        engine.dispose()
