@@ -72,6 +72,18 @@ def _footprint(workdir: Path, short: bool) -> dict | str:
         return f"{type(error).__name__}: {error}"
 
 
+def _tenancy(workdir: Path, cpu: int | None, settings: compare.Settings) -> dict | str:
+    """bench/tenancy.py: the workspace switcher and the web home page against the bare endpoint."""
+    try:
+        from bench import tenancy
+    except ImportError as error:
+        return f"bench/tenancy.py is not here ({error})"
+    try:
+        return tenancy.run(workdir, cpu, settings.clients, settings.seconds, settings.warmup, settings.rounds)
+    except Exception as error:  # its own failure: said in the report, the rest goes on
+        return f"{type(error).__name__}: {error}"
+
+
 def main(argv: list[str] | None = None) -> Path | None:
     argv = sys.argv[1:] if argv is None else argv
     short = "--short" in argv
@@ -105,6 +117,8 @@ def main(argv: list[str] | None = None) -> Path | None:
                 results.append(compare.run("PostgreSQL", urls, postgres, server_cpu, peers, settings, say))
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")
+        say("tenancy: the workspace switcher and the web home page against the bare endpoint...")
+        tenancy = _tenancy(workdir / "tenancy", server_cpu, settings)
         os.sched_setaffinity(0, all_cpus)
         say("make run's footprint (total PSS)...")
         (workdir / "footprint").mkdir()
@@ -123,7 +137,7 @@ def main(argv: list[str] | None = None) -> Path | None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     run = report.Run(host, settings, short, time.monotonic() - started, results, peers.unavailable, footprint,
-                     events, notes)
+                     tenancy, events, notes)
     say("done")
     print(report.summary(run))
     output = Path(argv[argv.index("--output") + 1]) if "--output" in argv else None if short else report.DOC

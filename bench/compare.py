@@ -87,7 +87,7 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
         identity.migrate(env)
         issued = rotation_floor.seed(urls["floor"], n)
         ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
-                KEEP: identity.server({**env, "BENCH_WORKER": "gthread"}, ports["keep"],
+                KEEP: identity.server({**env, **identity.workers("gthread")}, ports["keep"],
                                       workdir / "identity-gthread.log", cpu)}
         floor = servers.Server(servers.gunicorn_argv("bench.rotation_floor:create_app()", ports["floor"]),
                                {**env, "WEB_CONCURRENCY": "1", rotation_floor.URL_VARIABLE: urls["floor"]},

@@ -26,12 +26,17 @@ SCOPE = "openid offline_access"
 VERIFICATION_EVENT = "identity.email_verification.requested"
 
 
+def workers(worker: str) -> dict[str, str]:
+    """The settings that pick gunicorn's worker class, "sync" or "gthread" (bench/gunicorn_conf.py)."""
+    return {"GUNICORN_CONF": str(GUNICORN_CONF), "BENCH_WORKER": worker, "GUNICORN_WORKER_CLASS": worker}
+
+
 def environment(database_url: str, var_dir: Path, port: int, worker: str = "", issuer_port: int | None = None
                 ) -> dict[str, str]:
     """identity's settings for the bench; `worker` picks gunicorn's worker class (bench/gunicorn_conf.py).
     Every server of one database shares `issuer_port`'s URL as its issuer, so a token works at each."""
     issuer = f"http://127.0.0.1:{issuer_port or port}"
-    extra = {"GUNICORN_CONF": str(GUNICORN_CONF), "BENCH_WORKER": worker} if worker else {}
+    extra = workers(worker) if worker else {}
     return dict(
         os.environ,
         **extra,

@@ -15,6 +15,7 @@ from bench.ab import Comparison
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 USS_TARGET_MB = 40
+TENANCY_TARGET = 0.5  # the switcher and the workspace home page against the bare endpoint
 RUN_PSS_TARGET_MB = 450
 KEYCLOAK_REFRESHES = 120  # per second per vCPU, Keycloak's published sizing (keycloak.org, "Concepts for sizing CPU
 # and memory resources"): 120 refresh-token requests per second per vCPU
@@ -53,6 +54,7 @@ class Run:
     results: list[compare.Result]
     unavailable: dict[str, str]  # peer -> why it was not measured
     footprint: dict | str  # bench/footprint.py's figures, or why not measured
+    tenancy: dict | str  # bench/tenancy.py's figures, or why not measured
     events: event_path.Figures | event_path.Skipped | None
     notes: list[str] = field(default_factory=list)
 
@@ -115,6 +117,13 @@ def _ratio_rows(run: Run) -> list[list[str]]:
                              f"{ratio.denominator}: {whats[ratio.denominator]}",
                              " ".join(f"{value:.2f}" for value in values), f"**{median:.2f}**",
                              f">= {ratio.target:g}", "yes" if median >= ratio.target else "**no**"])
+    if isinstance(run.tenancy, dict):
+        for key, label, what in (("tenancy", "workspace switcher", "tenancy: GET /v1/workspaces"),
+                                 ("web", "workspace home page", "web: GET /w/<id>, signed in")):
+            median = run.tenancy[f"{key}_ratio"]
+            rows.append([f"SQLite: {label}", what, "bare: GET /v1/ping (bench/bare_app.py)",
+                         " ".join(f"{row[f'{key}_ratio']:.2f}" for row in run.tenancy["rounds"]), f"**{median:.2f}**",
+                         f">= {TENANCY_TARGET:g}", "yes" if median >= TENANCY_TARGET else "**no**"])
     return rows
 
 
@@ -173,6 +182,8 @@ def targets(run: Run) -> str:
             lines.append(f"- USS per worker on {result.backend}: {uss:.1f} MB, target <= {USS_TARGET_MB} MB: "
                          + ("met." if uss <= USS_TARGET_MB else "**not met**."))
     lines.append(f"- {footprint_line(run)}")
+    if isinstance(run.tenancy, str):
+        lines.append(f"- Workspace switcher and home page: not measured ({run.tenancy}).")
     if isinstance(run.events, event_path.Figures):
         verdict = "met." if run.events.latency.met else "**not met**."
         lines.append(f"- Event path, p99 sign-up to mail < {event_path.LATENCY_TARGET:g} s at "
@@ -276,7 +287,8 @@ average {host.load_average:.2f} before the run (other work shares these cores); 
 Each row is a ratio of requests per CPU-second of the two servers' whole process trees, read per round
 from windows measured one after the other in that round; the median of the rounds is judged.
 "sync" is gunicorn's sync worker (the default, a new connection per request); "gthread" its threaded
-worker with {os.environ.get("BENCH_THREADS", "4")} threads, which keeps connections alive like the peers do.
+worker with {os.environ.get("GUNICORN_THREADS", "4")} threads, which keeps connections alive like the peers do.
+The workspace switcher and home page rows are bench/tenancy.py's, against a bare flask-smorest GET.
 
 {ratio_table(run)}
 
