@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import load
-
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -235,50 +233,3 @@ def gunicorn_argv(app_factory: str, port: int) -> list[str]:
     """The command `shared.processes.serve` execs, for an app that has no `serve` entry point."""
     return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
             app_factory]
-
-
-@dataclass
-class Phase:
-    """One load run against a server: the client-side result and what the workers spent on it."""
-
-    result: load.Result
-    worker_cpu: float  # cores the workers used during the window (1.0 = one core busy all the time)
-    peak_rss_mb: float  # the largest VmHWM among the workers, at either end of the window
-    restarts: int  # workers that appeared during the window (max_requests recycling)
-
-    @property
-    def rate_per_cpu_second(self) -> float:
-        """Requests per second of worker CPU: what one worker with a core to itself would answer."""
-        return self.result.requests / (self.worker_cpu * self.result.seconds) if self.worker_cpu else 0.0
-
-    def __add__(self, other: Phase) -> Phase:
-        """Two runs of one load as one: requests, seconds and worker CPU added up (a baseline measured
-        before and after the servers under test, so that the machine's drift falls on both sides)."""
-        a, b = self.result, other.result
-        seconds = a.seconds + b.seconds
-        result = load.Result(requests=a.requests + b.requests, errors=a.errors + b.errors, seconds=seconds,
-                             latencies=a.latencies + b.latencies,
-                             client_cpu=(a.client_cpu * a.seconds + b.client_cpu * b.seconds) / seconds,
-                             first_error=a.first_error or b.first_error)
-        return Phase(result, (self.worker_cpu * a.seconds + other.worker_cpu * b.seconds) / seconds,
-                     max(self.peak_rss_mb, other.peak_rss_mb), self.restarts + other.restarts)
-
-
-def measure(server: Server, make_step, clients: int, duration: float, warmup: float, windows: int = 1) -> Phase:
-    """`duration` seconds of load, as `windows` consecutive windows; the figure is the window with the
-    most requests per worker CPU-second, the one least disturbed by whatever else shared the machine.
-    Each client keeps its step (and the step its state, such as a refresh-token chain) across windows."""
-    steps = [make_step(index) for index in range(clients)]
-    phases = []
-    for window in range(windows):
-        seconds = duration / windows
-        result = load.run(server.port, lambda index: steps[index], clients, seconds, warmup if window == 0 else 0.0,
-                          probe=server.sample)
-        before, after = result.probes
-        peak = max((worker.peak_rss_mb for sample in (before, after) for worker in sample.workers.values()),
-                   default=0.0)
-        phases.append(Phase(result, (after.cpu_seconds - before.cpu_seconds) / seconds, peak,
-                            len(after.workers.keys() - before.workers.keys())))
-    best = max(phases, key=lambda phase: phase.rate_per_cpu_second)
-    return Phase(best.result, best.worker_cpu, max(phase.peak_rss_mb for phase in phases),
-                 sum(phase.restarts for phase in phases))

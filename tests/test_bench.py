@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 
 from bench import ab, event_path, load, rotation_floor, servers
 from bench.bare_app import create_app
-from bench.servers import Phase
 from bench.smtp import Sink
 from shared.database import make_engine
 
@@ -153,48 +152,6 @@ def test_event_path_percentiles_and_stages():
     assert event_path.percentile([], 0.99) == 0.0
     assert latency.stage("mailed", "published") == [0.3 - 0.1, 0.4 - 0.1, 0.5 - 0.1]
     assert latency.stage("answered", "sent") == [0.05] * 3
-
-
-def _phase(requests: int, cpu: float, rss: float = 50.0) -> Phase:
-    return Phase(load.Result(requests=requests, seconds=1.0, latencies=[0.01] * requests), cpu, rss, 0)
-
-
-def test_two_runs_of_a_baseline_add_up_requests_and_worker_cpu():
-    first, second = _phase(1000, 1.0, rss=30.0), _phase(500, 0.25, rss=31.0)  # 1000/s, then 2000/s of CPU
-
-    both = first + second
-
-    assert both.result.requests == 1500 and both.result.seconds == 2.0
-    assert both.rate_per_cpu_second == 1500 / 1.25  # all requests over all the CPU, not a mean of the rates
-    assert both.peak_rss_mb == 31.0
-
-
-def test_measure_keeps_each_clients_step_across_windows_and_counts_the_least_disturbed(live_server):
-    from bench.servers import Sample, measure
-
-    port = int(live_server(create_app()).url.rsplit(":", 1)[1])
-    made = []
-
-    def make_step(index):
-        made.append(index)  # a step may carry state (a refresh-token chain): made once per client
-        return lambda client: client.call("GET", "/v1/ping")[0] == 200
-
-    class WorkerCpu:
-        """Stands in for the gunicorn master: the workers' CPU seconds at each end of each window."""
-
-        port = 0
-        readings = iter([0.0, 10.0, 10.0, 11.0, 11.0, 21.0])  # windows cost 10, 1 and 10 CPU-seconds
-
-        def sample(self):
-            return Sample({}, next(self.readings))
-
-    stand_in = WorkerCpu()
-    stand_in.port = port
-    phase = measure(stand_in, make_step, clients=2, duration=0.6, warmup=0.0, windows=3)
-
-    assert sorted(made) == [0, 1]
-    assert phase.result.probes[0].cpu_seconds == 10.0  # the second window: 1 CPU-second over its 0.2 s
-    assert phase.result.requests > 0 and abs(phase.worker_cpu - 5.0) < 1e-9
 
 
 def test_the_server_tree_cpu_counts_children_reaped_while_it_ran(tmp_path):
