@@ -31,7 +31,7 @@ test: install lint  ## the whole suite (PostgreSQL and RabbitMQ too where they a
 test-fast: install  ## the quick loop: SQLite only, no broker, no server or other process
 	$(PY) -m pytest -n auto --dist loadfile -m "not postgres and not rabbitmq and not slow and not live" $(PYTEST_ARGS)
 
-bench: install  ## benchmarks; figures go to docs/performance.md
+bench: install  ## against fastapi-users and oidc-provider (installed into var/bench-peers/), < 10 min; writes docs/performance.md
 	$(PY) -m bench
 
 migrate: install

@@ -1,7 +1,8 @@
 """Threshold's benchmarks: `python -m bench` (or `make bench`) writes docs/performance.md.
 
-Everything runs on loopback, for a bounded time, against real gunicorn processes started and
-stopped here: argon2id verify rate vs sign-in throughput, a bare flask-smorest endpoint vs refresh
-and GET /v1/me, the peak RSS of a worker, and the event path: sign-up to mail through the outbox,
-RabbitMQ and the notifier (latency at a fixed sign-up rate, and mails per second through one consumer).
+Everything runs on loopback, for a bounded time, against real servers started and stopped here:
+identity (gunicorn, sync and gthread workers) against fastapi-users and panva's oidc-provider (installed
+into var/bench-peers/), interleaved round by round per server CPU-second (`ab.py`, `compare.py`); the
+argon2id verify rate and the refresh floor in the same rounds; memory per worker; `make run`'s footprint;
+the event path (sign-up to mail through the outbox, RabbitMQ and the notifier).
 """

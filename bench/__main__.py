@@ -1,4 +1,7 @@
-"""`python -m bench`: run every benchmark (two to three minutes), print the tables, write docs/performance.md."""
+"""`python -m bench` (`make bench`): install the peers, run every comparison interleaved on SQLite and on
+PostgreSQL, measure memory and the event path, print the tables and write docs/performance.md.
+`python -m bench --short` runs every piece briefly (the test suite's run); it writes its page only where
+`--output PATH` says."""
 from __future__ import annotations
 
 import os
@@ -7,16 +10,15 @@ import signal
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from bench import baselines, databases, event_path, identity, report, servers
+from bench import compare, databases, event_path, report, servers
+from bench.peers import fastapi_users_peer as fastapi_users
 
-CLIENTS = 4
-WARMUP = 1.0
-VERIFY_SECONDS = 3.0  # twice: before and after the servers
-SIGN_IN_SECONDS = 12.0
-SECONDS = 6.0
-WINDOWS = 3  # each load, and each baseline, in three windows; the least disturbed one counts
+FULL = compare.Settings(clients=4, rounds=3, seconds=1.5, sign_in_seconds=2.5, warmup=0.3, codes=600, warm_round=1.0)
+SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150, warm_round=0.2)
+VAR = servers.ROOT / "var"
 
 
 def _stop_on_sigterm() -> None:
@@ -30,111 +32,120 @@ def _cores() -> tuple[int | None, set[int]]:
     return (cpus[-1], set(cpus[:-1])) if len(cpus) > 1 else (None, set(cpus))
 
 
-def _verify_rate(server_cpu: int | None, client_cpus: set[int]) -> baselines.VerifyRate:
-    """The argon2id baseline, on the core the gunicorn workers get."""
-    if server_cpu is not None:
-        os.sched_setaffinity(0, {server_cpu})
+_STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    """A progress line, with the seconds since the run began."""
+    print(f"[{time.monotonic() - _STARTED:4.0f} s] {text}", flush=True)
+
+
+def install_peers(var_dir: Path) -> compare.Peers:
+    """Each peer into var/bench-peers/ (once; pinned); one that cannot be installed is said so and skipped."""
+    peers = compare.Peers()
     try:
-        return baselines.verify_rate(VERIFY_SECONDS, WINDOWS)
-    finally:
-        os.sched_setaffinity(0, client_cpus)
+        peers.fastapi_users = fastapi_users.install(var_dir)
+    except Exception as error:  # pip could not reach the registry, or a build failed: measure the rest
+        peers.unavailable[compare.FASTAPI_USERS] = str(error)
+        say(f"fastapi-users peer unavailable: {error}")
+    try:
+        from bench.peers import oidc_provider
+
+        oidc_provider.install(var_dir)
+        peers.oidc = oidc_provider
+    except Exception as error:  # not written yet, npm could not reach the registry, a build failed
+        peers.unavailable[compare.OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
+        say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
+    return peers
 
 
-def main() -> None:
+def _footprint(workdir: Path, short: bool) -> dict | str:
+    """The total PSS of every process `make run` starts (bench/footprint.py), or why it was not measured;
+    the short run reads it once every service is ready, without waiting for sign-up mail."""
+    try:
+        from bench import footprint
+    except ImportError as error:
+        return f"bench/footprint.py is not here ({error})"
+    try:
+        return footprint.total_pss(workdir, sign_ups=0) if short else footprint.total_pss(workdir)
+    except Exception as error:  # its own failure: said in the report
+        return f"{type(error).__name__}: {error}"
+
+
+def _tenancy(workdir: Path, cpu: int | None, settings: compare.Settings) -> dict | str:
+    """bench/tenancy.py: the workspace switcher and the web home page against the bare endpoint."""
+    try:
+        from bench import tenancy
+    except ImportError as error:
+        return f"bench/tenancy.py is not here ({error})"
+    try:
+        return tenancy.run(workdir, cpu, settings.clients, settings.seconds, settings.warmup, settings.rounds)
+    except Exception as error:  # its own failure: said in the report, the rest goes on
+        return f"{type(error).__name__}: {error}"
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    argv = sys.argv[1:] if argv is None else argv
+    short = "--short" in argv
+    settings = SHORT if short else FULL
     _stop_on_sigterm()
     started = time.monotonic()
     host = report.machine()
     all_cpus = os.sched_getaffinity(0)
     server_cpu, client_cpus = _cores()
-    settings = {"clients": CLIENTS, "warmup": WARMUP, "sign_in_seconds": SIGN_IN_SECONDS, "seconds": SECONDS,
-                "windows": WINDOWS,
-                "accounts": CLIENTS * 4}
-
-    print(f"argon2id verify rate, one core ({VERIFY_SECONDS:.0f} s)...", flush=True)
-    verify_before = _verify_rate(server_cpu, client_cpus)
-
-    var_dir = Path(tempfile.mkdtemp(prefix="threshold-bench-"))
-    figures: dict[str, identity.Figures] = {}
-    refresh_floors: dict[str, servers.Phase] = {}
+    say("installing the peers into var/bench-peers/ (once)...")
+    peers = install_peers(VAR)
+    os.sched_setaffinity(0, client_cpus)
+    workdir = Path(tempfile.mkdtemp(prefix="threshold-bench-"))
+    results: list[compare.Result] = []
     notes: list[str] = []
     kept = False
     try:
-        print("bare flask-smorest endpoint...", flush=True)
-        (var_dir / "bare").mkdir()
-        bare_before, bare_post_before = baselines.bare_endpoint(var_dir / "bare", server_cpu, CLIENTS, SECONDS,
-                                                                WARMUP, WINDOWS)
-        print("identity on SQLite, then the refresh floor...", flush=True)
-        sqlite_dir = var_dir / "sqlite"
-        sqlite_dir.mkdir()
-        figures["SQLite"] = identity.run(f"sqlite:///{sqlite_dir / 'identity.db'}", sqlite_dir, server_cpu, CLIENTS,
-                                         SIGN_IN_SECONDS, SECONDS, WARMUP, WINDOWS)
-        refresh_floors["SQLite"] = baselines.refresh_floor(f"sqlite:///{sqlite_dir / 'floor.db'}", sqlite_dir,
-                                                            server_cpu, CLIENTS, SECONDS, WARMUP, WINDOWS)
+        sqlite = workdir / "sqlite"
+        sqlite.mkdir()
+        say("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...")
+        results.append(compare.run("SQLite", {name: f"sqlite:///{sqlite / name}.db" for name in (
+            "identity", "floor", "fastapi-users")} | {"oidc": None}, sqlite, server_cpu, peers, settings, say))
         if databases.postgres_available():
-            print("identity on PostgreSQL, then the refresh floor...", flush=True)
-            postgres_dir = var_dir / "postgres"
-            postgres_dir.mkdir()
-            with databases.fresh_postgres() as url:
-                figures["PostgreSQL"] = identity.run(url, postgres_dir, server_cpu, CLIENTS, SIGN_IN_SECONDS,
-                                                     SECONDS, WARMUP, WINDOWS)
-            with databases.fresh_postgres("floor") as url:
-                refresh_floors["PostgreSQL"] = baselines.refresh_floor(url, postgres_dir, server_cpu, CLIENTS,
-                                                                        SECONDS, WARMUP, WINDOWS)
+            postgres = workdir / "postgres"
+            postgres.mkdir()
+            say("PostgreSQL: the same...")
+            with ExitStack() as stack:
+                urls = {name: stack.enter_context(databases.fresh_postgres(name.replace("-", "_")))
+                        for name in ("identity", "floor", "fastapi-users", "oidc")}
+                urls["oidc"] = "postgresql://" + urls["oidc"].split("://", 1)[1]
+                results.append(compare.run("PostgreSQL", urls, postgres, server_cpu, peers, settings, say))
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")
-        print("bare flask-smorest endpoint again...", flush=True)
-        bare_after, bare_post_after = baselines.bare_endpoint(var_dir / "bare", server_cpu, CLIENTS, SECONDS,
-                                                              WARMUP, WINDOWS)
+        say("tenancy: the workspace switcher and the web home page against the bare endpoint...")
+        tenancy = _tenancy(workdir / "tenancy", server_cpu, settings)
+        os.sched_setaffinity(0, all_cpus)
+        say("make run's footprint (total PSS)...")
+        (workdir / "footprint").mkdir()
+        footprint = _footprint(workdir / "footprint", short)
+        say("event path: sign-up to mail, and mails per second through one consumer...")
+        (workdir / "events").mkdir()
+        events = (event_path.run(workdir / "events", seconds=2.0, events=40) if short
+                  else event_path.run(workdir / "events"))
     except BaseException:
         kept = True
-        print(f"benchmark failed; server logs kept in {var_dir}", file=sys.stderr)
+        print(f"benchmark failed; server logs kept in {workdir}", file=sys.stderr)
         raise
     finally:
+        os.sched_setaffinity(0, all_cpus)
         if not kept:
-            shutil.rmtree(var_dir, ignore_errors=True)
+            shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"argon2id verify rate again ({VERIFY_SECONDS:.0f} s)...", flush=True)
-    verify_after = _verify_rate(server_cpu, client_cpus)
-    baseline = verify_before + verify_after
-    bare, bare_post = bare_before + bare_after, bare_post_before + bare_post_after
-    notes.append(f"The bare endpoint's figures add up a run before the identity servers "
-                 f"({bare_before.rate_per_cpu_second:,.0f} GETs per worker CPU-second) and one after them "
-                 f"({bare_after.rate_per_cpu_second:,.0f}), as the argon2id baseline does.")
-    notes.append(f"The argon2id baseline is the mean of {verify_before.rate_per_cpu_second:.1f} verifications per "
-                 f"CPU-second before the servers ran and {verify_after.rate_per_cpu_second:.1f} after them; the "
-                 f"difference is how much the machine's speed drifted during the run.")
-    # The event path is no ratio against the baseline: it runs after it, every process on every core.
-    os.sched_setaffinity(0, all_cpus)
-    print("event path: sign-up to mail through RabbitMQ (about a minute)...", flush=True)
-    events_dir = Path(tempfile.mkdtemp(prefix="threshold-bench-events-"))
-    kept = False
-    try:
-        events = event_path.run(events_dir)
-    except BaseException:
-        kept = True
-        print(f"event-path benchmark failed; process logs kept in {events_dir}", file=sys.stderr)
-        raise
-    finally:
-        if not kept:
-            shutil.rmtree(events_dir, ignore_errors=True)
-    if isinstance(events, event_path.Figures) and (events.latency.missing or events.throughput.missing):
-        print(f"event path: {events.latency.missing} sign-up mail(s) and {events.throughput.missing} queued "
-              f"mail(s) never reached the SMTP sink", file=sys.stderr)
-
-    busy = max(host.load_average, os.getloadavg()[0])
-    if busy > host.cores / 2:
-        notes.append(f"Other processes shared the machine (1-minute load average {host.load_average:.2f} before the "
-                     f"run, {os.getloadavg()[0]:.2f} after it, on {host.cores} cores). Wall-clock figures then drop "
-                     f"and even per-CPU figures move by 10-30% between runs; rerun on a quiet machine to compare.")
-    print()
-    floors = report.Floors(bare_post, refresh_floors, {backend: baselines.stack_rss_mb(postgres=backend == "PostgreSQL")
-                                                       for backend in figures}, baselines.argon2_block_mb())
-    print(report.summary(baseline, bare, figures, events, floors))
-    for note in notes:
-        print(f"- {note}")
-    path = report.write(report.document(host, baseline, bare, figures, settings, time.monotonic() - started, notes,
-                                        events, floors))
-    print(f"\nwritten to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    run = report.Run(host, settings, short, time.monotonic() - started, results, peers.unavailable, footprint,
+                     tenancy, events, notes)
+    say("done")
+    print(report.summary(run))
+    output = Path(argv[argv.index("--output") + 1]) if "--output" in argv else None if short else report.DOC
+    if output is None:
+        return None
+    path = report.write(report.document(run), output)
+    print(f"\nwritten to {path}")
+    return path
 
 
 if __name__ == "__main__":

@@ -213,10 +213,11 @@ def _connection(url: str):
 
 def _prepare_bus(url: str) -> str:
     """Declare the exchanges and the notifier's queues; returns the server's version."""
+    from services.notifier.subscriptions import mail_queues
     from shared import bus
 
     with _connection(url) as conn:
-        bus.declare_topology(conn)
+        bus.declare_topology(conn, (mail_queues(),))
         version = conn.connection.server_properties.get("version", "")
     return version.decode() if isinstance(version, bytes) else str(version)
 

@@ -1,36 +1,48 @@
-"""Identity under load: real gunicorn (`python -m services.identity serve`, one worker) on a fresh
-database, accounts made through the API, then sign-in, refresh and GET /v1/me."""
+"""Identity as the bench serves it: real gunicorn (`python -m services.identity serve`, one worker, the sync
+or the threaded keep-alive worker) on a fresh database, accounts made through the API, and authorization
+codes minted through identity's own OpenID Provider flow, in this process, before each window."""
 from __future__ import annotations
 
-import itertools
+import base64
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
+from collections import deque
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from bench import load, servers
 
 PASSWORD = "bench-Correct-Horse-42"
+GUNICORN_CONF = Path(__file__).resolve().parent / "gunicorn_conf.py"
+WEB_URL = "http://127.0.0.1:9"  # the hosted pages' address in the redirect to sign-in: read, never followed
+RP, RP_SECRET = "bench-rp", "bench-rp-secret-0123456789-abcdefghij"  # a relying party of the OpenID Provider
+REDIRECT_URI = "http://127.0.0.1:9/cb"
+SCOPE = "openid offline_access"
 VERIFICATION_EVENT = "identity.email_verification.requested"
 
 
-@dataclass
-class Figures:
-    sign_in: servers.Phase
-    refresh: servers.Phase
-    me: servers.Phase
-    boot_rss_mb: float  # the worker's VmHWM once it answers, before any request
-    peak_rss_mb: float  # the worker's VmHWM after all three loads
-    rss_mb: float  # its VmRSS then
-    workers: int
+def workers(worker: str) -> dict[str, str]:
+    """The settings that pick gunicorn's worker class, "sync" or "gthread" (bench/gunicorn_conf.py)."""
+    return {"GUNICORN_CONF": str(GUNICORN_CONF), "BENCH_WORKER": worker, "GUNICORN_WORKER_CLASS": worker}
 
 
-def environment(database_url: str, var_dir: Path, port: int) -> dict[str, str]:
+def environment(database_url: str, var_dir: Path, port: int, worker: str = "", issuer_port: int | None = None
+                ) -> dict[str, str]:
+    """identity's settings for the bench; `worker` picks gunicorn's worker class (bench/gunicorn_conf.py).
+    Every server of one database shares `issuer_port`'s URL as its issuer, so a token works at each."""
+    issuer = f"http://127.0.0.1:{issuer_port or port}"
+    extra = workers(worker) if worker else {}
     return dict(
         os.environ,
+        **extra,
+        IDENTITY_PUBLIC_URL=issuer,
+        WEB_PUBLIC_URL=WEB_URL,
+        OIDC_CLIENTS=json.dumps({RP: {"client_secret": RP_SECRET, "redirect_uris": [REDIRECT_URI], "name": "Bench"}}),
         APP_ENV="development",
         IDENTITY_DATABASE_URL=database_url,
         VAR_DIR=str(var_dir),
@@ -86,48 +98,162 @@ def sign_in(client: load.Client, email: str) -> tuple[bool, dict]:
     return status == 200, body
 
 
-def run(database_url: str, var_dir: Path, cpu: int | None, clients: int, sign_in_seconds: float, seconds: float,
-        warmup: float, windows: int = 1) -> Figures:
-    port = servers.free_port()
-    env = environment(database_url, var_dir, port)
+def migrate(env: dict[str, str]) -> None:
     migration = subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=servers.ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if migration.returncode != 0:
         raise RuntimeError(f"migrate failed ({migration.returncode}):\n{migration.stderr[-2000:]}")
-    argv = [sys.executable, "-m", "services.identity", "serve"]
-    with servers.Server(argv, env, port, var_dir / "identity.log", cpu) as server:
-        boot = server.sample().workers.values()
-        # Several accounts per client, taken in turn: no account signs in twice in a row.
-        emails = create_accounts(port, database_url, clients * 4)
 
-        def sign_in_step(index):
-            mine = itertools.cycle(emails[index::clients])
-            return lambda client: sign_in(client, next(mine))[0]
 
-        sign_in_phase = servers.measure(server, sign_in_step, clients, sign_in_seconds, warmup, windows)
+def server(env: dict[str, str], port: int, log_path: Path, cpu: int | None) -> servers.Server:
+    return servers.Server([sys.executable, "-m", "services.identity", "serve"], {**env, "IDENTITY_PORT": str(port)},
+                          port, log_path, cpu)
 
+
+def sign_in_pairs(port: int, emails: list[str]) -> list[dict]:
+    client = load.Client(port)
+    try:
         pairs = []
-        client = load.Client(port)
+        for email in emails:
+            ok, pair = sign_in(client, email)
+            if not ok:
+                raise RuntimeError(f"sign-in failed: {pair}")
+            pairs.append(pair)
+        return pairs
+    finally:
+        client.close()
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """client_secret_basic (RFC 6749 2.3.1; the bench's ids and secrets need no form-encoding)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def _query(url: str) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+class Minter:
+    """Authorization codes by identity's real flow, in this process on the server's database: identity's
+    own app (`create_app`, the same settings) through Flask's test client; GET /oauth2/authorize, then
+    the internal auth-request completion the web BFF calls with its service token and the person's
+    access token. Nothing of it runs on the servers' core or inside a measured window."""
+
+    def __init__(self, env: dict[str, str], email: str):
+        from services.identity.app import create_app
+        from services.identity.settings import Settings
+        from shared.config import DEVELOPMENT_SECRET
+
+        self.app = create_app(Settings.from_env(env))
+        self.client = self.app.test_client()
+        signed_in = self.client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
+        web = self.client.post("/oauth2/token", data={"grant_type": "client_credentials",
+                                                       "scope": "auth-requests:complete"},
+                               headers=basic("web", DEVELOPMENT_SECRET))
+        if signed_in.status_code != 200 or web.status_code != 200:
+            raise RuntimeError(f"minter: sign-in {signed_in.status_code}, service token {web.status_code}")
+        self.person = signed_in.json["access_token"]
+        self.web = {"Authorization": f"Bearer {web.json['access_token']}"}
+
+    def code(self) -> tuple[str, str]:
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        authorized = self.client.get("/oauth2/authorize", query_string={
+            "response_type": "code", "client_id": RP, "redirect_uri": REDIRECT_URI, "scope": SCOPE,
+            "state": secrets.token_urlsafe(12), "nonce": secrets.token_urlsafe(12), "code_challenge": challenge,
+            "code_challenge_method": "S256"})
+        request_id = _query(authorized.headers.get("Location", ""))["auth_request"]
+        completed = self.client.post(f"/internal/v1/auth-requests/{request_id}/complete",
+                                     json={"access_token": self.person}, headers=self.web)
+        if completed.status_code != 200:
+            raise RuntimeError(f"minter: completion answered {completed.status_code}: {completed.get_data()[:300]}")
+        return _query(completed.json["redirect_to"])["code"], verifier
+
+    def codes(self, count: int) -> list[tuple[str, str]]:
+        return [self.code() for _ in range(count)]
+
+    def refresh_tokens(self, count: int) -> list[str]:
+        tokens = []
+        for code, verifier in self.codes(count):
+            answer = self.client.post("/oauth2/token", headers=basic(RP, RP_SECRET), data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier})
+            if answer.status_code != 200:
+                raise RuntimeError(f"minter: code exchange answered {answer.status_code}: {answer.get_data()[:300]}")
+            tokens.append(answer.json["refresh_token"])
+        return tokens
+
+
+class CodePool:
+    """Codes minted before a window (they live 60 s), taken by the clients; none left: `load.Exhausted`.
+    Each refill is sized from the rate of the window before, so the clients seldom run dry (when they do,
+    the per-CPU figure still holds: an idle server spends nothing)."""
+
+    def __init__(self, mint, seconds: float, cap: int, first_rate: float = 400.0):
+        self.mint = mint  # count -> [(code, verifier)]
+        self.seconds = seconds
+        self.cap = cap
+        self.rate = first_rate
+        self.codes: deque = deque()
+        self.lock = threading.Lock()
+        self.handed = 0
+
+    def refill(self) -> None:
+        with self.lock:
+            if self.handed:
+                self.rate = max(50.0, self.handed / self.seconds)
+            self.codes.clear()
+            self.handed = 0
+        self.codes.extend(self.mint(min(self.cap, int(self.rate * 1.3 * self.seconds) + 8)))
+
+    def take(self) -> tuple[str, str]:
         try:
-            for email in emails[:clients]:
-                ok, pair = sign_in(client, email)
-                if not ok:
-                    raise RuntimeError(f"sign-in failed: {pair}")
-                pairs.append(pair)
-        finally:
-            client.close()
+            code = self.codes.popleft()
+        except IndexError:
+            raise load.Exhausted() from None
+        self.handed += 1
+        return code
 
-        refresh_phase = servers.measure(server, lambda index: load.rotating("/v1/tokens/refresh",
-                                                                            pairs[index]["refresh_token"]),
-                                        clients, seconds, warmup, windows)
 
-        def me_step(index):
-            token = pairs[index]["access_token"]
-            return lambda client: client.call("GET", "/v1/me", token=token)[0] == 200
+class Unexpected(Exception):
+    """An answer other than the one expected: an error of the window, its message the first error shown."""
 
-        me_phase = servers.measure(server, me_step, clients, seconds, warmup, windows)
-        phases = (sign_in_phase, refresh_phase, me_phase)
-        final = server.sample().workers.values()
-        return Figures(*phases, boot_rss_mb=max(worker.peak_rss_mb for worker in boot),
-                       peak_rss_mb=max([phase.peak_rss_mb for phase in phases] + [w.peak_rss_mb for w in final]),
-                       rss_mb=max(worker.rss_mb for worker in final), workers=len(final))
+
+def expect(status: int, body: dict, wanted: int = 200) -> None:
+    if status != wanted:
+        raise Unexpected(f"{status}: {json.dumps(body)[:200]}")
+
+
+def exchange_step(pool: CodePool, path: str, headers: dict[str, str], redirect_uri: str) -> load.Step:
+    def step(client: load.Client) -> bool:
+        code, verifier = pool.take()
+        expect(*client.call("POST", path, form={"grant_type": "authorization_code", "code": code,
+                                                "redirect_uri": redirect_uri, "code_verifier": verifier},
+                            headers=headers))
+        return True
+
+    return step
+
+
+def refresh_grant_step(path: str, first_token: str, headers: dict[str, str]) -> load.Step:
+    """The refresh_token grant, keeping the token each answer hands out (rotation)."""
+    chain = {"token": first_token}
+
+    def step(client: load.Client) -> bool:
+        status, body = client.call("POST", path, form={"grant_type": "refresh_token",
+                                                       "refresh_token": chain["token"]}, headers=headers)
+        expect(status, body)
+        chain["token"] = body["refresh_token"]
+        return True
+
+    return step
+
+
+def client_credentials_step(path: str, headers: dict[str, str], scope: str | None = None) -> load.Step:
+    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+
+    def step(client: load.Client) -> bool:
+        expect(*client.call("POST", path, form=form, headers=headers))
+        return True
+
+    return step

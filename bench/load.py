@@ -11,6 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+
+class Exhausted(Exception):
+    """Raised by a step that has nothing left to send (every authorization code minted for the window is
+    used): its client stops until the window ends; the server's CPU counts only what it answered."""
 
 
 class Client:
@@ -20,12 +26,17 @@ class Client:
     def __init__(self, port: int):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-    def call(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-        headers = {}
+    def call(self, method: str, path: str, body: dict | None = None, token: str | None = None,
+             form: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+        """One request; `body` goes as JSON, `form` form-encoded; the status and the JSON answer."""
+        headers = dict(headers or {})
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        if form is not None:
+            data = urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
@@ -96,6 +107,8 @@ def run(port: int, make_step: Callable[[int], Step], clients: int, duration: flo
             while (started := time.monotonic()) < window_end:
                 try:
                     ok = step(client)
+                except Exhausted:
+                    break
                 except Exception as exc:  # a broken connection or answer: count it and go on until the deadline
                     ok, first_error = False, first_error or f"{type(exc).__name__}: {exc}"
                     time.sleep(0.01)

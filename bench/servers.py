@@ -1,4 +1,4 @@
-"""Starting and stopping gunicorn for a benchmark, and reading its workers' CPU time and peak RSS."""
+"""Starting and stopping a server for a benchmark, and reading the CPU time and memory of its process tree."""
 from __future__ import annotations
 
 import functools
@@ -11,8 +11,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from bench import load
 
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
@@ -57,11 +55,72 @@ def _read_worker(pid: int) -> WorkerSample | None:
     return WorkerSample(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
 
 
-def stop_group(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the process group, SIGKILL it after `timeout`, then kill whatever the leader left behind."""
+def descendants(root: int) -> list[int]:
+    """`root` and every live process below it (the server's whole tree: master, workers, helpers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = _stat_fields(int(entry))
+            except OSError:
+                continue
+            if fields[0] not in ("Z", "X"):
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def pin_tree(root: int, cpu: int) -> None:
+    """Every thread of every process of the tree onto `cpu` (what each forks or spawns later inherits it)."""
+    for pid in descendants(root):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                os.sched_setaffinity(int(task.name), {cpu})
+            except (ProcessLookupError, PermissionError):
+                continue
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime + stime of every process in the tree, plus cutime + cstime (children each has reaped, such
+    as workers recycled by gunicorn's max_requests): everything the server has spent since it started."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue  # exited meanwhile: its parent's cutime has it once the parent reaps it
+        total += sum(int(value) for value in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One process's memory in MB (/proc/<pid>/smaps_rollup): unique to it (USS), its share of pages
+    mapped by several (PSS), and everything mapped (RSS)."""
+
+    uss_mb: float
+    pss_mb: float
+    rss_mb: float
+
+
+def memory(pid: int) -> Memory | None:
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return None
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in lines[1:] if line.rstrip().endswith("kB")}
+    return Memory((kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, kb["Pss"] / 1024, kb["Rss"] / 1024)
+
+
+def stop_group(process: subprocess.Popen, timeout: float, signum: int = signal.SIGTERM) -> None:
+    """SIGTERM (or `signum`) the process group, SIGKILL it after `timeout`, then kill whatever the leader left."""
     if process.poll() is None:
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signum)
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
@@ -77,7 +136,11 @@ def stop_group(process: subprocess.Popen, timeout: float) -> None:
 class Server:
     """A gunicorn master in its own process group, pinned to `cpu`; `with` stops the whole group."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None):
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_path: Path, cpu: int | None,
+                 forks: bool = True):
+        self.forks = forks  # a master that forks workers (gunicorn): ready once a worker is there too
+        self.boot_unpinned = False
+        self.quick_stop = False  # SIGINT, SIGKILL after 2 s, rather than a graceful SIGTERM
         self.argv = argv
         self.env = env
         self.port = port
@@ -85,13 +148,24 @@ class Server:
         self.cpu = cpu
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> Server:
-        pin = functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None else None
+    def start(self, boot_unpinned: bool = False) -> Server:
+        """Start the process without waiting (several servers boot side by side; `with` then waits).
+        `boot_unpinned`: boot on every core, and be pinned, every thread of the tree, once ready."""
+        self.boot_unpinned = boot_unpinned
+        pin = (functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None and not boot_unpinned
+               else None)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+        return self
+
+    def __enter__(self) -> Server:
+        if self.process is None:
+            self.start()
         try:
             self.wait_ready()
+            if self.boot_unpinned and self.cpu is not None:
+                pin_tree(self.process.pid, self.cpu)
         except BaseException:
             self.stop()
             raise
@@ -108,7 +182,7 @@ class Server:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
                 conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200 and self.workers():
+                if conn.getresponse().status == 200 and (self.workers() or not self.forks):
                     return
             except (OSError, http.client.HTTPException):
                 pass
@@ -136,9 +210,17 @@ class Server:
         workers = {pid: _read_worker(pid) for pid in self.workers()}
         return Sample({pid: worker for pid, worker in workers.items() if worker is not None}, reaped)
 
+    @property
+    def pid(self) -> int:
+        """The root of the server's process tree."""
+        return self.process.pid
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            stop_group(self.process, timeout=25)
+            if self.quick_stop:  # gunicorn's quick shutdown; its gthread worker may still wait graceful_timeout
+                stop_group(self.process, timeout=2, signum=signal.SIGINT)
+            else:
+                stop_group(self.process, timeout=25)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -151,50 +233,3 @@ def gunicorn_argv(app_factory: str, port: int) -> list[str]:
     """The command `shared.processes.serve` execs, for an app that has no `serve` entry point."""
     return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
             app_factory]
-
-
-@dataclass
-class Phase:
-    """One load run against a server: the client-side result and what the workers spent on it."""
-
-    result: load.Result
-    worker_cpu: float  # cores the workers used during the window (1.0 = one core busy all the time)
-    peak_rss_mb: float  # the largest VmHWM among the workers, at either end of the window
-    restarts: int  # workers that appeared during the window (max_requests recycling)
-
-    @property
-    def rate_per_cpu_second(self) -> float:
-        """Requests per second of worker CPU: what one worker with a core to itself would answer."""
-        return self.result.requests / (self.worker_cpu * self.result.seconds) if self.worker_cpu else 0.0
-
-    def __add__(self, other: Phase) -> Phase:
-        """Two runs of one load as one: requests, seconds and worker CPU added up (a baseline measured
-        before and after the servers under test, so that the machine's drift falls on both sides)."""
-        a, b = self.result, other.result
-        seconds = a.seconds + b.seconds
-        result = load.Result(requests=a.requests + b.requests, errors=a.errors + b.errors, seconds=seconds,
-                             latencies=a.latencies + b.latencies,
-                             client_cpu=(a.client_cpu * a.seconds + b.client_cpu * b.seconds) / seconds,
-                             first_error=a.first_error or b.first_error)
-        return Phase(result, (self.worker_cpu * a.seconds + other.worker_cpu * b.seconds) / seconds,
-                     max(self.peak_rss_mb, other.peak_rss_mb), self.restarts + other.restarts)
-
-
-def measure(server: Server, make_step, clients: int, duration: float, warmup: float, windows: int = 1) -> Phase:
-    """`duration` seconds of load, as `windows` consecutive windows; the figure is the window with the
-    most requests per worker CPU-second, the one least disturbed by whatever else shared the machine.
-    Each client keeps its step (and the step its state, such as a refresh-token chain) across windows."""
-    steps = [make_step(index) for index in range(clients)]
-    phases = []
-    for window in range(windows):
-        seconds = duration / windows
-        result = load.run(server.port, lambda index: steps[index], clients, seconds, warmup if window == 0 else 0.0,
-                          probe=server.sample)
-        before, after = result.probes
-        peak = max((worker.peak_rss_mb for sample in (before, after) for worker in sample.workers.values()),
-                   default=0.0)
-        phases.append(Phase(result, (after.cpu_seconds - before.cpu_seconds) / seconds, peak,
-                            len(after.workers.keys() - before.workers.keys())))
-    best = max(phases, key=lambda phase: phase.rate_per_cpu_second)
-    return Phase(best.result, best.worker_cpu, max(phase.peak_rss_mb for phase in phases),
-                 sum(phase.restarts for phase in phases))

@@ -80,22 +80,6 @@ class ConsumerQueues:
         return [self.main(), *(self.retry(n) for n in range(len(self.retry_delays))), self.dead()]
 
 
-#: Event types the notifier turns into mail.
-NOTIFIER_EVENT_TYPES = (
-    "identity.email_verification.requested",
-    "identity.password_reset.requested",
-    "identity.mfa.enabled",
-    "identity.mfa.disabled",
-    "tenancy.invitation.created",
-)
-#: Seconds before each retry of a mail that could not be sent; then the dead letters.
-NOTIFIER_RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 1800.0)
-
-
-def notifier(retry_delays: tuple[float, ...] = NOTIFIER_RETRY_DELAYS, queue_type: str = "classic") -> ConsumerQueues:
-    return ConsumerQueues("notifier.mail", NOTIFIER_EVENT_TYPES, tuple(retry_delays), queue_type)
-
-
 def supports_dead_lettering(connection: Connection) -> bool:
     """True on RabbitMQ: TTL and dead-letter exchanges work there and nowhere else we run."""
     return connection.transport_cls in ("amqp", "pyamqp", "amqps") or connection.transport.driver_type == "amqp"
@@ -120,13 +104,13 @@ def connect(url: str, var_dir: Path) -> Connection:
     return Connection(url, transport_options=options, connect_timeout=5, heartbeat=0)
 
 
-def declare_topology(target, consumers: tuple[ConsumerQueues, ...] | None = None,
-                     queue_type: str = "classic") -> None:
-    """Exchanges and every consumer's queues (on a channel, or a connection's default channel), so
-    nothing published before a consumer's first start is lost. `queue_type` is for the default consumers."""
+def declare_topology(target, consumers: tuple[ConsumerQueues, ...]) -> None:
+    """The exchanges and the given consumers' queues (on a channel, or a connection's default channel).
+    A producer passes the queues of the consumers it feeds, so nothing published before a consumer's
+    first start is lost."""
     channel = getattr(target, "default_channel", target)
     for exchange in (EXCHANGE, RETRY_EXCHANGE, DEAD_LETTER_EXCHANGE):
         exchange(channel).declare()
-    for consumer in consumers if consumers is not None else (notifier(queue_type=queue_type),):
+    for consumer in consumers:
         for queue in consumer.all():
             queue(channel).declare()

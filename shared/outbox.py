@@ -75,11 +75,11 @@ class Relay:
     """Publishes unsent outbox rows. Several relays may run against PostgreSQL (SKIP LOCKED)."""
 
     def __init__(self, engine: Engine, table: Table, connection: Connection, batch_size: int = 100,
-                 poll_interval: float = 0.1, max_backoff: float = 30.0, queue_type: str = "classic"):
+                 poll_interval: float = 0.1, max_backoff: float = 30.0, consumers: tuple[bus.ConsumerQueues, ...] = ()):
         self.engine = engine
         self.table = table
         self.connection = connection
-        self.queue_type = queue_type
+        self.consumers = consumers  # whose queues to declare before the first publish
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -88,7 +88,7 @@ class Relay:
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
             self.connection.ensure_connection(max_retries=1)
-            bus.declare_topology(self.connection.default_channel, queue_type=self.queue_type)
+            bus.declare_topology(self.connection.default_channel, self.consumers)
             self._producer = Producer(self.connection.default_channel, exchange=bus.EXCHANGE)
         return self._producer
 

@@ -10,17 +10,22 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
-from sqlalchemy import Table
 
-from shared import bus, config, database, errors, logs
+from shared import config, logs
 from shared.config import ServerSettings, ServiceSettings
-from shared.database import make_engine
-from shared.outbox import Relay
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from shared.bus import ConsumerQueues
+
+# gunicorn's master imports this module for ProblemWorker: what only a worker or a relay needs (Flask,
+# SQLAlchemy, kombu) is imported where it is used, so each master stays at gunicorn's own size.
 
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
 #: The worker each GUNICORN_WORKER_CLASS names (config.WORKER_CLASSES).
@@ -55,6 +60,8 @@ def before_fork() -> None:
     connections it used (the signing keys' first load) are closed, so no worker shares one, and every
     object built so far moves to the collector's permanent generation, which the workers' collections
     never walk: the pages holding them stay shared between the workers instead of being copied into each."""
+    from shared import database
+
     database.close_pools()
     gc.freeze()
 
@@ -84,6 +91,8 @@ class ProblemAnswers:
     log: Any
 
     def handle_error(self, req, client, addr, exc):
+        from shared import errors
+
         page = _Page()
         super().handle_error(req, page, addr, exc)  # gunicorn picks the status, logs, writes its page to `page`
         _version, status, reason = page.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
@@ -125,10 +134,18 @@ def stop_event_on_signals() -> threading.Event:
     return stop
 
 
-def run_relay(settings: ServiceSettings, table: Table) -> None:
-    """Publish a service's outbox until SIGINT or SIGTERM."""
+def run_relay(settings: ServiceSettings, table: Table, consumers: tuple[ConsumerQueues, ...],
+              stop: threading.Event | None = None) -> None:
+    """Publish a service's outbox until `stop` is set, by default on SIGINT or SIGTERM (`consumers`: the
+    queues it declares before its first publish)."""
+    from shared import bus
+    from shared.database import make_engine
+    from shared.outbox import Relay
+
     engine = make_engine(settings.database_url)
-    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir),
-                  queue_type=settings.bus_queue_type)
+    relay = Relay(engine, table, bus.connect(settings.broker_url, settings.var_dir), consumers=consumers)
     logging.getLogger("threshold.outbox").info("outbox relay started for %s", engine.url.render_as_string())
-    relay.run(stop_event_on_signals())
+    try:
+        relay.run(stop or stop_event_on_signals())
+    finally:
+        engine.dispose()

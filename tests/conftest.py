@@ -19,6 +19,9 @@ from werkzeug.serving import make_server
 
 from tests import backends
 
+# The tenancy fixtures (identity served on loopback, tenancy on its own database) serve tests beyond
+# tests/tenancy: the OpenAPI, fuzz, first-run and hostile-input tests use them too.
+pytest_plugins = ("tests.tenancy_fixtures",)
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -1,17 +1,20 @@
-"""The benchmark package's pieces, without measuring anything (no timed assertions)."""
+"""The benchmark package: its pieces, and `python -m bench --short` end to end (no timed assertions)."""
 from __future__ import annotations
 
+import os
+import re
 import smtplib
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import select, update
 
-from bench import event_path, load, report, rotation_floor
+from bench import ab, event_path, load, rotation_floor, servers
 from bench.bare_app import create_app
-from bench.baselines import VerifyRate
-from bench.identity import Figures
-from bench.servers import Phase
 from bench.smtp import Sink
 from shared.database import make_engine
 
@@ -132,13 +135,6 @@ def _latency(mailed: list[float], rate: float = 20.0, sent_rate: float = 20.0, s
                               waiting={"identity (gunicorn workers)": 0.1}, window=10.5)
 
 
-def _events(latency) -> event_path.Figures:
-    throughput = event_path.Throughput(events=400, published_seconds=0.5, arrived=400, duplicates=0, seconds=10.0,
-                                       steady_seconds=9.0, consumer_cpu=8.0, consumer_waiting=1.0,
-                                       sink_cpu=1.0)
-    return event_path.Figures(latency, throughput, "3.12.0", ssl_context_ms=20.0)
-
-
 def test_event_path_target_needs_every_mail_the_rate_and_a_p99_under_a_second():
     assert _latency([0.2] * 99 + [0.9]).met
     assert not _latency([0.2] * 98 + [1.5, 1.5]).met  # p99 over 1 s
@@ -158,129 +154,79 @@ def test_event_path_percentiles_and_stages():
     assert latency.stage("answered", "sent") == [0.05] * 3
 
 
-def test_report_has_an_event_path_section_or_says_why_not():
-    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
-    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
-    bare = _phase(1000, 1.0, rss=30.0)
-    settings = {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0, "seconds": 6.0, "accounts": 16}
+def test_the_server_tree_cpu_counts_children_reaped_while_it_ran(tmp_path):
+    """A worker that burnt CPU and was reaped (gunicorn's max_requests recycling) still counts, through the
+    parent's cutime; one alive counts through its own utime."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys, time
+subprocess.run([sys.executable, "-c", {burn!r}])
+child = subprocess.Popen([sys.executable, "-c", {burn!r} + "time.sleep(30)"])
+open({str(tmp_path / "ready")!r}, "w").close()
+time.sleep(30)
+"""])
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.6)  # the live child's burn is over
 
-    def document(events):
-        return report.document(host, baseline, bare, {}, settings, 60.0, [], events)
-
-    met = document(_events(_latency([0.2] * 99 + [0.9])))
-    missed = document(_events(_latency([0.2] * 98 + [1.5, 1.5])))
-    skipped = document(event_path.Skipped("RabbitMQ did not answer on 127.0.0.1:5672"))
-
-    assert "## Event path" in met and "**met** in this run" in met
-    assert "| p99 sign-up to mail < 1 s at 20 sign-ups/s | 0.90 s with 20.0 sign-ups/s sent" in met
-    assert "| mails per second through one notifier | 40.0 (consumer start to last mail) | no target |" in met
-    assert "**not met** in this run" in missed
-    assert "Not measured in this run: RabbitMQ did not answer on 127.0.0.1:5672." in skipped
-    assert "Event path: not measured (RabbitMQ did not answer" in report.event_summary(
-        event_path.Skipped("RabbitMQ did not answer on 127.0.0.1:5672"))
-
-
-def _phase(requests: int, cpu: float, rss: float = 50.0) -> Phase:
-    return Phase(load.Result(requests=requests, seconds=1.0, latencies=[0.01] * requests), cpu, rss, 0)
-
-
-def test_report_judges_ratios_per_worker_cpu_second():
-    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
-    bare = _phase(1000, 1.0, rss=30.0)
-    figures = {"SQLite": Figures(_phase(48, 1.0), _phase(400, 0.5), _phase(300, 1.0), boot_rss_mb=60.0,
-                                 peak_rss_mb=85.0, rss_mb=84.0, workers=1)}
-    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
-
-    ratios = {ratio.name: ratio for ratio in report.ratios(baseline, bare, figures["SQLite"])}
-    text = report.document(host, baseline, bare, figures, {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0,
-                                                           "seconds": 6.0, "accounts": 16}, 60.0, [])
-
-    assert ratios["sign-in / argon2id verify"].per_cpu == 48 / 50
-    assert ratios["sign-in / argon2id verify"].met
-    assert ratios["refresh / bare endpoint"].per_cpu == 0.8  # 400 per 0.5 CPU-second against 1000
-    assert ratios["refresh / bare endpoint"].wall == 0.4
-    assert not ratios["GET /v1/me / bare endpoint"].met
-    assert "Test CPU" in text and "2025-01-01" in text
-    assert "| SQLite: peak RSS per worker (MB) | 85.0 (2.8x bare) |  | < 80 | **no** |" in text
+        assert len(servers.descendants(parent.pid)) == 2
+        assert servers.tree_cpu_seconds(parent.pid) >= 0.55  # both burns, the reaped one and the live one
+    finally:
+        for pid in reversed(servers.descendants(parent.pid)):
+            os.kill(pid, 9)
+        parent.wait()
 
 
-def test_report_shows_the_informational_floors_without_judging_them():
-    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
-    bare = _phase(1000, 1.0, rss=30.0)
-    figures = {"SQLite": Figures(_phase(48, 1.0), _phase(400, 1.0), _phase(600, 1.0), boot_rss_mb=60.0,
-                                 peak_rss_mb=95.0, rss_mb=94.0, workers=1)}
-    floors = report.Floors(_phase(800, 1.0), {"SQLite": _phase(250, 0.5)}, {"SQLite": 66.0}, 19.0)
-    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
+def test_ratios_are_read_per_round_and_their_median_judged():
+    def side(name):
+        return ab.Side(name, name, lambda *_: None)
 
-    text = report.document(host, baseline, bare, figures, {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0,
-                                                           "seconds": 6.0, "accounts": 16}, 60.0, [], None, floors)
+    comparison = ab.Comparison("read", "SQLite", [side("A"), side("B")], [ab.Ratio("A", "B", 1.0)])
+    comparison.windows = {"A": [ab.Window(100, 0, 1.0, 1.0), ab.Window(300, 0, 1.0, 1.0), ab.Window(90, 0, 1.0, 0.5)],
+                          "B": [ab.Window(200, 0, 1.0, 1.0), ab.Window(100, 0, 1.0, 1.0), ab.Window(100, 0, 1.0, 1.0)]}
 
-    assert "| bare flask-smorest POST, one-field JSON body (the floor under a refresh) | 1.25 ms of worker CPU, " \
-           "0.80x the GET's rate |" in text
-    assert "| SQLite: refresh / bare POST | 0.50 |" in text
-    assert "66.0 + 19.0 = 85.0 MB (RSS floor)" in text
-    assert "come to 85.0 MB, above the 80 MB target" in text and "add 10.0 MB" in text
-    assert "| SQLite: refresh floor (bench/rotation_floor.py: the stack alone doing a rotation) | 2.00 ms of " \
-           "worker CPU, 0.50x the GET's rate (250 requests, 0 errors) |" in text
-    assert "| SQLite: refresh / refresh floor | 0.80 |" in text
-    assert "on SQLite it reached 0.50x the bare GET's rate, about at the target, within the run-to-run noise" in text
-    assert "| SQLite: refresh / bare endpoint | 0.40 |" in text  # the judged ratio is still against the GET
+    assert comparison.per_round(comparison.ratios[0]) == [0.5, 3.0, 1.8]  # never best A over best B
+    assert comparison.median(comparison.ratios[0]) == 1.8
 
 
-def test_the_refresh_floor_verdict_needs_a_clear_margin_and_a_failed_floor_is_said_so():
-    baseline = VerifyRate(calls=50, seconds=1.0, cpu_seconds=1.0)
-    bare = _phase(1000, 1.0, rss=30.0)
-    figures = {name: Figures(_phase(48, 1.0), _phase(300, 1.0), _phase(600, 1.0), boot_rss_mb=60.0,
-                             peak_rss_mb=95.0, rss_mb=94.0, workers=1) for name in ("SQLite", "PostgreSQL")}
-    failed = Phase(load.Result(requests=0, errors=7, seconds=1.0, first_error="401 from /v1/rotate"), 1.0, 40.0, 0)
-    floors = report.Floors(_phase(800, 1.0), {"SQLite": _phase(400, 1.0), "PostgreSQL": failed}, {"SQLite": 66.0},
-                           19.0)
-    host = report.Machine("Test CPU", 2, "3.11.7", "2025-01-01 00:00 UTC", "6.1", 0.5, "gunicorn 1")
-
-    text = report.document(host, baseline, bare, figures, {"clients": 4, "warmup": 1.0, "sign_in_seconds": 10.0,
-                                                           "seconds": 6.0, "accounts": 16}, 60.0, [], None, floors)
-
-    assert "on SQLite it reached 0.40x the bare GET's rate, under the target of 0.5" in text
-    assert "| SQLite: refresh / refresh floor | 0.75 |" in text
-    assert "| PostgreSQL: refresh floor (bench/rotation_floor.py: the stack alone doing a rotation) | not measured " \
-           "(0 requests, 7 errors; first error: 401 from /v1/rotate) |" in text
-    assert "on PostgreSQL it was not measured" in text
-    assert "PostgreSQL: refresh / refresh floor" not in text
+NUMBER = r"-?[0-9][0-9,]*(?:\.[0-9]+)?"
 
 
-def test_two_runs_of_a_baseline_add_up_requests_and_worker_cpu():
-    first, second = _phase(1000, 1.0, rss=30.0), _phase(500, 0.25, rss=31.0)  # 1000/s, then 2000/s of CPU
+@pytest.mark.slow
+@pytest.mark.live
+def test_the_short_run_measures_every_row(tmp_path):
+    """`python -m bench --short` end to end: every comparison's row is in the page (or its peer is said to
+    be unavailable), and every figure is a number. Nothing about how fast anything was."""
+    page = tmp_path / "performance.md"
+    run = subprocess.run([sys.executable, "-m", "bench", "--short", "--output", str(page)], cwd=servers.ROOT,
+                         capture_output=True, text=True, timeout=600)
 
-    both = first + second
-
-    assert both.result.requests == 1500 and both.result.seconds == 2.0
-    assert both.rate_per_cpu_second == 1500 / 1.25  # all requests over all the CPU, not a mean of the rates
-    assert both.peak_rss_mb == 31.0
-
-
-def test_measure_keeps_each_clients_step_across_windows_and_counts_the_least_disturbed(live_server):
-    from bench.servers import Sample, measure
-
-    port = int(live_server(create_app()).url.rsplit(":", 1)[1])
-    made = []
-
-    def make_step(index):
-        made.append(index)  # a step may carry state (a refresh-token chain): made once per client
-        return lambda client: client.call("GET", "/v1/ping")[0] == 200
-
-    class WorkerCpu:
-        """Stands in for the gunicorn master: the workers' CPU seconds at each end of each window."""
-
-        port = 0
-        readings = iter([0.0, 10.0, 10.0, 11.0, 11.0, 21.0])  # windows cost 10, 1 and 10 CPU-seconds
-
-        def sample(self):
-            return Sample({}, next(self.readings))
-
-    stand_in = WorkerCpu()
-    stand_in.port = port
-    phase = measure(stand_in, make_step, clients=2, duration=0.6, warmup=0.0, windows=3)
-
-    assert sorted(made) == [0, 1]
-    assert phase.result.probes[0].cpu_seconds == 10.0  # the second window: 1 CPU-second over its 0.2 s
-    assert phase.result.requests > 0 and abs(phase.worker_cpu - 5.0) < 1e-9
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    text = page.read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[3] and re.fullmatch(rf"(?:{NUMBER} ?)+", cells[3]):
+            rows[(cells[0], cells[1].split(":")[0], cells[2].split(":")[0])] = cells
+    backends = ["SQLite"] + (["PostgreSQL"] if "PostgreSQL did not answer" not in text else [])
+    expected = {("sign-in", "fastapi-users"), ("sign-in", "argon2id verify"), ("read", "fastapi-users"),
+                ("refresh with rotation", "oidc-provider"), ("refresh with rotation", "refresh floor"),
+                ("client credentials", "oidc-provider"), ("OP code exchange", "oidc-provider")}
+    for backend in backends:
+        for operation, against in expected:
+            if f"{against} peer unavailable" in text:
+                continue
+            row = rows.get((f"{backend}: {operation}", "Threshold sync", against))
+            assert row is not None, f"no row for {backend} {operation} against {against}:\n{text[:6000]}"
+            assert re.fullmatch(rf"\*\*{NUMBER}\*\*", row[4]) and row[6] in ("yes", "**no**")
+    if "bench/tenancy.py is not here" not in text:
+        for page, against in (("workspace switcher", "tenancy"), ("workspace home page", "web")):
+            row = rows.get((f"SQLite: {page}", against, "bare"))
+            assert row is not None and re.fullmatch(rf"\*\*{NUMBER}\*\*", row[4]), f"no row for the {page}"
+    for line in text.splitlines()[:20]:
+        if line.startswith("- ") and "per worker core" in line:
+            assert re.search(NUMBER, line), line
+    assert re.search(rf"USS per worker on SQLite: {NUMBER} MB", text)
+    assert "## Event path" in text

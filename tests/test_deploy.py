@@ -126,9 +126,9 @@ def test_the_production_settings_of_env_example_are_accepted_by_every_service():
 def expected_definitions_topology() -> set:
     code = ("import json\n"
             "from services.notifier.settings import Settings\n"
-            "from shared import bus\n"
+            "from services.notifier.subscriptions import mail_queues\n"
             "s = Settings.from_env({'BUS_QUEUE_TYPE': 'quorum'})\n"
-            "t = bus.notifier(s.retry_delays, s.bus_queue_type)\n"
+            "t = mail_queues(s.retry_delays, s.bus_queue_type)\n"
             "print(json.dumps([[q.name, q.queue_arguments or {}] for q in t.all()]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return {(name, json.dumps(args, sort_keys=True)) for name, args in json.loads(out)}
@@ -161,12 +161,13 @@ def test_rabbitmq_definitions_load_and_the_services_declare_against_them():
         finally:
             path.unlink()
         from services.identity.settings import Settings
+        from services.notifier.subscriptions import mail_queues
         from shared import bus
 
         settings = Settings.from_env({"BUS_QUEUE_TYPE": "quorum"})
         with Connection(vhost.url()) as connection:
             # as identity's relay declares it: equal arguments, so no PRECONDITION_FAILED
-            bus.declare_topology(connection, queue_type=settings.bus_queue_type)
+            bus.declare_topology(connection, (mail_queues(queue_type=settings.bus_queue_type),))
             depth = connection.default_channel.queue_declare("notifier.mail", passive=True).message_count
         assert depth == 0
     finally:

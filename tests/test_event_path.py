@@ -19,6 +19,7 @@ import requests
 from kombu import Connection, Producer
 from sqlalchemy import create_engine, text
 
+from services.notifier.subscriptions import mail_queues
 from shared import bus
 from tests import backends
 from tests.conftest import identity_env
@@ -88,7 +89,7 @@ class EventPath:
 
     def settle(self) -> None:
         """Wait until the outbox is published and the notifier's queues are empty (nothing in flight)."""
-        queues = bus.notifier(tuple(float(d) for d in RETRY_DELAYS.split(",")))
+        queues = mail_queues(tuple(float(d) for d in RETRY_DELAYS.split(",")))
         wait_for(lambda: self.unsent() == 0, what="the outbox to drain")
         wait_for(lambda: all(self.queue_depth(q.name) == 0 for q in queues.all() if q.name != queues.dead().name),
                  what="the notifier queues to drain")
@@ -221,7 +222,7 @@ def test_smtp_refusing_for_a_while_is_retried_then_mails_once(event_path):
 
 def _publish_raw(url: str, body: bytes, content_type: str, routing_key: str) -> None:
     with Connection(url, transport_options={"confirm_publish": True}) as conn:
-        bus.declare_topology(conn)
+        bus.declare_topology(conn, (mail_queues(),))
         Producer(conn.default_channel).publish(body, exchange=bus.EXCHANGE, routing_key=routing_key,
                                                content_type=content_type, content_encoding="binary",
                                                delivery_mode=2)

@@ -9,18 +9,9 @@ import pytest
 
 from services.identity.settings import Settings as IdentitySettings
 from services.tenancy.settings import Settings as TenancySettings
+from services.web.settings import Settings as WebSettings
 from shared import config
 from tests.conftest import assert_problem
-from tests.tenancy.conftest import (  # noqa: F401
-    identity_server,
-    make_tenancy_app,
-    people,
-    tenancy,
-    tenancy_app,
-    tenancy_db,
-    tenancy_outbox,
-    tenants,
-)
 
 PORTS = {"IDENTITY_PORT": "9101", "TENANCY_PORT": "9102", "NOTIFIER_PORT": "9103"}
 
@@ -36,6 +27,12 @@ def test_tenancy_finds_identity_and_builds_invitation_links_on_the_configured_po
     assert settings.identity_url == "http://127.0.0.1:9101"
     assert settings.issuer == "http://127.0.0.1:9101"
     assert settings.invitation_accept_url == "http://127.0.0.1:9102/docs"
+
+
+def test_web_finds_identity_and_tenancy_on_the_configured_ports():
+    settings = WebSettings.from_env({"APP_ENV": "test", **PORTS})
+    assert (settings.identity_url, settings.identity_public_url, settings.tenancy_url) == (
+        "http://127.0.0.1:9101", "http://127.0.0.1:9101", "http://127.0.0.1:9102")
 
 
 def test_explicit_urls_win_over_the_port_defaults():

@@ -15,17 +15,7 @@ from sqlalchemy import create_engine, text
 
 from shared.config import DEVELOPMENT_SECRET
 from tests.conftest import assert_problem, bearer
-from tests.tenancy.conftest import (  # noqa: F401
-    identity_server,
-    make_tenancy_app,
-    people,
-    race,
-    tenancy,
-    tenancy_app,
-    tenancy_db,
-    tenancy_outbox,
-    tenants,
-)
+from tests.tenancy_fixtures import race_past_locks
 
 PASSWORD = "correct horse battery"
 LONE_SURROGATE = '"\\ud800"'  # as it travels in the JSON text: an escape no decoder can turn into text
@@ -233,7 +223,7 @@ def test_concurrent_sign_ups_with_one_email_are_one_201_and_409s(identity_app, i
     sign_up = partial(identity_app.test_client().post, "/v1/accounts", json=body)
 
     # Every sign-up reads "no such account" and then waits at its INSERT until all six have read.
-    responses = race(identity_db, [("LOCK TABLE accounts IN SHARE MODE", {})], [sign_up] * 6)
+    responses = race_past_locks(identity_db, [("LOCK TABLE accounts IN SHARE MODE", {})], [sign_up] * 6)
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201, 409, 409, 409, 409, 409], [r.get_json() for r in responses]

@@ -18,16 +18,6 @@ from schemathesis.core.failures import Failure, FailureGroup
 
 from tests.conftest import bearer
 from tests.shared.test_service_tokens import service_token
-from tests.tenancy.conftest import (  # noqa: F401
-    identity_server,
-    make_tenancy_app,
-    people,
-    tenancy,
-    tenancy_app,
-    tenancy_db,
-    tenancy_outbox,
-    tenants,
-)
 from tests.test_service_surface import build
 
 EXAMPLES_PER_OPERATION = 15

@@ -7,16 +7,6 @@ import re
 
 from shared import names
 from tests.conftest import bearer
-from tests.tenancy.conftest import (  # noqa: F401
-    identity_server,
-    make_tenancy_app,
-    people,
-    tenancy,
-    tenancy_app,
-    tenancy_db,
-    tenancy_outbox,
-    tenants,
-)
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 HTML = {"text/html": {"schema": {"type": "string"}}}

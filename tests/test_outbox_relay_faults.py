@@ -9,6 +9,7 @@ import uuid
 import pytest
 from kombu import Connection
 
+from services.notifier.subscriptions import mail_queues
 from shared import bus
 from tests import backends
 from tests.conftest import identity_env
@@ -26,11 +27,11 @@ def test_the_relay_outlives_a_database_outage_and_publishes_afterwards(databases
     env = identity_env(url, tmp_path, BROKER_URL=rabbit_vhost.url())
     processes = Processes(tmp_path, {**os.environ, **env, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"})
     with Connection(rabbit_vhost.url()) as conn:
-        bus.declare_topology(conn)  # notifier.mail exists before anything is published
+        bus.declare_topology(conn, (mail_queues(),))  # notifier.mail exists before anything is published
 
     def mail_queue_depth() -> int:
         with Connection(rabbit_vhost.url()) as conn:
-            return conn.default_channel.queue_declare(bus.notifier().name, passive=True).message_count
+            return conn.default_channel.queue_declare(mail_queues().name, passive=True).message_count
 
     def sign_up() -> None:
         # A fresh app each time: the outage ends every pooled connection, the app's as well.

@@ -54,8 +54,9 @@ def main() -> None:
         processes.serve("services.identity.app:create_app()", settings, args.workers)
     elif args.command == "relay":
         from services.identity.models import outbox
+        from services.notifier import subscriptions  # the queues its events feed
 
-        processes.run_relay(settings, outbox)
+        processes.run_relay(settings, outbox, (subscriptions.mail_queues(queue_type=settings.bus_queue_type),))
     elif args.command == "rotate-key":
         key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in,
                       args.algorithm)

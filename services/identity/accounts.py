@@ -4,14 +4,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from services.identity import one_time_tokens, passwords
+from services.identity import events, one_time_tokens, passwords
 from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredentials, TokenInvalid
 from services.identity.models import Account, OneTimeToken
 from services.identity.queries import Reads
 from services.identity.settings import Settings
 from shared import addresses
 from shared.errors import RateLimited
-from shared.events import Event
 from shared.throttle import Throttle
 
 EMAIL_VERIFICATION = "email_verification"
@@ -30,13 +29,9 @@ def _issue_token(uow, account: Account, purpose: str, ttl: int, now: datetime) -
 
 def record_verification_mail(uow, account: Account, settings: Settings, now: datetime) -> None:
     token, expires_at = _issue_token(uow, account, EMAIL_VERIFICATION, settings.email_verification_ttl, now)
-    uow.record(Event("identity.email_verification.requested", {
-        "account_id": account.id,
-        "email": account.email,
-        "first_name": account.first_name,
-        "verification_url": f"{settings.links_url}/verify-email?token={token}",
-        "expires_at": expires_at.isoformat(),
-    }))
+    uow.record(events.email_verification_requested(
+        account_id=account.id, email=account.email, first_name=account.first_name,
+        verification_url=f"{settings.links_url}/verify-email?token={token}", expires_at=expires_at))
 
 
 def register(uow, settings: Settings, email: str, password: str, first_name: str, last_name: str,
@@ -51,9 +46,8 @@ def register(uow, settings: Settings, email: str, password: str, first_name: str
         account = Account(email=email, password_hash=password_hash, first_name=first_name, last_name=last_name,
                           email_verified=False, mfa_enabled=False, created_at=now, updated_at=now)
         uow.accounts.add(account)
-        uow.record(Event("identity.account.registered", {
-            "account_id": account.id, "email": email, "first_name": first_name, "last_name": last_name,
-        }))
+        uow.record(events.account_registered(account_id=account.id, email=email, first_name=first_name,
+                                             last_name=last_name))
         record_verification_mail(uow, account, settings, now)
         uow.commit()
         return account.public()
@@ -117,7 +111,7 @@ def confirm_email(uow, token: str, now: datetime) -> dict:
         if not account.email_verified:
             account.email_verified = True
             account.updated_at = now
-            uow.record(Event("identity.account.verified", {"account_id": account.id, "email": account.email}))
+            uow.record(events.account_verified(account_id=account.id, email=account.email))
         uow.commit()
         return account.public()
 
@@ -186,13 +180,9 @@ def request_password_reset(uow, throttle: Throttle, settings: Settings, email: s
         if account is None:
             return
         token, expires_at = _issue_token(uow, account, PASSWORD_RESET, settings.password_reset_ttl, now)
-        uow.record(Event("identity.password_reset.requested", {
-            "account_id": account.id,
-            "email": account.email,
-            "first_name": account.first_name,
-            "reset_url": f"{settings.links_url}/reset-password?token={token}",
-            "expires_at": expires_at.isoformat(),
-        }))
+        uow.record(events.password_reset_requested(
+            account_id=account.id, email=account.email, first_name=account.first_name,
+            reset_url=f"{settings.links_url}/reset-password?token={token}", expires_at=expires_at))
         uow.commit()
 
 
@@ -212,7 +202,7 @@ def reset_password(uow, throttle: Throttle, settings: Settings, token: str, new_
         if not account.email_verified:
             # Following the link proved the address, as a verification link would have.
             account.email_verified = True
-            uow.record(Event("identity.account.verified", {"account_id": account.id, "email": account.email}))
+            uow.record(events.account_verified(account_id=account.id, email=account.email))
         uow.sessions.revoke_all(account.id, now)
         uow.commit()
     throttle.clear_every_source(email_key("sign-in", email))

@@ -17,7 +17,7 @@ import json
 import logging
 from datetime import datetime
 
-from services.identity import one_time_tokens
+from services.identity import events, one_time_tokens
 from services.identity.errors import (
     AccountExists,
     AccountNotFound,
@@ -33,7 +33,6 @@ from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
 from services.identity.settings import Settings
 from shared import addresses, names
-from shared.events import Event
 
 log = logging.getLogger("threshold.identity.federation")
 LOGIN_CODE = "oidc_login"
@@ -83,9 +82,8 @@ def _new_account(uow, data: dict, now: datetime) -> Account:
                       last_name=_name(data.get("family_name"), "-"), email_verified=True,
                       mfa_enabled=False, created_at=now, updated_at=now)
     uow.accounts.add(account)
-    uow.record(Event("identity.account.registered", {"account_id": account.id, "email": email,
-                                                      "first_name": account.first_name,
-                                                      "last_name": account.last_name}))
+    uow.record(events.account_registered(account_id=account.id, email=email, first_name=account.first_name,
+                                         last_name=account.last_name))
     return account
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from services.identity import one_time_tokens, totp
+from services.identity import events, one_time_tokens, totp
 from services.identity.accounts import check_password, failure_policy
 from services.identity.errors import (
     AccountNotFound,
@@ -24,8 +25,10 @@ from services.identity.models import Account, AuditRecord, Device, TotpCredentia
 from services.identity.sessions import start_session
 from services.identity.settings import Settings
 from shared import addresses, opaque_tokens
-from shared.events import Event
 from shared.throttle import Throttle
+
+if TYPE_CHECKING:
+    from services.identity.unit_of_work import IdentityUnitOfWork
 
 log = logging.getLogger("threshold.identity.mfa")
 T = TypeVar("T")
@@ -33,20 +36,6 @@ T = TypeVar("T")
 
 def _throttle_key(account_id: str) -> str:
     return f"mfa:{account_id}"
-
-
-def start_enrolment(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str,
-                    password: str, now: datetime) -> dict:
-    """New secret, not active until confirmed with a code. Needs the password again."""
-    account = check_password(uow, throttle, settings, account_id, password)
-    if account.mfa_enabled:
-        raise MfaAlreadyEnabled()
-    secret = totp.new_secret()
-    with uow:
-        uow.totp.put(TotpCredential(account_id=account_id, secret_encrypted=box.encrypt(secret), created_at=now))
-        uow.commit()
-    uri = totp.provisioning_uri(secret, account.email, settings.mfa_issuer)
-    return {"secret": secret, "otpauth_uri": uri, "qr_svg": totp.qr_svg(uri)}
 
 
 def _check_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datetime, allow_recovery: bool,
@@ -102,124 +91,147 @@ def _account(uow, account_id: str) -> Account:
     return account
 
 
-def confirm_enrolment(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str,
-                      now: datetime) -> list[str]:
-    """Turn 2FA on with a first valid code; returns the ten recovery codes (shown this once)."""
-
-    def attempt() -> list[str]:
-        with uow:
-            account = _account(uow, account_id)
-            if account.mfa_enabled:
-                raise MfaAlreadyEnabled()
-            credential = uow.totp.get(account_id)
-            if credential is None:
-                raise MfaEnrolmentNotStarted()
-            _require_code(uow, box, account_id, code, now, allow_recovery=False, confirmed=False)
-            credential.confirmed_at = now
-            account.mfa_enabled = True
-            account.updated_at = now
-            codes = _new_recovery_codes(uow, account_id, now)
-            uow.record(Event("identity.mfa.enabled", {"account_id": account_id, "email": account.email}))
-            uow.commit()
-            return codes
-
-    codes = _throttled(throttle, settings, account_id, attempt)
-    log.info("2FA enabled", extra={"event": "mfa_enabled", "account_id": account_id})
-    return codes
-
-
-def regenerate_recovery_codes(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str,
-                              code: str, now: datetime) -> list[str]:
-    """Replace every recovery code; needs a TOTP code."""
-
-    def attempt() -> list[str]:
-        with uow:
-            if not _account(uow, account_id).mfa_enabled:
-                raise MfaNotEnabled()
-            _require_code(uow, box, account_id, code, now, allow_recovery=False)
-            codes = _new_recovery_codes(uow, account_id, now)
-            uow.commit()
-            return codes
-
-    return _throttled(throttle, settings, account_id, attempt)
-
-
 def _turn_off(uow, account: Account, now: datetime) -> None:
     uow.totp.delete(account.id)
     uow.recovery_codes.delete_all(account.id)
     account.mfa_enabled = False
     account.updated_at = now
-    uow.record(Event("identity.mfa.disabled", {"account_id": account.id, "email": account.email}))
+    uow.record(events.mfa_disabled(account_id=account.id, email=account.email))
 
 
-def disable(uow, throttle: Throttle, settings: Settings, box: totp.SecretBox, account_id: str, code: str | None,
-            now: datetime, *, password: str | None = None) -> None:
-    """Turn 2FA off with a TOTP or recovery code, or with the password (exactly one of them; a wrong password
-    counts against the sign-in throttle, like every password re-check); the owner gets a security notice."""
+@dataclass(frozen=True)
+class TwoFactor:
+    """The 2FA use cases of one request, with what every one of them needs bound once: the unit of
+    work, the code throttle, the settings and the box that holds TOTP secrets."""
 
-    def attempt() -> None:
+    uow: IdentityUnitOfWork
+    throttle: Throttle
+    settings: Settings
+    box: totp.SecretBox
+
+    def start_enrolment(self, account_id: str, *, password: str, now: datetime) -> dict:
+        """New secret, not active until confirmed with a code. Needs the password again."""
+        uow = self.uow
+        account = check_password(uow, self.throttle, self.settings, account_id, password)
+        if account.mfa_enabled:
+            raise MfaAlreadyEnabled()
+        secret = totp.new_secret()
         with uow:
-            account = _account(uow, account_id)
-            if not account.mfa_enabled:
-                raise MfaNotEnabled()
-            if code is not None:
-                _require_code(uow, box, account_id, code, now, allow_recovery=True)
-            _turn_off(uow, account, now)
+            uow.totp.put(TotpCredential(account_id=account_id, secret_encrypted=self.box.encrypt(secret),
+                                        created_at=now))
             uow.commit()
+        uri = totp.provisioning_uri(secret, account.email, self.settings.mfa_issuer)
+        return {"secret": secret, "otpauth_uri": uri, "qr_svg": totp.qr_svg(uri)}
 
-    if password is not None:
-        check_password(uow, throttle, settings, account_id, password)
-        attempt()
-    else:
-        _throttled(throttle, settings, account_id, attempt)
-    log.info("2FA disabled", extra={"event": "mfa_disabled", "account_id": account_id})
+    def confirm_enrolment(self, account_id: str, *, code: str, now: datetime) -> list[str]:
+        """Turn 2FA on with a first valid code; returns the ten recovery codes (shown this once)."""
+        uow = self.uow
 
+        def attempt() -> list[str]:
+            with uow:
+                account = _account(uow, account_id)
+                if account.mfa_enabled:
+                    raise MfaAlreadyEnabled()
+                credential = uow.totp.get(account_id)
+                if credential is None:
+                    raise MfaEnrolmentNotStarted()
+                _require_code(uow, self.box, account_id, code, now, allow_recovery=False, confirmed=False)
+                credential.confirmed_at = now
+                account.mfa_enabled = True
+                account.updated_at = now
+                codes = _new_recovery_codes(uow, account_id, now)
+                uow.record(events.mfa_enabled(account_id=account_id, email=account.email))
+                uow.commit()
+                return codes
 
-def complete_sign_in(uow, throttle: Throttle, keys: KeyStore, settings: Settings, box: totp.SecretBox,
-                     mfa_token: str, code: str, now: datetime, *, device: Device) -> dict:
-    """Second step: a TOTP or recovery code for the mfa_token opens the session (amr pwd+otp).
+        codes = _throttled(self.throttle, self.settings, account_id, attempt)
+        log.info("2FA enabled", extra={"event": "mfa_enabled", "account_id": account_id})
+        return codes
 
-    Each wrong code counts against the token, which dies after `mfa_max_failures`, and against the
-    account's code throttle."""
-    token_hash = opaque_tokens.digest(mfa_token)
-    with uow:
-        pending = uow.mfa_challenges.get(token_hash)
-        if pending is not None and pending.failures >= settings.mfa_max_failures:
-            raise MfaTokenInvalid()
-        one_time_tokens.live(pending, now, invalid=MfaTokenInvalid, expired=MfaTokenExpired)
-        account_id = pending.account_id
-        amr = f"{pending.first_factor} otp"
+    def regenerate_recovery_codes(self, account_id: str, *, code: str, now: datetime) -> list[str]:
+        """Replace every recovery code; needs a TOTP code."""
+        uow = self.uow
 
-    def attempt() -> dict:
-        # Counted before the code is checked, in one statement, so concurrent codes for one token get
-        # `mfa_max_failures` checks in all; a right code spends the token, so its count no longer matters.
+        def attempt() -> list[str]:
+            with uow:
+                if not _account(uow, account_id).mfa_enabled:
+                    raise MfaNotEnabled()
+                _require_code(uow, self.box, account_id, code, now, allow_recovery=False)
+                codes = _new_recovery_codes(uow, account_id, now)
+                uow.commit()
+                return codes
+
+        return _throttled(self.throttle, self.settings, account_id, attempt)
+
+    def disable(self, account_id: str, *, code: str | None = None, password: str | None = None,
+                now: datetime) -> None:
+        """Turn 2FA off with a TOTP or recovery code, or with the password (exactly one of them; a wrong
+        password counts against the sign-in throttle, like every password re-check); the owner gets a
+        security notice."""
+        uow = self.uow
+
+        def attempt() -> None:
+            with uow:
+                account = _account(uow, account_id)
+                if not account.mfa_enabled:
+                    raise MfaNotEnabled()
+                if code is not None:
+                    _require_code(uow, self.box, account_id, code, now, allow_recovery=True)
+                _turn_off(uow, account, now)
+                uow.commit()
+
+        if password is not None:
+            check_password(uow, self.throttle, self.settings, account_id, password)
+            attempt()
+        else:
+            _throttled(self.throttle, self.settings, account_id, attempt)
+        log.info("2FA disabled", extra={"event": "mfa_disabled", "account_id": account_id})
+
+    def complete_sign_in(self, mfa_token: str, *, code: str, keys: KeyStore, device: Device, now: datetime) -> dict:
+        """Second step: a TOTP or recovery code for the mfa_token opens the session (amr pwd+otp).
+
+        Each wrong code counts against the token, which dies after `mfa_max_failures`, and against the
+        account's code throttle."""
+        uow, settings = self.uow, self.settings
+        token_hash = opaque_tokens.digest(mfa_token)
         with uow:
-            if not uow.mfa_challenges.count_attempt(token_hash, settings.mfa_max_failures, now):
+            pending = uow.mfa_challenges.get(token_hash)
+            if pending is not None and pending.failures >= settings.mfa_max_failures:
                 raise MfaTokenInvalid()
-            uow.commit()
-        try:
-            with uow:
-                if not _check_code(uow, box, account_id, code, now, allow_recovery=True):
-                    raise InvalidCode()
-                if not uow.mfa_challenges.use(token_hash, now):
-                    raise MfaTokenInvalid()
-                pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now, device=device)
-                uow.commit()
-                return pair
-        except MfaUnavailable:  # the server's fault: the try is given back
-            with uow:
-                uow.mfa_challenges.give_back(token_hash)
-                uow.commit()
-            raise
+            pending = one_time_tokens.live(pending, now, invalid=MfaTokenInvalid, expired=MfaTokenExpired)
+            account_id = pending.account_id
+            amr = f"{pending.first_factor} otp"
 
-    try:
-        pair = _throttled(throttle, settings, account_id, attempt)
-    except InvalidCode:
-        SIGN_INS.labels("otp", "failure").inc()
-        raise
-    SIGN_INS.labels("otp", "success").inc()
-    log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account_id, "amr": amr})
-    return pair
+        def attempt() -> dict:
+            # Counted before the code is checked, in one statement, so concurrent codes for one token get
+            # `mfa_max_failures` checks in all; a right code spends the token, so its count no longer matters.
+            with uow:
+                if not uow.mfa_challenges.count_attempt(token_hash, settings.mfa_max_failures, now):
+                    raise MfaTokenInvalid()
+                uow.commit()
+            try:
+                with uow:
+                    if not _check_code(uow, self.box, account_id, code, now, allow_recovery=True):
+                        raise InvalidCode()
+                    if not uow.mfa_challenges.use(token_hash, now):
+                        raise MfaTokenInvalid()
+                    pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now, device=device)
+                    uow.commit()
+                    return pair
+            except MfaUnavailable:  # the server's fault: the try is given back
+                with uow:
+                    uow.mfa_challenges.give_back(token_hash)
+                    uow.commit()
+                raise
+
+        try:
+            pair = _throttled(self.throttle, settings, account_id, attempt)
+        except InvalidCode:
+            SIGN_INS.labels("otp", "failure").inc()
+            raise
+        SIGN_INS.labels("otp", "success").inc()
+        log.info("sign-in succeeded", extra={"event": "sign_in_succeeded", "account_id": account_id, "amr": amr})
+        return pair
 
 
 def admin_reset(uow, email: str, actor: str, reason: str, now: datetime) -> str:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import signal
+import threading
 from pathlib import Path
 
 from shared import processes
@@ -39,10 +40,11 @@ def main() -> None:
 
 def dead_letters(settings, action: str, event_id: str | None) -> None:
     from services.notifier import dead_letters as letters
+    from services.notifier import subscriptions
     from shared import bus
 
     connection = bus.connect(settings.broker_url, settings.var_dir)
-    queues = bus.notifier(settings.retry_delays, settings.bus_queue_type)
+    queues = subscriptions.mail_queues(settings.retry_delays, settings.bus_queue_type)
     try:
         if action == "list":
             found = letters.list_dead_letters(connection, queues)
@@ -57,6 +59,12 @@ def dead_letters(settings, action: str, event_id: str | None) -> None:
 
 
 def consume(settings) -> None:
+    """The mailer as a process of its own, until SIGINT or SIGTERM."""
+    name_consumer_metrics()
+    mail_loop(settings, processes.stop_event_on_signals())
+
+
+def name_consumer_metrics() -> None:
     # The consumer may share PROMETHEUS_MULTIPROC_DIR with the HTTP server's workers while living in
     # another container (its own pid namespace): name its sample files so they cannot collide.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -64,6 +72,10 @@ def consume(settings) -> None:
 
         values.ValueClass = values.MultiProcessValue(process_identifier=lambda: f"consumer{os.getpid()}")
 
+
+def mail_loop(settings, stop: threading.Event) -> None:
+    """Consume events and send mail until `stop` is set (in its own process, or as a thread of
+    `services.embedded_workers`); whatever ends the consumer otherwise propagates."""
     from services.notifier.consumer import Heartbeat, MailConsumer
     from services.notifier.messages import Renderer
     from services.notifier.repository import Deliveries, Heartbeats
@@ -71,9 +83,19 @@ def consume(settings) -> None:
     from shared import bus
     from shared.database import make_engine
 
+    class StoppableConsumer(MailConsumer):
+        @property
+        def should_stop(self) -> bool:
+            return stop.is_set()
+
+        @should_stop.setter
+        def should_stop(self, value: bool) -> None:
+            if value:
+                stop.set()
+
     engine = make_engine(settings.database_url)
     heartbeat = Heartbeat(Heartbeats(engine), settings.heartbeat_interval)
-    consumer = MailConsumer(
+    consumer = StoppableConsumer(
         bus.connect(settings.broker_url, settings.var_dir),
         Renderer(settings.mail_from),
         make_sender(settings.smtp_url, settings.mail_dir, settings.smtp_timeout),
@@ -83,17 +105,14 @@ def consume(settings) -> None:
         queue_type=settings.bus_queue_type,
         heartbeat=heartbeat,
     )
-
-    def _stop(*_):
-        consumer.should_stop = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     try:
         consumer.run()
     finally:
         consumer.close()
+        with contextlib.suppress(Exception):  # a broken connection may fail to close; it is dropped anyway
+            consumer.connection.release()
         heartbeat.stop()
+        engine.dispose()
 
 
 if __name__ == "__main__":

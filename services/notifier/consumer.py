@@ -23,7 +23,7 @@ from kombu import Connection, Producer
 from kombu.mixins import ConsumerMixin
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.notifier import metrics
+from services.notifier import metrics, subscriptions
 from services.notifier.messages import MessageRejected, Renderer
 from services.notifier.repository import BACKING_OFF, CONSUMING, Deliveries, Heartbeats
 from services.notifier.senders import PermanentSendError, TransientSendError
@@ -65,7 +65,7 @@ class Heartbeat:
 
 class MailConsumer(ConsumerMixin):
     def __init__(self, connection: Connection, renderer: Renderer, sender, deliveries: Deliveries,
-                 prefetch_count: int = 10, retry_delays: tuple[float, ...] = bus.NOTIFIER_RETRY_DELAYS,
+                 prefetch_count: int = 10, retry_delays: tuple[float, ...] = subscriptions.RETRY_DELAYS,
                  queue_type: str = "classic", heartbeat: Heartbeat | None = None):
         self.connection = connection
         self.renderer = renderer
@@ -74,7 +74,7 @@ class MailConsumer(ConsumerMixin):
         self.heartbeat = heartbeat or (lambda state, detail="": None)
         self.backoff = FIRST_BACKOFF
         self.prefetch_count = prefetch_count
-        self.queues = bus.notifier(tuple(retry_delays), queue_type)
+        self.queues = subscriptions.mail_queues(tuple(retry_delays), queue_type)
         # RabbitMQ waits out retry delays in TTL queues; the embedded transports cannot, so there the
         # consumer waits itself before putting the message back.
         self.broker_delays = bus.supports_dead_lettering(connection)

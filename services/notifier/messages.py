@@ -9,17 +9,9 @@ from email.utils import format_datetime, make_msgid
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from services.notifier.subscriptions import TEMPLATES
 from shared import addresses, names
 from shared.database import utcnow
-
-#: event type -> (template folder, extra template context); the recipient is `data.email`
-TEMPLATES: dict[str, tuple[str, dict]] = {
-    "identity.email_verification.requested": ("verification", {}),
-    "identity.password_reset.requested": ("password_reset", {}),
-    "tenancy.invitation.created": ("invitation", {}),
-    "identity.mfa.enabled": ("mfa_notice", {"enabled": True}),
-    "identity.mfa.disabled": ("mfa_notice", {"enabled": False}),
-}
 
 
 class MessageRejected(ValueError):

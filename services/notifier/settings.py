@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 
-from shared import bus, config
+from services.notifier import subscriptions
+from shared import config
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Settings(config.ServiceSettings):
 def _delays(env: Mapping[str, str]) -> tuple[float, ...]:
     raw = env.get("NOTIFIER_RETRY_DELAYS", "").strip()
     if not raw:
-        return bus.NOTIFIER_RETRY_DELAYS
+        return subscriptions.RETRY_DELAYS
     try:
         delays = tuple(float(part) for part in raw.split(","))
     except ValueError:

@@ -27,9 +27,10 @@ def main() -> None:
     elif args.command == "serve":
         processes.serve("services.tenancy.app:create_app()", settings, args.workers)
     elif args.command == "relay":
+        from services.notifier import subscriptions  # the queues its events feed
         from services.tenancy.models import outbox
 
-        processes.run_relay(settings, outbox)
+        processes.run_relay(settings, outbox, (subscriptions.mail_queues(queue_type=settings.bus_queue_type),))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from services.tenancy.api.workspaces.resources import blp as workspaces_blp
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.invitations import InvitationLimits
 from services.tenancy.models import outbox, throttles
+from services.tenancy.queries import Reads
 from services.tenancy.runtime import EXTENSION, Runtime
 from services.tenancy.settings import Settings
 from shared import auth, bus
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)
     limits = InvitationLimits(Throttle(engine, throttles, clock), settings.invitations_per_inviter_per_hour,
                               settings.invitations_per_workspace_per_day)
-    app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, limits, clock)
+    app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, limits, clock,
+                                        Reads(make_engine(settings.database_url, autocommit=True)))
     for blueprint in (organizations_blp, workspaces_blp, invitations_blp):
         api.register_blueprint(blueprint)
     return app

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from services.tenancy import events
 from services.tenancy.access import Caller, require_role, workspace_role
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.errors import (
@@ -18,7 +19,6 @@ from services.tenancy.errors import (
 from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
 from services.tenancy.pagination import Keyset, PageRequest
 from shared import addresses, opaque_tokens
-from shared.events import Event
 from shared.throttle import Throttle
 
 
@@ -78,10 +78,9 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
                                 expires_at=now + timedelta(seconds=ttl))
         uow.invitations.add(invitation)
         accept_url = f"{accept_base_url}?{urlencode({'invitation': invitation.id, 'token': token})}"
-        uow.record(Event("tenancy.invitation.created", {
-            "invitation_id": invitation.id, "workspace_id": workspace_id, "workspace_name": workspace.name,
-            "email": email, "inviter_name": caller.name, "accept_url": accept_url,
-            "expires_at": invitation.expires_at.isoformat(), "role": role}))
+        uow.record(events.invitation_created(
+            invitation_id=invitation.id, workspace_id=workspace_id, workspace_name=workspace.name, email=email,
+            inviter_name=caller.name, accept_url=accept_url, expires_at=invitation.expires_at, role=role))
         uow.commit()
         return invitation_document(invitation, workspace.name)
 
@@ -122,8 +121,7 @@ def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -
                                                      role="member", created_at=now))
         invitation.status = "accepted"
         invitation.accepted_by = caller.user_id
-        uow.record(Event("tenancy.member.added", {"workspace_id": workspace.id, "user_id": caller.user_id,
-                                                   "role": invitation.role}))
+        uow.record(events.member_added(workspace_id=workspace.id, user_id=caller.user_id, role=invitation.role))
         uow.commit()
         return {"workspace_id": workspace.id, "organization_id": workspace.organization_id,
                 "user_id": caller.user_id, "role": invitation.role, "joined_at": now}

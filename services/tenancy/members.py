@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.tenancy import events
 from services.tenancy.access import Caller, require_role, workspace_role
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.errors import Forbidden, LastOwner, NotFound
 from services.tenancy.models import WorkspaceMember
 from services.tenancy.pagination import Keyset, PageRequest
-from shared.events import Event
 
 MEMBERS = Keyset("members", datetime, str)
 
@@ -55,8 +55,7 @@ def change_role(uow, caller: Caller, workspace_id: str, user_id: str, role: str)
         _guard_owners(uow, caller_role, member, role)
         if member.role != role:
             member.role = role
-            uow.record(Event("tenancy.member.role_changed", {"workspace_id": workspace_id, "user_id": user_id,
-                                                              "role": role}))
+            uow.record(events.member_role_changed(workspace_id=workspace_id, user_id=user_id, role=role))
         uow.commit()
         return {"user_id": member.user_id, "role": member.role, "joined_at": member.created_at}
 
@@ -81,6 +80,5 @@ def remove(uow, caller: Caller, workspace_id: str, user_id: str) -> None:
         _guard_owners(uow, caller_role if user_id != caller.user_id else "owner", member, None)
         uow.workspaces.remove_member(member)
         leave_organization_if_no_workspace(uow, workspace.organization_id, user_id)
-        uow.record(Event("tenancy.member.removed", {"workspace_id": workspace_id, "user_id": user_id,
-                                                     "role": member.role}))
+        uow.record(events.member_removed(workspace_id=workspace_id, user_id=user_id, role=member.role))
         uow.commit()

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.tenancy import events
 from services.tenancy.access import Caller, organization_role, require_role
 from services.tenancy.models import Organization, OrganizationMember, Workspace, WorkspaceMember
 from services.tenancy.pagination import Keyset, PageRequest
-from shared.events import Event
 
 ORGANIZATIONS = Keyset("organizations", datetime, str)
 
@@ -25,10 +25,9 @@ def workspace_document(workspace: Workspace, role: str | None, organization: Org
 
 
 def record_workspace_created(uow, workspace: Workspace, owner_id: str) -> None:
-    uow.record(Event("tenancy.workspace.created", {"workspace_id": workspace.id,
-                                                    "organization_id": workspace.organization_id,
-                                                    "name": workspace.name}))
-    uow.record(Event("tenancy.member.added", {"workspace_id": workspace.id, "user_id": owner_id, "role": "owner"}))
+    uow.record(events.workspace_created(workspace_id=workspace.id, organization_id=workspace.organization_id,
+                                        name=workspace.name))
+    uow.record(events.member_added(workspace_id=workspace.id, user_id=owner_id, role="owner"))
 
 
 def create(uow, caller: Caller, name: str, workspace_name: str, now: datetime) -> dict:
@@ -42,8 +41,8 @@ def create(uow, caller: Caller, name: str, workspace_name: str, now: datetime) -
         uow.organizations.add(
             OrganizationMember(organization_id=organization.id, user_id=caller.user_id, role="owner", created_at=now),
             WorkspaceMember(workspace_id=workspace.id, user_id=caller.user_id, role="owner", created_at=now))
-        uow.record(Event("tenancy.organization.created", {"organization_id": organization.id, "name": name,
-                                                           "owner_id": caller.user_id}))
+        uow.record(events.organization_created(organization_id=organization.id, name=name,
+                                               owner_id=caller.user_id))
         record_workspace_created(uow, workspace, caller.user_id)
         uow.commit()
         return {"organization": organization_document(organization, "owner"),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from services.tenancy.access import Caller
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.invitations import InvitationLimits
+from services.tenancy.queries import Reads
 from services.tenancy.settings import Settings
 from services.tenancy.unit_of_work import TenancyUnitOfWork
 from shared.logs import current_request_id
@@ -25,6 +26,7 @@ class Runtime:
     directory: IdentityDirectory
     invitation_limits: InvitationLimits
     clock: Callable[[], datetime]
+    reads: Reads
 
     def uow(self) -> TenancyUnitOfWork:
         return TenancyUnitOfWork(self.session_factory, current_request_id())

@@ -9,6 +9,7 @@ from services.tenancy.members import leave_organization_if_no_workspace
 from services.tenancy.models import Workspace, WorkspaceMember
 from services.tenancy.organizations import record_workspace_created, workspace_document
 from services.tenancy.pagination import Keyset, PageRequest
+from services.tenancy.queries import Reads
 
 # By organization age, then workspace age: the switcher groups each organization's workspaces.
 WORKSPACES = Keyset("workspaces", datetime, str, datetime, str)
@@ -38,13 +39,16 @@ def list_in_organization(uow, *, caller: Caller, organization_id: str, page: Pag
                                 for workspace, _organization, ws_role, org_role in rows], last)
 
 
-def list_mine(uow, *, caller: Caller, page: PageRequest) -> dict:
-    """A page of every workspace the caller may open, with its organization and the caller's role (the switcher)."""
+def list_mine(reads: Reads, *, caller: Caller, page: PageRequest) -> dict:
+    """A page of every workspace the caller may open, with its organization and the caller's role (the switcher).
+    One read-only statement (`queries.Reads`): it runs on every signed-in page."""
     after = WORKSPACES.position(page.cursor)
-    with uow:
-        rows, last = uow.workspaces.openable(caller.user_id, None, after, page.limit)
-        return WORKSPACES.page([workspace_document(workspace, effective_workspace_role(ws_role, org_role), organization)
-                                for workspace, organization, ws_role, org_role in rows], last)
+    rows, last = reads.openable_workspaces(caller.user_id, after, page.limit)
+    return WORKSPACES.page([{"id": row.id, "name": row.name, "organization_id": row.organization_id,
+                             "role": effective_workspace_role(row.workspace_role, row.organization_role),
+                             "created_at": row.created_at,
+                             "organization": {"id": row.organization_id, "name": row.organization_name}}
+                            for row in rows], last)
 
 
 def read(uow, caller: Caller, workspace_id: str) -> dict:

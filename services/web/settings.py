@@ -32,7 +32,7 @@ class Settings(config.ServiceSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         common = config.ServiceSettings.common(env, "web")
-        identity_public = config.url(env, "IDENTITY_PUBLIC_URL", "http://127.0.0.1:8001", ("http", "https"))
+        identity_public = config.identity_public_url(env)
         product_url = env.get("PRODUCT_URL", "").strip()
         if product_url and "{workspace_id}" not in product_url:
             raise config.ConfigError("PRODUCT_URL", "must contain {workspace_id}, e.g. https://app.example.com/{workspace_id}")
@@ -44,7 +44,7 @@ class Settings(config.ServiceSettings):
             public_url=config.url(env, "WEB_PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")),
             identity_url=config.url(env, "IDENTITY_INTERNAL_URL", identity_public, ("http", "https")),
             identity_public_url=identity_public,
-            tenancy_url=config.url(env, "TENANCY_INTERNAL_URL", "http://127.0.0.1:8002", ("http", "https")),
+            tenancy_url=config.url(env, "TENANCY_INTERNAL_URL", config.local_url(env, "tenancy"), ("http", "https")),
             client_id=config.text(env, "WEB_CLIENT_ID", "web"),
             client_secret=config.secret(env, "WEB_CLIENT_SECRET", common["app_env"] == "production"),
             secret_key=config.secret(env, "SECRET_KEY", common["app_env"] == "production"),

@@ -19,6 +19,7 @@ from kombu import Connection, Producer
 
 from services.notifier.app import create_app
 from services.notifier.settings import Settings
+from services.notifier.subscriptions import mail_queues
 from shared import bus
 from shared.events import Event
 from tests import backends
@@ -66,7 +67,7 @@ class Notifier:
 
     def publish(self, addresses: list[str]) -> None:
         with Connection(self.broker_url, transport_options={"confirm_publish": True}) as conn:
-            bus.declare_topology(conn)
+            bus.declare_topology(conn, (mail_queues(),))
             producer = Producer(conn.default_channel, exchange=bus.EXCHANGE)
             for address in addresses:
                 producer.publish(verification_event(address).envelope("/test"), serializer="json",
@@ -80,7 +81,7 @@ class Notifier:
 
     def queue_depth(self) -> int:
         with Connection(self.broker_url) as conn:
-            return conn.default_channel.queue_declare(bus.notifier().name, passive=True).message_count
+            return conn.default_channel.queue_declare(mail_queues().name, passive=True).message_count
 
     def assert_each_mailed_once(self, addresses: list[str]) -> None:
         self.sink.wait_until(lambda: all(self.sink.mail_to(a) for a in addresses), timeout=90,

@@ -32,6 +32,7 @@ from services.notifier.consumer import MailConsumer
 from services.notifier.messages import Renderer
 from services.notifier.repository import Deliveries
 from services.notifier.senders import FileSender, SmtpSender
+from services.notifier.subscriptions import mail_queues
 from shared import addresses, bus
 from shared.database import make_engine
 from shared.events import Event
@@ -40,7 +41,7 @@ from tests.smtp_sink import SmtpSink
 MAIL_FROM = "Threshold <no-reply@threshold.test>"
 MEMORY_BUS = {"polling_interval": 0.01}
 WAIT = 15.0  # bound on every wait; a healthy run needs well under a second per mail
-QUEUES = bus.notifier()
+QUEUES = mail_queues()
 
 
 def memory_connection() -> Connection:
@@ -90,7 +91,7 @@ class Bus:
 
     def __init__(self):
         self.connection = memory_connection()
-        bus.declare_topology(self.connection)
+        bus.declare_topology(self.connection, (QUEUES,))
         self.purge()  # the memory transport's state is process-global: an earlier test's leftovers go
         self.producer = Producer(self.connection.default_channel, exchange=bus.EXCHANGE)
 

@@ -34,7 +34,6 @@ from shared.errors import ErrorMap
 from shared.jwt import MAX_LEEWAY, JwksClient, TokenRejected, Verifier, load_public_key, sign
 from shared.service_app import build_app
 from tests.conftest import bearer
-from tests.tenancy.conftest import identity_server, make_tenancy_app, tenancy_app, tenancy_db  # noqa: F401
 
 AUDIENCE = "threshold"
 JWKS_PATH = "/.well-known/jwks.json"

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import create_engine, text
 
 from tests.conftest import assert_problem
-from tests.tenancy.conftest import Tenants, invitation_link, race
 from tests.tenancy.test_organizations import contains
+from tests.tenancy_fixtures import Tenants, invitation_link, race_past_locks
 
 WEEK = 7 * 86400
 
@@ -136,7 +136,7 @@ def test_outsiders_cannot_spend_a_workspace_s_invitations(make_tenancy_app, peop
 
 def test_the_invitation_limits_default_to_20_an_hour_per_inviter_and_50_a_day_per_workspace(tmp_path):
     from services.tenancy.settings import Settings
-    from tests.tenancy.conftest import tenancy_env
+    from tests.tenancy_fixtures import tenancy_env
 
     settings = Settings.from_env(tenancy_env("sqlite:///unused.db", "http://127.0.0.1:1", tmp_path))
 
@@ -421,9 +421,9 @@ def test_accepting_twice_at_once_joins_once(tenancy_app, tenancy_db, tenancy, pe
         return tenancy_app.test_client().post(f"/v1/invitations/{invitation['id']}/accept", json={"token": token},
                                               headers=grace["headers"]).status_code
 
-    statuses = race(tenancy_db, [("SELECT 1 FROM workspaces WHERE id = :ws FOR UPDATE", {"ws": ws_id}),
-                                 ("SELECT 1 FROM invitations WHERE id = :id FOR UPDATE", {"id": invitation["id"]})],
-                    [accept, accept])
+    held = [("SELECT 1 FROM workspaces WHERE id = :ws FOR UPDATE", {"ws": ws_id}),
+            ("SELECT 1 FROM invitations WHERE id = :id FOR UPDATE", {"id": invitation["id"]})]
+    statuses = race_past_locks(tenancy_db, held, [accept, accept])
 
     assert sorted(statuses) == [200, 400]
     assert member_ids(tenancy, ws_id, ada) == {ada["id"], grace["id"]}
@@ -437,8 +437,8 @@ def test_inviting_twice_at_once_invites_once(tenancy_app, tenancy_db, tenancy, p
         return tenancy_app.test_client().post(f"/v1/workspaces/{ws_id}/invitations",
                                               json={"email": "grace@example.com"}, headers=ada["headers"]).status_code
 
-    statuses = race(tenancy_db, [("SELECT 1 FROM workspaces WHERE id = :ws FOR UPDATE", {"ws": ws_id})],
-                    [invite, invite])
+    held = [("SELECT 1 FROM workspaces WHERE id = :ws FOR UPDATE", {"ws": ws_id})]
+    statuses = race_past_locks(tenancy_db, held, [invite, invite])
 
     assert sorted(statuses) == [201, 409]
     assert len(tenancy_outbox.events("tenancy.invitation.created")) == 1
@@ -456,8 +456,8 @@ def test_accepting_two_invitations_into_one_organization_at_once_joins_it_once(t
         return lambda: tenancy_app.test_client().post(f"/v1/invitations/{invitation['id']}/accept",
                                                       json={"token": token}, headers=grace["headers"]).status_code
 
-    statuses = race(tenancy_db, [("SELECT 1 FROM organizations WHERE id = :org FOR UPDATE", {"org": org_id})],
-                    [accepter(*invitations[0]), accepter(*invitations[1])])
+    held = [("SELECT 1 FROM organizations WHERE id = :org FOR UPDATE", {"org": org_id})]
+    statuses = race_past_locks(tenancy_db, held, [accepter(*invitations[0]), accepter(*invitations[1])])
 
     assert statuses == [200, 200]
     engine = create_engine(tenancy_db)

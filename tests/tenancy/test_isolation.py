@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import assert_problem
-from tests.tenancy.conftest import TenancyOutbox, Tenants, invitation_link, walk
+from tests.tenancy_fixtures import TenancyOutbox, Tenants, invitation_link, walk
 
 RANK = {None: 0, "member": 1, "admin": 2, "owner": 3}
 ROLES = ("member", "admin", "owner")

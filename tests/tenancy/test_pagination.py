@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import assert_problem
-from tests.tenancy.conftest import walk
 from tests.tenancy.test_members import named
+from tests.tenancy_fixtures import walk
 
 
 def list_routes(org_id: str, ws_id: str) -> list[str]:

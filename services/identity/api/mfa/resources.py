@@ -22,6 +22,11 @@ from shared.auth import bearer_required
 blp = Blueprint("mfa", __name__, url_prefix="/v1", description="Two-factor authentication (TOTP)")
 
 
+def two_factor() -> mfa.TwoFactor:
+    rt = runtime()
+    return mfa.TwoFactor(rt.uow(), guess_throttle(), rt.settings, rt.totp_box)
+
+
 @blp.route("/me/mfa/totp")
 class TotpEnrolment(MethodView):
     @bearer_required()
@@ -36,9 +41,7 @@ class TotpEnrolment(MethodView):
         Needs the password again. Returns the secret, the otpauth:// URI and its QR code; 2FA is not
         on until confirmed with a code.
         """
-        rt = runtime()
-        return mfa.start_enrolment(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"],
-                                   body["password"], rt.clock())
+        return two_factor().start_enrolment(g.claims["sub"], password=body["password"], now=runtime().clock())
 
 
 @blp.route("/me/mfa/totp/confirm")
@@ -55,9 +58,7 @@ class TotpConfirmation(MethodView):
 
         Returns ten recovery codes, shown only this once.
         """
-        rt = runtime()
-        codes = mfa.confirm_enrolment(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"],
-                                      body["code"], rt.clock())
+        codes = two_factor().confirm_enrolment(g.claims["sub"], code=body["code"], now=runtime().clock())
         return {"recovery_codes": codes}
 
 
@@ -78,9 +79,8 @@ class TotpDisable(MethodView):
         Exactly one of `code` and `password`. A wrong password counts against the same failure throttle
         as sign-in. The owner is mailed a security notice.
         """
-        rt = runtime()
-        mfa.disable(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"], body.get("code"),
-                    rt.clock(), password=body.get("password"))
+        two_factor().disable(g.claims["sub"], code=body.get("code"), password=body.get("password"),
+                             now=runtime().clock())
 
 
 @blp.route("/me/mfa/recovery-codes")
@@ -97,9 +97,7 @@ class RecoveryCodes(MethodView):
 
         Every earlier recovery code stops working.
         """
-        rt = runtime()
-        codes = mfa.regenerate_recovery_codes(rt.uow(), guess_throttle(), rt.settings, rt.totp_box, g.claims["sub"],
-                                              body["code"], rt.clock())
+        codes = two_factor().regenerate_recovery_codes(g.claims["sub"], code=body["code"], now=runtime().clock())
         return {"recovery_codes": codes}
 
 
@@ -118,5 +116,5 @@ class MfaSignIn(MethodView):
         """
         limit_per_ip("mfa")
         rt = runtime()
-        return mfa.complete_sign_in(rt.uow(), guess_throttle(), rt.keys, rt.settings, rt.totp_box, body["mfa_token"],
-                                    body["code"], rt.clock(), device=device())
+        return two_factor().complete_sign_in(body["mfa_token"], code=body["code"], keys=rt.keys, device=device(),
+                                             now=rt.clock())

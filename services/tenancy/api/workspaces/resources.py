@@ -44,7 +44,7 @@ class Workspaces(MethodView):
     @blp.response(200, WorkspaceListSchema)
     def get(self, page):
         """Every workspace the caller may open, with its organization and the caller's role, a page at a time"""
-        return workspaces.list_mine(runtime().uow(), caller=caller(), page=page)
+        return workspaces.list_mine(runtime().reads, caller=caller(), page=page)
 
 
 @blp.route("/workspaces/<string:workspace_id>")

@@ -1,5 +1,6 @@
-"""Tenancy fixtures: the real identity app served over HTTP on loopback (JWKS, service tokens, the
-internal accounts API) and the tenancy app on its own fresh database, both on the same backend."""
+"""Tenancy fixtures, for every test (a plugin of tests/conftest.py): the real identity app served over
+HTTP on loopback (JWKS, service tokens, the internal accounts API) and the tenancy app on its own fresh
+database, both on the same backend."""
 from __future__ import annotations
 
 import json
@@ -172,7 +173,7 @@ def unverified_person(auth, identity_app):
     return make
 
 
-def race(database_url: str, lock_statements: list[tuple[str, dict]], calls: list) -> list:
+def race_past_locks(database_url: str, lock_statements: list[tuple[str, dict]], calls: list) -> list:
     """Run `calls` in threads at the same time and return their results in order.
 
     On PostgreSQL the rows the `lock_statements` select are held FOR UPDATE by another transaction until

@@ -1,0 +1,201 @@
+"""The judged comparisons on one database: identity (gunicorn's sync worker and its threaded keep-alive
+worker) against fastapi-users and panva's oidc-provider, the argon2id verify rate and the refresh floor,
+every server pinned to one core, interleaved round by round (bench/ab.py); then each server's memory."""
+from __future__ import annotations
+
+import itertools
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import ab, identity, load, rotation_floor, servers
+from bench.ab import Ratio
+from bench.peers import fastapi_users_peer as fastapi_users
+from shared.config import DEVELOPMENT_SECRET
+
+SYNC, KEEP = "Threshold sync", "Threshold gthread"
+OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
+FASTAPI_USERS, OIDC_PROVIDER = "fastapi-users", "oidc-provider"
+VERIFY, FLOOR = "argon2id verify", "refresh floor"
+
+
+@dataclass(frozen=True)
+class Settings:
+    clients: int
+    rounds: int
+    seconds: float
+    sign_in_seconds: float
+    warmup: float
+    codes: int  # at most this many authorization codes minted for one window
+    warm_round: float = 0.0  # seconds of a first, unmeasured window per side
+
+
+@dataclass
+class Peers:
+    fastapi_users: Path | None = None  # the peer's python
+    oidc: object | None = None  # the bench.peers.oidc_provider module
+    unavailable: dict[str, str] = field(default_factory=dict)  # peer -> why it was not measured
+
+
+@dataclass
+class Result:
+    backend: str
+    comparisons: list[ab.Comparison]
+    memory: dict[str, servers.Memory]  # server -> after the loads (one worker's for identity, the tree's for peers)
+
+
+def tree_memory(root: int) -> servers.Memory:
+    found = [m for m in (servers.memory(pid) for pid in servers.descendants(root)) if m is not None]
+    return servers.Memory(sum(m.uss_mb for m in found), sum(m.pss_mb for m in found), sum(m.rss_mb for m in found))
+
+
+def _worker_memory(server: servers.Server) -> servers.Memory:
+    found = [m for m in (servers.memory(pid) for pid in server.workers()) if m is not None]
+    return max(found, key=lambda m: m.uss_mb)
+
+
+def _cycle_sign_in(emails: list[str], clients: int, call):
+    def make(index: int) -> load.Step:
+        mine = itertools.cycle(emails[index::clients])
+        return lambda client: call(client, next(mine))
+
+    return make
+
+
+def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, urls: dict, workdir: Path, cpu: int | None, say):
+    """oidc-provider started on this database, or None (said why) when the peer is missing or fails."""
+    if peers.oidc is None:
+        return None
+    try:
+        return stack.enter_context(peers.oidc.OidcProvider(
+            workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", urls["oidc"],
+            servers.free_port(), cpu))
+    except Exception as error:  # the peer's own failure: said in the report, the rest goes on
+        say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
+        peers.unavailable[OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
+        return None
+
+
+def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | None, peers: Peers,
+        settings: Settings, say=print) -> Result:
+    """`urls`: the databases of identity, the refresh floor, fastapi-users and oidc-provider (None: its own
+    SQLite file); each server gets its own."""
+    n = settings.clients
+    with ExitStack() as stack:
+        ports = {name: servers.free_port() for name in ("sync", "keep", "floor")}
+        env = identity.environment(urls["identity"], workdir, ports["sync"], worker="sync")
+        identity.migrate(env)
+        issued = rotation_floor.seed(urls["floor"], n)
+        ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
+                KEEP: identity.server({**env, **identity.workers("gthread")}, ports["keep"],
+                                      workdir / "identity-gthread.log", cpu)}
+        floor = servers.Server(servers.gunicorn_argv("bench.rotation_floor:create_app()", ports["floor"]),
+                               {**env, "WEB_CONCURRENCY": "1", rotation_floor.URL_VARIABLE: urls["floor"]},
+                               ports["floor"], workdir / "rotation-floor.log", cpu)
+        started = [*ours.values(), floor]
+        if peers.fastapi_users is not None:
+            started.append(fastapi_users.server(peers.fastapi_users, urls["fastapi-users"], workdir, cpu))
+        for server in started:  # boot side by side, then wait for each
+            server.quick_stop = True
+            stack.callback(server.stop)
+            server.start(boot_unpinned=True)
+        provider = _oidc_provider(stack, peers, backend, urls, workdir, cpu, say)
+        for server in started:
+            stack.enter_context(server)
+        emails = identity.create_accounts(ports["sync"], urls["identity"], n * 4)
+        pairs = {name: identity.sign_in_pairs(server.port, emails[:n]) for name, server in ours.items()}
+        minter = identity.Minter(env, emails[0])
+        rp = identity.basic(identity.RP, identity.RP_SECRET)
+        tenancy = identity.basic("tenancy", DEVELOPMENT_SECRET)  # make run's development client
+        cap = settings.codes
+
+        sign_in = [ab.verify_side(cpu)]
+        read, refresh, credentials, exchange = [], [], [], []
+        for name, server in ours.items():
+            port, pid, op = server.port, server.pid, OP_SYNC if name == SYNC else OP_KEEP
+            sign_in.insert(-1, ab.http_side(name, "POST /v1/sessions", port, pid, _cycle_sign_in(
+                emails, n, lambda client, email: identity.sign_in(client, email)[0]), n))
+            me_tokens = [pair["access_token"] for pair in pairs[name]]
+            read.append(ab.http_side(name, "GET /v1/me", port, pid, lambda i, t=me_tokens: (
+                lambda client: client.call("GET", "/v1/me", token=t[i])[0] == 200), n))
+            chains = [pair["refresh_token"] for pair in pairs[name]]
+            refresh.append(ab.http_side(name, "POST /v1/tokens/refresh", port, pid, lambda i, c=chains: load.rotating(
+                "/v1/tokens/refresh", c[i]), n))
+            op_chains = minter.refresh_tokens(n)
+            refresh.append(ab.http_side(op, "POST /oauth2/token refresh_token", port, pid, lambda i, c=op_chains: (
+                identity.refresh_grant_step("/oauth2/token", c[i], rp)), n))
+            credentials.append(ab.http_side(name, "POST /v1/oauth/token client_credentials", port, pid, lambda _i: (
+                identity.client_credentials_step("/v1/oauth/token", tenancy)), n))
+            pool = identity.CodePool(minter.codes, settings.seconds + settings.warmup, cap)
+            exchange.append(ab.http_side(name, "POST /oauth2/token authorization_code", port, pid, lambda _i, p=pool: (
+                identity.exchange_step(p, "/oauth2/token", rp, identity.REDIRECT_URI)), n, prepare=pool.refill))
+
+        refresh.append(ab.http_side(FLOOR, "bench/rotation_floor.py POST /v1/rotate", floor.port, floor.pid,
+                                    lambda i: load.rotating("/v1/rotate", issued[i]), n))
+        say(f"  {backend}: servers up, accounts made, tokens minted")
+
+        peer_servers: dict[str, int] = {}
+        if peers.fastapi_users is not None:
+            peer = started[-1]
+            peer_servers[FASTAPI_USERS] = peer.pid
+            client = load.Client(peer.port)
+            try:
+                for email in emails:
+                    status, body = client.call("POST", "/auth/register",
+                                               {"email": email, "password": identity.PASSWORD})
+                    if status != 201:
+                        raise RuntimeError(f"fastapi-users register answered {status}: {body}")
+                form = {"password": identity.PASSWORD}
+                tokens = [client.call("POST", "/auth/jwt/login", form={**form, "username": e})[1]["access_token"]
+                          for e in emails[:n]]
+            finally:
+                client.close()
+            sign_in.insert(-1, ab.http_side(FASTAPI_USERS, "POST /auth/jwt/login (form)", peer.port, peer.pid,
+                                            _cycle_sign_in(emails, n, lambda client, email: client.call(
+                                                "POST", "/auth/jwt/login", form={**form, "username": email})[0] == 200),
+                                            n))
+            read.append(ab.http_side(FASTAPI_USERS, "GET /users/me", peer.port, peer.pid, lambda i: (
+                lambda client: client.call("GET", "/users/me", token=tokens[i])[0] == 200), n))
+
+        if provider is not None:
+            op_auth = identity.basic(provider.client_id, provider.client_secret)
+            op_chains = provider.refresh_tokens(n)
+            port, pid = provider.port, provider.pid
+            peer_servers[OIDC_PROVIDER] = pid
+            refresh.append(ab.http_side(OIDC_PROVIDER, "POST /token refresh_token", port, pid, lambda i: (
+                identity.refresh_grant_step("/token", op_chains[i], op_auth)), n))
+            credentials.append(ab.http_side(OIDC_PROVIDER, "POST /token client_credentials", port, pid, lambda _i: (
+                identity.client_credentials_step("/token", op_auth)), n))
+            pool = identity.CodePool(provider.authorization_codes, settings.seconds + settings.warmup, cap)
+            exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", port, pid, lambda _i: (
+                identity.exchange_step(pool, "/token", op_auth, provider.redirect_uri)), n, prepare=pool.refill))
+
+        def ratios(numerators: list[str], denominator: str, target: float) -> list[Ratio]:
+            return [Ratio(name, denominator, target) for name in numerators]
+
+        specs = [
+            ("sign-in", sign_in, settings.sign_in_seconds,
+             ratios([SYNC, KEEP], FASTAPI_USERS, 1.0) + ratios([SYNC, KEEP], VERIFY, 0.9)),
+            ("read", read, settings.seconds, ratios([SYNC, KEEP], FASTAPI_USERS, 1.0)),
+            ("refresh with rotation", refresh, settings.seconds,
+             ratios([SYNC, KEEP, OP_SYNC, OP_KEEP], OIDC_PROVIDER, 1.0) + ratios([SYNC], FLOOR, 0.9)),
+            ("client credentials", credentials, settings.seconds, ratios([SYNC, KEEP], OIDC_PROVIDER, 1.0)),
+            ("OP code exchange", exchange, settings.seconds, ratios([SYNC, KEEP], OIDC_PROVIDER, 1.0)),
+        ]
+        comparisons = []
+        for operation, sides, seconds, wanted in specs:
+            names = {side.name for side in sides}
+            comparison = ab.Comparison(operation, backend, sides,
+                                       [r for r in wanted if r.numerator in names and r.denominator in names])
+            say(f"  {backend}: {operation} ({len(sides)} sides x {settings.rounds} rounds of {seconds:g} s)...")
+            ab.interleave(comparison, settings.rounds, seconds, settings.warmup, settings.warm_round)
+            for ratio in comparison.ratios:
+                rounds = " ".join(f"{value:.2f}" for value in comparison.per_round(ratio))
+                say(f"    {ratio.numerator} / {ratio.denominator}: {comparison.median(ratio):.2f} ({rounds})")
+            comparisons.append(comparison)
+
+        say(f"  {backend}: done")
+        memory = {name: _worker_memory(server) for name, server in ours.items()}
+        memory.update({name: tree_memory(pid) for name, pid in peer_servers.items()})
+        return Result(backend, comparisons, memory)
+
