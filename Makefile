@@ -25,8 +25,11 @@ lint: install  ## ruff and mypy, as configured in pyproject.toml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# One more test process than cores: much of the suite waits on servers, brokers and browsers, not the CPU.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
+
 test: install lint  ## the whole suite (PostgreSQL and RabbitMQ too where they answer; required with CI=true)
-	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install  ## the quick loop: SQLite only, no broker, no server or other process
 	$(PY) -m pytest -n auto --dist loadfile -m "not postgres and not rabbitmq and not slow and not live" $(PYTEST_ARGS)

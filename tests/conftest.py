@@ -313,6 +313,10 @@ def pytest_collection_modifyitems(items):
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgres":
             item.add_marker(pytest.mark.postgres)  # also where a test picks the backend itself
+    # The long files first: with --dist loadfile a file runs on one worker, and a long one scheduled last
+    # leaves the other workers idle at the end of the run. The sort is stable: each file keeps its order.
+    long_files = {item.path for item in items if item.get_closest_marker("slow") or "web" in item.path.parts}
+    items.sort(key=lambda item: item.path not in long_files)
 
 
 @pytest.fixture(scope="session")
