@@ -37,13 +37,6 @@ def installed() -> None:
         pytest.fail(str(failed))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request) -> str:
-    if request.param == "postgres":
-        backends.require(backends.postgres_available(), "PostgreSQL")
-    return request.param
-
-
 @pytest.fixture
 def peer(installed, backend, tmp_path):
     if backend == "sqlite":
