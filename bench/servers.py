@@ -23,36 +23,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@dataclass(frozen=True)
-class WorkerSample:
-    cpu_seconds: float
-    peak_rss_mb: float  # VmHWM
-    rss_mb: float  # VmRSS
-
-
-@dataclass(frozen=True)
-class Sample:
-    workers: dict[int, WorkerSample]
-    reaped_cpu_seconds: float  # CPU of workers the master has already reaped (max_requests recycling)
-
-    @property
-    def cpu_seconds(self) -> float:
-        return self.reaped_cpu_seconds + sum(worker.cpu_seconds for worker in self.workers.values())
-
-
 def _stat_fields(pid: int) -> list[str]:
     # Fields after the command name, which may itself hold spaces: [0] is field 3 (state) of proc(5).
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _read_worker(pid: int) -> WorkerSample | None:
-    try:
-        fields = _stat_fields(pid)
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    return WorkerSample(cpu, int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024)
 
 
 def descendants(root: int) -> list[int]:
@@ -203,12 +176,6 @@ class Server:
                 if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
                     pids.append(int(entry.name))
         return pids
-
-    def sample(self) -> Sample:
-        fields = _stat_fields(self.process.pid)
-        reaped = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # cutime, cstime
-        workers = {pid: _read_worker(pid) for pid in self.workers()}
-        return Sample({pid: worker for pid, worker in workers.items() if worker is not None}, reaped)
 
     @property
     def pid(self) -> int:

@@ -113,10 +113,12 @@ def _page_step(path: str, cookie: str):
 
 
 def _window(server: servers.Server, make_step, clients: int, seconds: float, warmup: float) -> dict:
-    """One window of load on `server`: requests per second of its worker's CPU, and what went into it."""
-    result = load.run(server.port, make_step, clients, seconds, warmup, probe=server.sample)
+    """One window of load on `server`: requests per second of its whole process tree's CPU (as the peer
+comparisons count it), and what went into it."""
+    result = load.run(server.port, make_step, clients, seconds, warmup,
+                      probe=lambda: servers.tree_cpu_seconds(server.pid))
     before, after = result.probes
-    cpu = after.cpu_seconds - before.cpu_seconds
+    cpu = after - before
     return {"requests": result.requests, "errors": result.errors, "cpu_seconds": round(cpu, 3),
             "per_cpu_second": round(result.requests / cpu, 1) if cpu else 0.0,
             "p50_ms": round(result.percentile(0.5) * 1000, 2), "first_error": result.first_error}
