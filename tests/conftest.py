@@ -325,10 +325,7 @@ def browser():
     per thread, so a second launch in the same worker would fail)."""
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        if backends.CI:
-            pytest.fail("Chromium is not installed; .ci/run installs Debian's chromium")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    backends.require(Path(CHROMIUM).exists(), "Chromium", "is not installed (.ci/run apt-installs chromium)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched

@@ -8,7 +8,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests import backends
@@ -20,10 +19,8 @@ SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003}  # as the check
 
 def binary() -> str:
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    if found is None:
-        if backends.CI:
-            pytest.fail("nginx is not installed; .ci/run installs Debian's nginx-light")
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    backends.require(found, "nginx", "is not installed (.ci/run apt-installs Debian's nginx-light)")
+    assert found is not None
     return found
 
 

@@ -27,10 +27,8 @@ _numbers = itertools.count()
 @pytest.fixture(scope="module")
 def installed() -> None:
     """Without node and npm: a skip, or a failure with CI=true. A failed npm ci fails the tests."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if backends.CI:
-            pytest.fail("node and npm are needed for panva's oidc-provider and CI=true: this test must run")
-        pytest.skip("node or npm is not installed")
+    backends.require(shutil.which("node") and shutil.which("npm"), "node and npm (for oidc-provider)",
+                     "are not installed")
     try:
         oidc_provider.install()
     except oidc_provider.PeerUnavailable as failed:

@@ -20,7 +20,8 @@ import pytest
 import requests
 from jose import jwt
 
-from tests.backends import CI, ROOT
+from tests import backends
+from tests.backends import ROOT
 from tests.conftest import bearer
 
 VERSION = "9.13.3"
@@ -41,10 +42,7 @@ def backend() -> str:
 def install_oidc_provider() -> str:
     """The path of node, once oidc-provider is installed."""
     node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        if CI:
-            pytest.fail("node and npm are needed for panva's oidc-provider and CI=true: this test must run")
-        pytest.skip("node or npm is not installed")
+    backends.require(node and npm, "node and npm (for panva's oidc-provider)", "are not installed")
     if not (INSTALL_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
         INSTALL_DIR.mkdir(parents=True, exist_ok=True)
         subprocess.run([npm, "install", "--prefix", str(INSTALL_DIR), "--no-audit", "--no-fund", "--no-save",
