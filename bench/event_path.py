@@ -400,7 +400,7 @@ def _latency(backend: str, database_url: str, sink: Sink, identity_server: serve
                            f"{children['consumer'].log_tail()}\nrelay log:\n{children['relay'].log_tail()}")
 
     addresses = [f"latency-{tag}-{n}@example.com" for n in range(int(rate * seconds))]
-    pids = {"identity (gunicorn workers)": identity_server.workers(),
+    pids = {"identity (gunicorn)": [identity_server.pid, *identity_server.workers()],
             **{name: [child.process.pid] for name, child in children.items()},
             "benchmark (client threads, SMTP sink)": [os.getpid()]}
 
@@ -408,7 +408,7 @@ def _latency(backend: str, database_url: str, sink: Sink, identity_server: serve
         return {name: sum(run_queue_seconds(pid) for pid in group) for name, group in pids.items()}
 
     def used() -> dict[str, float]:
-        return {"identity (gunicorn workers)": identity_server.sample().cpu_seconds,
+        return {"identity (gunicorn)": servers.tree_cpu_seconds(identity_server.pid),
                 **{name: child.cpu_seconds() for name, child in children.items()},
                 "benchmark (client threads, SMTP sink)": time.process_time()}
 

@@ -131,8 +131,8 @@ def _latency(mailed: list[float], rate: float = 20.0, sent_rate: float = 20.0, s
     samples = [event_path.Sample(answered=0.05, published=0.1, mailed=value, late=0.0) for value in mailed]
     return event_path.Latency(backend="PostgreSQL", rate=rate, seconds=10.0, clients=16,
                               sent=len(samples) if sent is None else sent, sent_rate=sent_rate, first_error="",
-                              samples=samples, duplicates=0, cpu={"identity (gunicorn workers)": 0.5},
-                              waiting={"identity (gunicorn workers)": 0.1}, window=10.5)
+                              samples=samples, duplicates=0, cpu={"identity (gunicorn)": 0.5},
+                              waiting={"identity (gunicorn)": 0.1}, window=10.5)
 
 
 def test_event_path_target_needs_every_mail_the_rate_and_a_p99_under_a_second():
