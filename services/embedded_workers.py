@@ -68,17 +68,6 @@ def supervise(loop: Loop, stop: threading.Event) -> None:
         if stop.wait(delay):
             return
         log.warning("restarting %s", loop.name)
-        forget_bus_declarations()
-
-
-def forget_bus_declarations() -> None:
-    """kombu's filesystem transport remembers, once per process, which exchanges and bindings it declared,
-    and skips declaring them again. A loop started again in this process must write them anew, as a new
-    process would: its failure may have been that the bus folder went away with them. (Declaring again
-    is harmless: the files already hold what is declared.)"""
-    from kombu.transport import filesystem
-
-    filesystem.Transport.global_state.clear()
 
 
 def run(loops: list[Loop], stop: threading.Event, stop_timeout: float = STOP_TIMEOUT) -> None:

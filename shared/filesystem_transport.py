@@ -7,6 +7,10 @@ truncated and rewritten in place, with the same window. Here every file is writt
 name and renamed into place (a rename is atomic within one folder), and a reader claims a message by
 renaming it too, so no reader sees half a file and no two readers get one message. Processed
 messages are deleted (kombu's `store_processed` is not supported).
+
+kombu also remembers, once per process, the bindings it has declared, and skips declaring them again.
+Here a binding lives in a file that can go (the bus folder removed under a running process), so a
+binding declared again is written again (an entry already there is left as it is).
 """
 from __future__ import annotations
 
@@ -58,6 +62,13 @@ class Channel(filesystem.Channel):
             claimed.unlink()
             return loads(payload.decode("utf-8"))
         raise Empty()
+
+    def queue_bind(self, queue, exchange=None, routing_key="", arguments=None, **kwargs):
+        exchange = exchange or "amq.direct"
+        if not self.state.has_binding(queue, exchange, routing_key):
+            super().queue_bind(queue, exchange, routing_key, arguments, **kwargs)
+            return
+        self._queue_bind(exchange, *self.typeof(exchange).prepare_bind(queue, exchange, routing_key, arguments))
 
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")

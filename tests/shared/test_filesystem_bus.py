@@ -6,6 +6,7 @@ filled yet (lost messages, JSONDecodeError in the consumer), which once stopped 
 """
 from __future__ import annotations
 
+import shutil
 import threading
 
 from kombu import Exchange, Queue
@@ -84,3 +85,22 @@ def test_bindings_declared_at_once_from_many_connections_all_route(tmp_path):
                 message.ack()
                 assert message.payload == {"hello": 1}, queue.name
     assert not list((tmp_path / "bus" / "data").iterdir())  # nothing left behind: no part or claimed files
+
+
+def test_a_binding_declared_again_after_the_bus_folder_went_is_written_again(tmp_path):
+    # kombu remembers, once per process, the bindings it declared and skips declaring them again; here
+    # they live in files, which can go (the folder removed under a running process). A loop that starts
+    # again declares its queues again, and that must lay the bindings out anew.
+    queue = Queue("again.mail", Exchange("again", type="topic", durable=True), routing_key="again.#")
+    folder = tmp_path / "first"
+    with bus.connect("filesystem://", folder) as connection:
+        queue(connection.default_channel).declare()
+    shutil.rmtree(folder / "bus")
+
+    with bus.connect("filesystem://", folder) as connection:
+        queue(connection.default_channel).declare()
+        connection.Producer().publish({"hello": 2}, exchange=queue.exchange, routing_key="again.any")
+        with connection.SimpleQueue(queue) as simple:
+            message = simple.get(timeout=5)
+            message.ack()
+    assert message.payload == {"hello": 2}
