@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from string import Template
 
 from bench import compare, event_path
 from bench.ab import Comparison
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+PAGE = Path(__file__).with_name("performance_page.md")  # the page's fixed prose, with $placeholders
+DEFAULT_WORKER = compare.KEEP  # gunicorn's gthread worker: what `serve` runs unless GUNICORN_WORKER_CLASS says
 USS_TARGET_MB = 40
 TENANCY_TARGET = 0.5  # the switcher and the workspace home page against the bare endpoint
 RUN_PSS_TARGET_MB = 450
@@ -88,16 +91,17 @@ def _spread(values: dict[str, float], unit: str, digits: int = 0) -> str:
 
 
 def sizing(run: Run) -> str:
-    """The five lines an operator sizes a deployment from."""
-    memory = {result.backend: result.memory[compare.SYNC] for result in run.results if compare.SYNC in result.memory}
+    """The five lines an operator sizes a deployment from, for the default worker class."""
+    memory = {result.backend: result.memory[DEFAULT_WORKER] for result in run.results
+              if DEFAULT_WORKER in result.memory}
     mails = (f"{run.events.throughput.steady_rate:.0f} mails per second per notifier consumer (first to last mail; "
              f"{run.events.throughput.rate:.0f} counting its start-up)" if isinstance(run.events, event_path.Figures)
              else "mails per second per notifier consumer: not measured")
     return "\n".join([
-        f"- {_spread(_per_cpu(run, 'sign-in', compare.SYNC), 'sign-ins')} per second per worker core",
-        f"- {_spread(_per_cpu(run, 'refresh with rotation', compare.SYNC), 'refreshes')} per second per worker core "
+        f"- {_spread(_per_cpu(run, 'sign-in', DEFAULT_WORKER), 'sign-ins')} per second per worker core",
+        f"- {_spread(_per_cpu(run, 'refresh with rotation', DEFAULT_WORKER), 'refreshes')} per second per worker core "
         f"(Keycloak publishes {KEYCLOAK_REFRESHES} per vCPU)",
-        f"- {_spread(_per_cpu(run, 'read', compare.SYNC), 'reads (GET /v1/me)')} per second per worker core",
+        f"- {_spread(_per_cpu(run, 'read', DEFAULT_WORKER), 'reads (GET /v1/me)')} per second per worker core",
         "- memory per worker: " + (", ".join(f"{m.uss_mb:.0f} MB unique (USS), {m.pss_mb:.0f} MB PSS on {backend}"
                                            for backend, m in memory.items()) or "not measured"),
         f"- {mails}",
@@ -155,7 +159,8 @@ def memory_table(run: Run) -> str:
     for result in run.results:
         for name, m in result.memory.items():
             what = "one worker" if name.startswith("Threshold") else "the whole process tree"
-            target = (("yes" if m.uss_mb <= USS_TARGET_MB else "**no**") if name == compare.SYNC else "")
+            target = (("yes" if m.uss_mb <= USS_TARGET_MB else "**no**") if name in (compare.SYNC, compare.KEEP)
+                      else "")
             rows.append([f"{result.backend}: {name} ({what})", f"{m.uss_mb:.1f}", f"{m.pss_mb:.1f}",
                          f"{m.rss_mb:.1f}", target])
     return _table(["After the loads", "USS (MB)", "PSS (MB)", "RSS (MB)", f"USS <= {USS_TARGET_MB} MB"], rows)
@@ -177,10 +182,11 @@ def targets(run: Run) -> str:
               for row in rows if row[-1] != "yes"]
     lines = [f"- Ratios: {len(met)} of {len(rows)} met." + (" Not met: " + "; ".join(missed) + "." if missed else "")]
     for result in run.results:
-        if compare.SYNC in result.memory:
-            uss = result.memory[compare.SYNC].uss_mb
-            lines.append(f"- USS per worker on {result.backend}: {uss:.1f} MB, target <= {USS_TARGET_MB} MB: "
-                         + ("met." if uss <= USS_TARGET_MB else "**not met**."))
+        for name in (compare.SYNC, compare.KEEP):
+            if name in result.memory:
+                uss = result.memory[name].uss_mb
+                lines.append(f"- USS per worker on {result.backend}: {uss:.1f} MB ({name}), target <= "
+                             f"{USS_TARGET_MB} MB: " + ("met." if uss <= USS_TARGET_MB else "**not met**."))
     lines.append(f"- {footprint_line(run)}")
     if isinstance(run.tenancy, str):
         lines.append(f"- Workspace switcher and home page: not measured ({run.tenancy}).")
@@ -272,67 +278,15 @@ def summary(run: Run) -> str:
 
 def document(run: Run) -> str:
     host, s = run.host, run.settings
-    notes = "".join(f"- {note}\n" for note in run.notes)
-    return f"""# Performance
-
-{sizing(run)}
-
-Per core: one gunicorn worker (sync) with a core to itself, per CPU-second of the worker's whole process
-tree. Measured by `make bench` ({"short mode" if run.short else "full mode"}, {run.seconds / 60:.1f} minutes)
-on {host.date}: {host.cpu}, {host.cores} cores, Linux {host.kernel}, Python {host.python}, 1-minute load
-average {host.load_average:.2f} before the run (other work shares these cores); {host.versions}.
-
-## Threshold against the peers, per server CPU-second
-
-Each row is a ratio of requests per CPU-second of the two servers' whole process trees, read per round
-from windows measured one after the other in that round; the median of the rounds is judged.
-"sync" is gunicorn's sync worker (the default, a new connection per request); "gthread" its threaded
-worker with {os.environ.get("GUNICORN_THREADS", "4")} threads, which keeps connections alive like the peers do.
-The workspace switcher and home page rows are bench/tenancy.py's, against a bare flask-smorest GET.
-
-{ratio_table(run)}
-
-## Targets
-
-{targets(run)}
-{notes}
-## Every window
-
-{absolute_table(run)}
-
-## Memory
-
-{memory_table(run)}
-
-{footprint_line(run)}
-
-## Event path
-
-{event_summary(run.events)}
-
-## How it was measured
-
-- Servers: identity by `python -m services.identity serve` (gunicorn, `deploy/gunicorn.conf.py` through
-  `bench/gunicorn_conf.py`, which only picks the worker class; `WEB_CONCURRENCY=1`); fastapi-users
-  15.0.5 (`bench/peers/fastapi_users_app.py`: argon2id at identity's m=19456 KiB, t=2, p=1; ES256
-  JWTs) under uvicorn, one process; panva's oidc-provider (`bench/peers/oidc_provider.py`), one node
-  process, refresh-token rotation on. Each peer on its own database of the same kind, installed by the
-  bench into `var/bench-peers/` (pinned: `bench/peers/`).
-- Every server pinned to one core, the load driver ({s.clients} client threads, `http.client`, one
-  connection each, reused when the server keeps it alive) to the other. In each round every server
-  gets one window of {s.seconds:g} s ({s.sign_in_seconds:g} s for sign-in) after {s.warmup:g} s of
-  warm-up, {s.rounds} round(s). CPU is utime + stime of the server's whole tree from `/proc`, with
-  the children it reaped (cutime + cstime): a worker recycled by `max_requests` counts, boot and all.
-- argon2id verify: `passwords.HASHER.verify` in a loop in the bench process on the servers' core,
-  one window per round between the sign-in windows. Refresh floor: `bench/rotation_floor.py`, the
-  stack alone doing a rotation, under the same gunicorn sync worker.
-- Authorization codes for identity are minted before each window by identity's own flow, in the
-  bench process on the same database (`bench/identity.py`, `Minter`: GET /oauth2/authorize, then the
-  internal auth-request completion the web BFF calls), never inside a window; oidc-provider's by its
-  own models. Clients that use up a window's codes stop; the per-CPU figure still holds.
-- Memory: `/proc/<pid>/smaps_rollup` after the loads; USS is Private_Clean + Private_Dirty.
-- Reproduce: `make bench` (full, writes this page) or `python -m bench --short` (every piece briefly).
-"""
+    return Template(PAGE.read_text()).substitute(
+        sizing=sizing(run), mode="short mode" if run.short else "full mode", minutes=f"{run.seconds / 60:.1f}",
+        date=host.date, cpu=host.cpu, cores=host.cores, kernel=host.kernel, python=host.python,
+        load_average=f"{host.load_average:.2f}", versions=host.versions,
+        threads=os.environ.get("GUNICORN_THREADS", "4"), ratio_table=ratio_table(run), targets=targets(run),
+        notes="".join(f"- {note}\n" for note in run.notes), absolute_table=absolute_table(run),
+        memory_table=memory_table(run), footprint=footprint_line(run), events=event_summary(run.events),
+        clients=s.clients, seconds=f"{s.seconds:g}", sign_in_seconds=f"{s.sign_in_seconds:g}",
+        warmup=f"{s.warmup:g}", rounds=s.rounds)
 
 
 def write(text: str, path: Path = DOC) -> Path:
