@@ -1,4 +1,7 @@
-"""Read-only queries for the hot paths: one statement each on the autocommit engine, no unit of work.
+"""Everything tenancy runs on the autocommit engine: statements that stand alone, outside any unit of work.
+
+The persistence rule (docs/architecture.md): atomic work goes through the unit of work and its repositories;
+a statement that needs no transaction around it lives here, on the autocommit engine.
 
 The workspace switcher (GET /v1/workspaces) is read on every page a signed-in person opens. It is one
 SELECT, which needs no transaction around it (on SQLite every transaction here takes the write lock,
