@@ -19,12 +19,11 @@ from services.identity.api.oidc.resources import blp as oidc_blp
 from services.identity.api.op.resources import blp as op_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
+from services.identity.autocommit import Reads, Rotations
 from services.identity.keys import KeyStore, NoSigningKey
 from services.identity.models import outbox, throttles
 from services.identity.oidc import Providers
 from services.identity.provider import Clients, Provider
-from services.identity.queries import Reads
-from services.identity.repository import Rotations
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox

@@ -9,11 +9,10 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from services.identity.autocommit import Reads, Rotations
 from services.identity.keys import KeyStore
 from services.identity.oidc import Providers
 from services.identity.provider import Provider
-from services.identity.queries import Reads
-from services.identity.repository import Rotations
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
