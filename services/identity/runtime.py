@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from services.identity.autocommit import Reads, Rotations
@@ -25,7 +24,6 @@ EXTENSION = "threshold.identity"
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine
     reads: Reads  # single-statement reads on the autocommit engine
     rotations: Rotations  # refresh-token rotation, on the autocommit engine too
     session_factory: sessionmaker
