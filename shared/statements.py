@@ -96,6 +96,14 @@ class Precompiled:
         finally:
             cursor.close()
 
+    def all(self, connection: Connection, params: Mapping[str, Any]) -> list:
+        """Every row (named tuples of the statement's columns)."""
+        compiled, cursor = self._run(connection, params)
+        try:
+            return [compiled.row(raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def rowcount(self, connection: Connection, params: Mapping[str, Any]) -> int:
         """Run a statement that returns no rows; how many rows it changed."""
         _compiled, cursor = self._run(connection, params)

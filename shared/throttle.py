@@ -1,7 +1,14 @@
 """Rate limits and failure throttles kept in the service's database, so every worker and replica
 shares them. Both count first, in one statement, and then decide: `hit` (rate limits: a refused
-request still counts) and `guess` (guesses at a secret: a refused guess does not). Statements run on
-the autocommit engine when there is one (no BEGIN and COMMIT around them)."""
+request still counts) and `guess` (guesses at a secret: a refused guess does not).
+
+Where it stands in the persistence rule (docs/architecture.md): this is the shared counterpart of a
+service's `autocommit.py`. Every statement here stands alone (an upsert that counts and decides at
+once, a conditional update, a delete) and never joins a unit of work, so they all run on
+`Throttle.autocommit_engine`: the service's autocommit engine (identity passes it; no BEGIN and COMMIT
+around each statement), or, for a service that passes none (tenancy's invitation limits), its ordinary
+engine, with a short transaction around each step. The hot statements are precompiled
+(`shared.statements`)."""
 from __future__ import annotations
 
 import copy
@@ -33,6 +40,7 @@ def define_throttles(metadata: MetaData) -> Table:
 
 class Throttle:
     def __init__(self, engine: Engine, table: Table, clock=utcnow, autocommit_engine: Engine | None = None):
+        """Every statement runs on `autocommit_engine`, `engine` when it is None (see the module's docstring)."""
         self.engine = engine
         self.autocommit_engine = autocommit_engine or engine
         self.table = table

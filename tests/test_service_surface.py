@@ -128,7 +128,7 @@ def unreachable_database_app(service: str, service_databases: Databases, tmp_pat
     if service == "identity":
         url = service_databases.fresh(service, disposable=True)
         app = build(service, url, tmp_path, clock=clock)
-        app.extensions["threshold.identity"].engine.dispose()
+        app.extensions["threshold.identity"].session_factory.kw["bind"].dispose()
         service_databases.make_unreachable(url)
         return app
     if service_databases.backend == "postgres":
@@ -273,7 +273,7 @@ def test_readyz_names_both_when_both_are_down(service, service_databases, tmp_pa
     if service == "identity":
         url = service_databases.fresh(service, disposable=True)
         app = build(service, url, tmp_path, broker_url=CLOSED_BROKER, clock=clock)
-        app.extensions["threshold.identity"].engine.dispose()
+        app.extensions["threshold.identity"].session_factory.kw["bind"].dispose()
         service_databases.make_unreachable(url)
     else:
         database = CLOSED_POSTGRES if service_databases.backend == "postgres" else f"sqlite:///{tmp_path}"

@@ -5,9 +5,9 @@ import hashlib
 from datetime import datetime
 
 from services.identity import events, one_time_tokens, passwords
+from services.identity.autocommit import Reads
 from services.identity.errors import AccountNotFound, EmailTaken, InvalidCredentials, TokenInvalid
 from services.identity.models import Account, OneTimeToken
-from services.identity.queries import Reads
 from services.identity.settings import Settings
 from shared import addresses
 from shared.errors import RateLimited

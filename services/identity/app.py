@@ -19,12 +19,11 @@ from services.identity.api.oidc.resources import blp as oidc_blp
 from services.identity.api.op.resources import blp as op_blp
 from services.identity.api.pages.resources import blp as pages_blp
 from services.identity.api.sessions.resources import blp as sessions_blp
+from services.identity.autocommit import Reads, Rotations
 from services.identity.keys import KeyStore, NoSigningKey
 from services.identity.models import outbox, throttles
 from services.identity.oidc import Providers
 from services.identity.provider import Clients, Provider
-from services.identity.queries import Reads
-from services.identity.repository import Rotations
 from services.identity.runtime import EXTENSION, Runtime
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
@@ -62,7 +61,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
                                f"tokens and there is no such key: run `python -m services.identity migrate`")
     reads = Reads(autocommit_engine)
     verifier = Verifier(keys.verifying_key, settings.issuer, settings.audience, clock=clock)
-    app.extensions[EXTENSION] = Runtime(settings, engine, reads, Rotations(autocommit_engine),
+    app.extensions[EXTENSION] = Runtime(settings, reads, Rotations(autocommit_engine),
                                         session_factory, keys, Throttle(engine, throttles, clock, autocommit_engine),
                                         clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers),
                                         Provider(clients=Clients(settings.oidc_clients, reads), keys=keys,

@@ -6,10 +6,10 @@ import hmac
 from datetime import datetime
 
 from services.identity.accounts import failure_policy
+from services.identity.autocommit import Reads
 from services.identity.errors import InvalidClient, InvalidScope, UnsupportedGrantType
 from services.identity.keys import KeyStore
 from services.identity.models import Account, ServiceClient
-from services.identity.queries import Reads
 from services.identity.settings import Settings
 from shared import jwt, opaque_tokens
 from shared.throttle import Throttle

@@ -29,7 +29,7 @@ class Account(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    # The Account document of the API: what `public()` gives and what `queries` selects.
+    # The Account document of the API: what `public()` gives and what `autocommit.Reads` selects.
     PUBLIC_FIELDS = ("id", "email", "first_name", "last_name", "email_verified", "mfa_enabled", "created_at")
 
     def public(self) -> dict:

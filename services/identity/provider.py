@@ -21,12 +21,12 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from services.identity import relying_parties
 from services.identity.accounts import failure_policy
+from services.identity.autocommit import Reads
 from services.identity.clients import secret_guess_key
 from services.identity.errors import InvalidClient
 from services.identity.keys import KeyStore
 from services.identity.models import AuthorizationRequest, RelyingPartyRecord
 from services.identity.oauth_server import Context, ProtocolRequest, Server, basic_credentials, scoped_claims
-from services.identity.queries import Reads
 from services.identity.relying_parties import RelyingParty
 from services.identity.settings import Settings
 from shared import jwt

@@ -1,9 +1,10 @@
-"""Identity's repositories: the only place (besides migrations) that queries its tables."""
+"""Identity's repositories, inside a unit of work (`unit_of_work.py`): with `autocommit.py` (statements that
+stand alone) and the migrations, the only code that queries its tables."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -93,24 +94,13 @@ _refresh_tokens = RefreshToken.__table__
 _accounts = Account.__table__
 
 # The session and refresh-token statements run on every sign-in and refresh: precompiled Core (the ORM's
-# per-object bookkeeping would cost more than the SQL), on a unit of work's connection or, for
-# rotation, on the autocommit engine.
+# per-object bookkeeping would cost more than the SQL), on a unit of work's connection. Rotation
+# (`autocommit.Rotations`) runs REVOKE_SESSION and insert_refresh_token on the autocommit engine too.
 _INSERT_SESSION = Precompiled(_sessions.insert())
-_REVOKE_SESSION = Precompiled(
+REVOKE_SESSION = Precompiled(
     update(_sessions).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now")))
 _INSERT_REFRESH_TOKEN = Precompiled(_refresh_tokens.insert())
-_successor = _refresh_tokens.alias("successor")
-_REFRESH_TOKEN_WITH_SESSION = Precompiled(
-    select(_refresh_tokens.c.session_id, _refresh_tokens.c.expires_at, _refresh_tokens.c.rotated_at,
-           _successor.c.token_hash.label("successor_hash"),
-           _sessions.c.amr, _sessions.c.auth_time, _sessions.c.revoked_at,
-           _accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
-           _accounts.c.last_name)
-    .join(_sessions, _sessions.c.id == _refresh_tokens.c.session_id)
-    .join(_accounts, _accounts.c.id == _sessions.c.account_id)
-    .outerjoin(_successor, _successor.c.previous_hash == _refresh_tokens.c.token_hash)
-    .where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 _SESSION_ACTIVE = Precompiled(
     select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None)))
 _ACCOUNT_CLAIMS = Precompiled(
@@ -120,8 +110,8 @@ _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
 
-def _insert_refresh_token(connection: Connection, token_hash: str, session_id: str, now: datetime,
-                          expires_at: datetime, previous_hash: str | None = None) -> None:
+def insert_refresh_token(connection: Connection, token_hash: str, session_id: str, now: datetime,
+                         expires_at: datetime, previous_hash: str | None = None) -> None:
     """A session's first refresh token (no `previous_hash`), or the one that replaces `previous_hash`."""
     _INSERT_REFRESH_TOKEN.rowcount(connection, {
         "token_hash": token_hash, "session_id": session_id, "created_at": now, "expires_at": expires_at,
@@ -139,7 +129,7 @@ class Sessions(Repository):
         })
 
     def revoke(self, session_id: str, now: datetime) -> None:
-        _REVOKE_SESSION.rowcount(self.connection, {"session_id": session_id, "now": now})
+        REVOKE_SESSION.rowcount(self.connection, {"session_id": session_id, "now": now})
 
     def active(self, session_id: str) -> bool:
         """Whether the session exists and has not ended (signed out, reused refresh token, password change)."""
@@ -173,40 +163,11 @@ class Sessions(Repository):
 
 class RefreshTokens(Repository):
     def add(self, token_hash: str, session_id: str, now: datetime, expires_at: datetime) -> None:
-        _insert_refresh_token(self.connection, token_hash, session_id, now, expires_at)
+        insert_refresh_token(self.connection, token_hash, session_id, now, expires_at)
 
     def session_id(self, token_hash: str) -> str | None:
         row = _SESSION_OF_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
         return row.session_id if row is not None else None
-
-
-class Rotations:
-    """Refresh-token rotation, outside any unit of work: each statement is a transaction of its own on
-    the autocommit engine. Reading a token and inserting its successor need nothing around them: the
-    unique index on `previous_hash` lets one successor in, so of two refreshes with one token exactly
-    one succeeds, whatever happens between them."""
-
-    def __init__(self, autocommit_engine: Engine):
-        self.engine = autocommit_engine
-
-    def current(self, token_hash: str):
-        """The token, whether it has a successor, its session and the session's account, in one row."""
-        with self.engine.connect() as conn:
-            return _REFRESH_TOKEN_WITH_SESSION.first(conn, {"token_hash": token_hash})
-
-    def add_successor(self, token_hash: str, previous_hash: str, session_id: str, now: datetime,
-                      expires_at: datetime) -> bool:
-        """Insert the token that replaces `previous_hash`; False when one already did."""
-        try:
-            with self.engine.connect() as conn:
-                _insert_refresh_token(conn, token_hash, session_id, now, expires_at, previous_hash)
-        except IntegrityError:
-            return False
-        return True
-
-    def revoke_session(self, session_id: str, now: datetime) -> None:
-        with self.engine.connect() as conn:
-            _REVOKE_SESSION.rowcount(conn, {"session_id": session_id, "now": now})
 
 
 class SigningKeys(Repository):

@@ -6,14 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from services.identity.autocommit import Reads, Rotations
 from services.identity.keys import KeyStore
 from services.identity.oidc import Providers
 from services.identity.provider import Provider
-from services.identity.queries import Reads
-from services.identity.repository import Rotations
 from services.identity.settings import Settings
 from services.identity.totp import SecretBox
 from services.identity.unit_of_work import IdentityUnitOfWork
@@ -26,7 +24,6 @@ EXTENSION = "threshold.identity"
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine
     reads: Reads  # single-statement reads on the autocommit engine
     rotations: Rotations  # refresh-token rotation, on the autocommit engine too
     session_factory: sessionmaker

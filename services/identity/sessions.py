@@ -7,6 +7,7 @@ from typing import NoReturn
 
 from services.identity import passwords
 from services.identity.accounts import email_key, failure_policy
+from services.identity.autocommit import Reads, Rotations
 from services.identity.errors import (
     EmailNotVerified,
     InvalidCredentials,
@@ -18,8 +19,6 @@ from services.identity.errors import (
 from services.identity.keys import KeyStore
 from services.identity.metrics import SIGN_INS
 from services.identity.models import Device, MfaChallenge
-from services.identity.queries import Reads
-from services.identity.repository import Rotations
 from services.identity.settings import Settings
 from shared import addresses, jwt, opaque_tokens
 from shared.database import new_id

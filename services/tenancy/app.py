@@ -11,10 +11,10 @@ from services.tenancy.api.common import ERROR_MAP
 from services.tenancy.api.invitations.resources import blp as invitations_blp
 from services.tenancy.api.organizations.resources import blp as organizations_blp
 from services.tenancy.api.workspaces.resources import blp as workspaces_blp
+from services.tenancy.autocommit import Reads
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.invitations import InvitationLimits
 from services.tenancy.models import outbox, throttles
-from services.tenancy.queries import Reads
 from services.tenancy.runtime import EXTENSION, Runtime
 from services.tenancy.settings import Settings
 from shared import auth, bus

@@ -1,4 +1,5 @@
-"""Tenancy's repositories: the only place (besides migrations) that queries its tables."""
+"""Tenancy's repositories, inside a unit of work (`unit_of_work.py`): with `autocommit.py` (statements that
+stand alone) and the migrations, the only code that queries its tables."""
 from __future__ import annotations
 
 from datetime import datetime

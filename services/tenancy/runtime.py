@@ -9,9 +9,9 @@ from flask import current_app, g
 from sqlalchemy.orm import sessionmaker
 
 from services.tenancy.access import Caller
+from services.tenancy.autocommit import Reads
 from services.tenancy.directory import IdentityDirectory
 from services.tenancy.invitations import InvitationLimits
-from services.tenancy.queries import Reads
 from services.tenancy.settings import Settings
 from services.tenancy.unit_of_work import TenancyUnitOfWork
 from shared.logs import current_request_id

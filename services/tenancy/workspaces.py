@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.tenancy.access import Caller, effective_workspace_role, organization_role, require_role, workspace_role
+from services.tenancy.autocommit import Reads
 from services.tenancy.errors import LastWorkspace
 from services.tenancy.members import leave_organization_if_no_workspace
 from services.tenancy.models import Workspace, WorkspaceMember
 from services.tenancy.organizations import record_workspace_created, workspace_document
 from services.tenancy.pagination import Keyset, PageRequest
-from services.tenancy.queries import Reads
 
 # By organization age, then workspace age: the switcher groups each organization's workspaces.
 WORKSPACES = Keyset("workspaces", datetime, str, datetime, str)
@@ -41,7 +41,7 @@ def list_in_organization(uow, *, caller: Caller, organization_id: str, page: Pag
 
 def list_mine(reads: Reads, *, caller: Caller, page: PageRequest) -> dict:
     """A page of every workspace the caller may open, with its organization and the caller's role (the switcher).
-    One read-only statement (`queries.Reads`): it runs on every signed-in page."""
+    One read-only statement (`autocommit.Reads`): it runs on every signed-in page."""
     after = WORKSPACES.position(page.cursor)
     rows, last = reads.openable_workspaces(caller.user_id, after, page.limit)
     return WORKSPACES.page([{"id": row.id, "name": row.name, "organization_id": row.organization_id,

@@ -15,17 +15,14 @@ from datetime import datetime, timedelta
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import sessionmaker
 from werkzeug.datastructures import CallbackDict
 
+from services.web.autocommit import Reads
 from services.web.models import BrowserSession
-from shared.statements import Precompiled
 
 COOKIE = "threshold_session"
-_sessions = BrowserSession.__table__
-# Every page opens its session: one precompiled read on the autocommit engine, no ORM session around it.
-_LOAD = Precompiled(select(_sessions.c.data, _sessions.c.expires_at).where(_sessions.c.id == bindparam("id")))
 
 
 def _digest(cookie_value: str) -> str:
@@ -54,17 +51,16 @@ class SessionStore:
 
     def __init__(self, session_factory: sessionmaker, secret_key: str, ttl: int, clock: Callable[[], datetime],
                  autocommit_engine: Engine | None = None):
-        """`autocommit_engine` reads sessions (a single SELECT needs no transaction); by default the
-        session factory's engine does."""
+        """`autocommit_engine` reads sessions (`autocommit.Reads`: a single SELECT needs no transaction);
+        by default the session factory's engine does."""
         self.session_factory = session_factory
-        self.reads = autocommit_engine or session_factory.kw["bind"]
+        self.reads = Reads(autocommit_engine or session_factory.kw["bind"])
         self.fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"web-session:" + secret_key.encode()).digest()))
         self.ttl = ttl
         self.clock = clock
 
     def load(self, cookie_value: str) -> dict | None:
-        with self.reads.connect() as conn:
-            row = _LOAD.first(conn, {"id": _digest(cookie_value)})
+        row = self.reads.session(_digest(cookie_value))
         if row is None or row.expires_at <= self.clock():
             return None
         try:

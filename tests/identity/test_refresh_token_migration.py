@@ -62,7 +62,7 @@ def test_tokens_rotated_before_the_migration_still_count_as_used(empty_identity_
     assert refresh(client, "current-of-s2").status_code == 200  # a token in use keeps working
     assert_problem(refresh(client, "used-before"), 401, "token_reused")
     assert_problem(refresh(client, "current-of-s1"), 401, "token_invalid")  # the reuse ended its session
-    app.extensions["threshold.identity"].engine.dispose()
+    app.extensions["threshold.identity"].session_factory.kw["bind"].dispose()
 
 
 def test_downgrading_keeps_tokens_rotated_after_the_migration_used(empty_identity_database, tmp_path, clock):
@@ -72,7 +72,7 @@ def test_downgrading_keeps_tokens_rotated_after_the_migration_used(empty_identit
     outbox = Outbox(empty_identity_database)
     _account, first = AuthActions(app.test_client(), outbox).verified_account("ada@example.com")
     second = refresh(app.test_client(), first["refresh_token"]).get_json()
-    app.extensions["threshold.identity"].engine.dispose()
+    app.extensions["threshold.identity"].session_factory.kw["bind"].dispose()
     outbox.engine.dispose()
 
     command.downgrade(alembic_config(MIGRATIONS, empty_identity_database), "0004")

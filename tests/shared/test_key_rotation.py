@@ -206,7 +206,7 @@ def test_migrate_creates_the_first_key_once(empty_identity_database, tmp_path, c
         try:
             return published_kids(app.test_client())
         finally:
-            app.extensions["threshold.identity"].engine.dispose()
+            app.extensions["threshold.identity"].session_factory.kw["bind"].dispose()
 
     first = run_identity_cli(empty_identity_database, tmp_path, "migrate")
     assert first.returncode == 0, first.stderr

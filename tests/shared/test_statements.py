@@ -58,6 +58,22 @@ def test_a_select_that_finds_nothing_gives_none(engine):
         assert by_id.first(conn, {"id": "x"}) is None
 
 
+def test_all_gives_every_row_core_gives_in_its_order(engine):
+    query = (select(accounts.c.id, accounts.c.email_verified, accounts.c.created_at)
+             .where(accounts.c.last_name == bindparam("last_name")).order_by(accounts.c.email))
+    with engine.begin() as conn:
+        for number in range(3):
+            add_account(conn, email=f"all-{number}@example.com", last_name="Everyone", email_verified=number == 1)
+        expected = conn.execute(query, {"last_name": "Everyone"}).all()
+        got = Precompiled(query).all(conn, {"last_name": "Everyone"})
+        nothing = Precompiled(query).all(conn, {"last_name": "Nobody"})
+
+    assert [tuple(row) for row in got] == [tuple(row) for row in expected] and len(got) == 3
+    assert [row.email_verified for row in got] == [False, True, False]
+    assert all(row.created_at == MOMENT for row in got)
+    assert nothing == []
+
+
 def test_rows_written_precompiled_read_back_through_core_unchanged(engine):
     later = MOMENT + timedelta(days=30)
     with engine.begin() as conn:

@@ -1,4 +1,7 @@
-"""Read-only queries for the hot paths: one statement each on the autocommit engine, no unit of work.
+"""Everything tenancy runs on the autocommit engine: statements that stand alone, outside any unit of work.
+
+The persistence rule (docs/architecture.md): atomic work goes through the unit of work and its repositories;
+a statement that needs no transaction around it lives here, on the autocommit engine.
 
 The workspace switcher (GET /v1/workspaces) is read on every page a signed-in person opens. It is one
 SELECT, which needs no transaction around it (on SQLite every transaction here takes the write lock,
@@ -8,7 +11,7 @@ same list for one organization (`Workspaces.openable`), read inside a unit of wo
 """
 from __future__ import annotations
 
-from sqlalchemy import BindParameter, Connection, Engine, bindparam, or_, select, tuple_
+from sqlalchemy import BindParameter, Engine, bindparam, or_, select, tuple_
 
 from services.tenancy.models import OPENS_EVERY_WORKSPACE, Organization, OrganizationMember, Workspace, WorkspaceMember
 from shared.statements import Precompiled
@@ -22,17 +25,7 @@ _workspace_members = WorkspaceMember.__table__
 WORKSPACE_ORDER = (_organizations.c.created_at, _organizations.c.id, _workspaces.c.created_at, _workspaces.c.id)
 
 
-class _Rows(Precompiled):
-    def all(self, connection: Connection, params: dict) -> list:
-        """Every row (named tuples of the statement's columns)."""
-        compiled, cursor = self._run(connection, params)
-        try:
-            return [compiled.row(raw) for raw in cursor.fetchall()]
-        finally:
-            cursor.close()
-
-
-def _openable(after: bool) -> _Rows:
+def _openable(after: bool) -> Precompiled:
     """The workspaces a user may open: a member of the workspace, or an owner or admin of its organization
     (as `Workspaces.openable`), `limit` of them from the start or after a keyset position."""
     user: BindParameter[str] = bindparam("user_id")
@@ -52,7 +45,7 @@ def _openable(after: bool) -> _Rows:
     if after:
         query = query.where(tuple_(*WORKSPACE_ORDER) > tuple_(*(bindparam(f"after_{number}", type_=column.type)
                                                                 for number, column in enumerate(WORKSPACE_ORDER))))
-    return _Rows(query.order_by(*WORKSPACE_ORDER).limit(bindparam("limit")))
+    return Precompiled(query.order_by(*WORKSPACE_ORDER).limit(bindparam("limit")))
 
 
 _OPENABLE_FIRST = _openable(after=False)
