@@ -4,11 +4,9 @@ request still counts) and `guess` (guesses at a secret: a refused guess does not
 
 Where it stands in the persistence rule (docs/architecture.md): this is the shared counterpart of a
 service's `autocommit.py`. Every statement here stands alone (an upsert that counts and decides at
-once, a conditional update, a delete) and never joins a unit of work, so they all run on
-`Throttle.autocommit_engine`: the service's autocommit engine (identity passes it; no BEGIN and COMMIT
-around each statement), or, for a service that passes none (tenancy's invitation limits), its ordinary
-engine, with a short transaction around each step. The hot statements are precompiled
-(`shared.statements`)."""
+once, a conditional update, a delete) and never joins a unit of work, so they all run on the
+service's autocommit engine (no BEGIN and COMMIT around each statement). The hot statements are
+precompiled (`shared.statements`)."""
 from __future__ import annotations
 
 import copy
@@ -39,15 +37,14 @@ def define_throttles(metadata: MetaData) -> Table:
 
 
 class Throttle:
-    def __init__(self, engine: Engine, table: Table, clock=utcnow, autocommit_engine: Engine | None = None):
-        """Every statement runs on `autocommit_engine`, `engine` when it is None (see the module's docstring)."""
-        self.engine = engine
-        self.autocommit_engine = autocommit_engine or engine
+    def __init__(self, autocommit_engine: Engine, table: Table, clock=utcnow):
+        """`autocommit_engine`: `make_engine(url, autocommit=True)` (see the module's docstring)."""
+        self.autocommit_engine = autocommit_engine
         self.table = table
         self.clock = clock
         self.source: str | None = None  # see for_source()
         # Both dialects spell the upsert alike; only the one in use is imported.
-        self._insert = importlib.import_module(f"sqlalchemy.dialects.{engine.dialect.name}").insert
+        self._insert = importlib.import_module(f"sqlalchemy.dialects.{autocommit_engine.dialect.name}").insert
         # One upsert: a first hit inserts 1; later ones count on, or start a new window when the old one
         # is over (SET reads the existing row on both PostgreSQL and SQLite). Built once: building and
         # hashing a statement costs more than running it.

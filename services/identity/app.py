@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     reads = Reads(autocommit_engine)
     verifier = Verifier(keys.verifying_key, settings.issuer, settings.audience, clock=clock)
     app.extensions[EXTENSION] = Runtime(settings, reads, Rotations(autocommit_engine),
-                                        session_factory, keys, Throttle(engine, throttles, clock, autocommit_engine),
+                                        session_factory, keys, Throttle(autocommit_engine, throttles, clock),
                                         clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers),
                                         Provider(clients=Clients(settings.oidc_clients, reads), keys=keys,
                                                  settings=settings, verify=verifier.verify))

@@ -30,6 +30,7 @@ DESCRIPTION = "Organizations, workspaces, memberships and invitations."
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     engine = make_engine(settings.database_url)
+    autocommit_engine = make_engine(settings.database_url, autocommit=True)
     app, api = build_app("tenancy", "Threshold tenancy", DESCRIPTION, ERROR_MAP, readiness={
         "database": lambda: ping(engine),
         "bus": broker_check(lambda: bus.connect(settings.broker_url, settings.var_dir)),
@@ -37,10 +38,10 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     jwks = JwksClient(f"{settings.identity_url}/.well-known/jwks.json")
     app.extensions[auth.EXTENSION] = Verifier(jwks.get, settings.issuer, settings.audience, clock=clock)
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)
-    limits = InvitationLimits(Throttle(engine, throttles, clock), settings.invitations_per_inviter_per_hour,
+    limits = InvitationLimits(Throttle(autocommit_engine, throttles, clock), settings.invitations_per_inviter_per_hour,
                               settings.invitations_per_workspace_per_day)
     app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, limits, clock,
-                                        Reads(make_engine(settings.database_url, autocommit=True)))
+                                        Reads(autocommit_engine))
     for blueprint in (organizations_blp, workspaces_blp, invitations_blp):
         api.register_blueprint(blueprint)
     return app
