@@ -23,7 +23,7 @@ from shared.throttle import Throttle
 EXTENSION = "threshold.identity"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Runtime:
     settings: Settings
     engine: Engine
