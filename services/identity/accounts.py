@@ -95,8 +95,7 @@ def _verification_account(uow: IdentityUnitOfWork, *, row: OneTimeToken, used: b
 
 def _token_account(uow: IdentityUnitOfWork, row: OneTimeToken) -> Account | None:
     """The account a verification or reset token was issued for (these are always issued for one)."""
-    assert row.account_id is not None
-    return uow.accounts.get(row.account_id)
+    return uow.accounts.get(row.account_id) if row.account_id is not None else None
 
 
 def verification_link(uow: IdentityUnitOfWork, *, token: str, now: datetime) -> dict:
