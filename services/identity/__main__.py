@@ -84,8 +84,8 @@ def migrate(settings) -> None:
     from shared.database import utcnow
 
     for client_id, entry in settings.service_clients.items():
-        clients.register(IdentityUnitOfWork(session_factory), client_id, entry["secret"], entry.get("scopes", []),
-                         utcnow())
+        clients.register(IdentityUnitOfWork(session_factory), client_id=client_id, secret=entry["secret"],
+                         scopes=entry.get("scopes", []), now=utcnow())
 
 
 def _mfa_command(settings, args) -> None:
@@ -98,7 +98,7 @@ def _mfa_command(settings, args) -> None:
     uow = IdentityUnitOfWork(make_session_factory(make_engine(settings.database_url)))
     if args.command == "rotate-totp-key":
         try:
-            count = mfa.rotate_encryption(uow, SecretBox(settings.totp_keys))
+            count = mfa.rotate_encryption(uow, box=SecretBox(settings.totp_keys))
         except SecretUnreadable:
             print("threshold: a TOTP secret cannot be decrypted with TOTP_ENCRYPTION_KEYS (list the key it was "
                   "written with after the new one); nothing was re-encrypted", file=sys.stderr)
@@ -106,7 +106,7 @@ def _mfa_command(settings, args) -> None:
         print(f"re-encrypted {count} TOTP secret(s)")
         return
     try:
-        account_id = mfa.admin_reset(uow, args.email, args.actor, args.reason, utcnow())
+        account_id = mfa.admin_reset(uow, email=args.email, actor=args.actor, reason=args.reason, now=utcnow())
     except (AccountNotFound, MfaNotEnabled) as error:
         print(f"threshold: {error.detail}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -118,7 +118,8 @@ def _rotate(settings, activate_in: int, algorithm: str = "ES256"):
     from services.identity.unit_of_work import IdentityUnitOfWork
 
     session_factory = make_session_factory(make_engine(settings.database_url))
-    return keys.rotate(IdentityUnitOfWork(session_factory), settings.secret_key, activate_in, algorithm)
+    return keys.rotate(IdentityUnitOfWork(session_factory), secret_key=settings.secret_key,
+                       activation_delay=activate_in, algorithm=algorithm)
 
 
 def _add_client(settings, args) -> None:

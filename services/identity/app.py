@@ -61,11 +61,19 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
                                f"tokens and there is no such key: run `python -m services.identity migrate`")
     reads = Reads(autocommit_engine)
     verifier = Verifier(keys.verifying_key, settings.issuer, settings.audience, clock=clock)
-    app.extensions[EXTENSION] = Runtime(settings, reads, Rotations(autocommit_engine),
-                                        session_factory, keys, Throttle(autocommit_engine, throttles, clock),
-                                        clock, SecretBox(settings.totp_keys), Providers(settings.oidc_providers),
-                                        Provider(clients=Clients(settings.oidc_clients, reads), keys=keys,
-                                                 settings=settings, verify=verifier.verify))
+    app.extensions[EXTENSION] = Runtime(
+        settings=settings,
+        reads=reads,
+        rotations=Rotations(autocommit_engine),
+        session_factory=session_factory,
+        keys=keys,
+        throttle=Throttle(autocommit_engine, throttles, clock),
+        clock=clock,
+        totp_box=SecretBox(settings.totp_keys),
+        oidc=Providers(settings.oidc_providers),
+        provider=Provider(clients=Clients(settings.oidc_clients, reads), keys=keys, settings=settings,
+                          verify=verifier.verify),
+    )
     app.extensions[auth.EXTENSION] = verifier
     app.before_request(keys.refresh)  # a rotation reaches this worker without a restart
     api.ma_plugin.converter.add_attribute_function(policy_lengths(settings))

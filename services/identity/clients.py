@@ -11,13 +11,14 @@ from services.identity.errors import InvalidClient, InvalidScope, UnsupportedGra
 from services.identity.keys import KeyStore
 from services.identity.models import Account, ServiceClient
 from services.identity.settings import Settings
+from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import jwt, opaque_tokens
 from shared.throttle import Throttle
 
 MAX_ACCOUNT_IDS = 100
 
 
-def register(uow, client_id: str, secret: str, scopes: list[str], now: datetime) -> None:
+def register(uow: IdentityUnitOfWork, *, client_id: str, secret: str, scopes: list[str], now: datetime) -> None:
     """Create or update a client (its secret is stored as a SHA-256)."""
     with uow:
         uow.clients.put(ServiceClient(client_id=client_id, secret_hash=opaque_tokens.digest(secret),
@@ -30,8 +31,8 @@ def secret_guess_key(client_id: str) -> str:
     return f"client:{hashlib.sha256(client_id.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}"
 
 
-def issue_token(reads: Reads, throttle: Throttle, keys: KeyStore, settings: Settings, grant_type: str, client_id: str,
-                client_secret: str, scope: str | None, now: datetime) -> dict:
+def issue_token(reads: Reads, *, throttle: Throttle, keys: KeyStore, settings: Settings, grant_type: str,
+                client_id: str, client_secret: str, scope: str | None, now: datetime) -> dict:
     """A client-credentials token. Wrong secrets are throttled per client id and client address like
     wrong passwords (`Throttle.guess`; `throttle` is bound to the client's address). The client is one
     precompiled read (`Reads`): this runs for every service-to-service call."""
@@ -58,7 +59,7 @@ def issue_token(reads: Reads, throttle: Throttle, keys: KeyStore, settings: Sett
     return {"access_token": token, "token_type": "Bearer", "expires_in": settings.access_token_ttl, "scope": granted}
 
 
-def accounts_by_id(uow, ids: list[str]) -> dict:
+def accounts_by_id(uow: IdentityUnitOfWork, *, ids: list[str]) -> dict:
     with uow:
         accounts: list[Account] = uow.accounts.many(list(dict.fromkeys(ids))[:MAX_ACCOUNT_IDS])
         return {"items": [account.public() for account in accounts]}

@@ -32,6 +32,7 @@ from services.identity.models import Account, Device, FederatedIdentity
 from services.identity.oidc import ProviderConfig
 from services.identity.sessions import mfa_challenge, start_session
 from services.identity.settings import Settings
+from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import addresses, names
 
 log = logging.getLogger("threshold.identity.federation")
@@ -41,24 +42,23 @@ LOGIN_CODE_TTL = 60
 LINK_CODE_TTL = 600
 
 
-def _code(uow, purpose: str, ttl: int, data: dict, now: datetime, account_id: str | None = None) -> str:
-    return one_time_tokens.issue(uow, purpose=purpose, ttl=ttl, now=now, account_id=account_id,
-                                 data=json.dumps(data))[0]
+def _code(uow: IdentityUnitOfWork, *, purpose: str, ttl: int, data: dict, now: datetime) -> str:
+    return one_time_tokens.issue(uow, purpose=purpose, ttl=ttl, now=now, data=json.dumps(data))[0]
 
 
-def issue_login_code(uow, provider: ProviderConfig, claims: dict, now: datetime) -> str:
+def issue_login_code(uow: IdentityUnitOfWork, *, provider: ProviderConfig, claims: dict, now: datetime) -> str:
     """Called by the callback once the ID token is verified; nothing about accounts is decided yet."""
     data = {"provider": provider.name, "issuer": claims["iss"], "subject": str(claims["sub"]),
             "email": claims.get("email"), "email_verified": claims.get("email_verified") is True,
             "given_name": claims.get("given_name"), "family_name": claims.get("family_name")}
     with uow:
-        code = _code(uow, LOGIN_CODE, LOGIN_CODE_TTL, data, now)
+        code = _code(uow, purpose=LOGIN_CODE, ttl=LOGIN_CODE_TTL, data=data, now=now)
         uow.commit()
     return code
 
 
-def _spend(uow, code: str, purpose: str, now: datetime) -> dict:
-    return json.loads(one_time_tokens.spend(uow, code, purpose, now).data or "{}")
+def _spend(uow: IdentityUnitOfWork, *, code: str, purpose: str, now: datetime) -> dict:
+    return json.loads(one_time_tokens.spend(uow, token=code, purpose=purpose, now=now).data or "{}")
 
 
 def _name(value, fallback: str) -> str:
@@ -72,7 +72,7 @@ def _name(value, fallback: str) -> str:
     return "-"
 
 
-def _new_account(uow, data: dict, now: datetime) -> Account:
+def _new_account(uow: IdentityUnitOfWork, *, data: dict, now: datetime) -> Account:
     try:
         email = addresses.normalise(data["email"])
     except addresses.AddressRejected:
@@ -87,17 +87,18 @@ def _new_account(uow, data: dict, now: datetime) -> Account:
     return account
 
 
-def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, ProviderConfig], login_code: str,
-            now: datetime, *, device: Device) -> dict:
+def sign_in(uow: IdentityUnitOfWork, *, keys: KeyStore, settings: Settings, providers: dict[str, ProviderConfig],
+            login_code: str, now: datetime, device: Device) -> dict:
     """A session (amr fed) for the person behind the login code; 2FA only where the provider requires it."""
     with uow:
-        data = _spend(uow, login_code, LOGIN_CODE, now)
+        data = _spend(uow, code=login_code, purpose=LOGIN_CODE, now=now)
         provider = providers.get(data["provider"])
         if provider is None:
             raise TokenInvalid()
         linked = uow.federated.get(data["issuer"], data["subject"])
         if linked is not None:
             account = uow.accounts.get(linked.account_id)
+            assert account is not None  # a linked identity goes with its account (ON DELETE CASCADE)
         else:
             if not isinstance(data.get("email"), str) or "@" not in data["email"]:
                 raise ProviderEmailMissing()
@@ -106,20 +107,21 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
             # own the address (pre-account hijacking); they link from the profile once it is theirs.
             if account is not None and not (provider.allow_linking and data["email_verified"]
                                             and account.email_verified):
-                link_code = _code(uow, LINK_CODE, LINK_CODE_TTL, data, now)
+                link_code = _code(uow, purpose=LINK_CODE, ttl=LINK_CODE_TTL, data=data, now=now)
                 uow.commit()  # the login code stays spent; the link code is what the person uses next
                 raise AccountExists(link_code)
             if account is None:
                 if not data["email_verified"]:
                     raise ProviderEmailNotVerified()
-                account = _new_account(uow, data, now)
+                account = _new_account(uow, data=data, now=now)
             uow.federated.add(FederatedIdentity(issuer=data["issuer"], subject=data["subject"],
                                                 provider=provider.name, account_id=account.id,
                                                 email=data.get("email"), created_at=now))
         if provider.require_mfa and account.mfa_enabled:
-            answer = mfa_challenge(uow, account, settings, now, first_factor="fed")
+            answer = mfa_challenge(uow, account=account, settings=settings, now=now, first_factor="fed")
         else:
-            answer = start_session(uow, account, "fed", keys, settings, now, device=device)
+            answer = start_session(uow, account=account, amr="fed", keys=keys, settings=settings, now=now,
+                                   device=device)
         uow.commit()
     SIGN_INS.labels("fed", "mfa_required" if "mfa_token" in answer else "success").inc()
     log.info("federated sign-in", extra={"event": "sign_in_succeeded", "account_id": account.id,
@@ -127,13 +129,13 @@ def sign_in(uow, keys: KeyStore, settings: Settings, providers: dict[str, Provid
     return answer
 
 
-def link(uow, account_id: str, link_code: str, now: datetime) -> list[dict]:
+def link(uow: IdentityUnitOfWork, *, account_id: str, link_code: str, now: datetime) -> list[dict]:
     """Link the provider identity behind `link_code` to the signed-in account."""
     with uow:
         account = uow.accounts.get(account_id)
         if account is None:
             raise AccountNotFound()
-        data = _spend(uow, link_code, LINK_CODE, now)
+        data = _spend(uow, code=link_code, purpose=LINK_CODE, now=now)
         existing = uow.federated.get(data["issuer"], data["subject"])
         if existing is not None and existing.account_id != account_id:
             raise IdentityAlreadyLinked()
@@ -150,6 +152,6 @@ def _document(identity: FederatedIdentity) -> dict:
             "email": identity.email, "created_at": identity.created_at}
 
 
-def identities(uow, account_id: str) -> list[dict]:
+def identities(uow: IdentityUnitOfWork, *, account_id: str) -> list[dict]:
     with uow:
         return [_document(i) for i in uow.federated.of_account(account_id)]

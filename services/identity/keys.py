@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose.backends.base import Key
 
 from services.identity.models import SigningKey
+from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import jwt
 from shared.database import utcnow
 
@@ -65,7 +66,8 @@ def generate(secret_key: str, activates_at: datetime, algorithm: str = ALGORITHM
                       activates_at=activates_at)
 
 
-def rotate(uow, secret_key: str, activation_delay: int, algorithm: str = ALGORITHM) -> SigningKey:
+def rotate(uow: IdentityUnitOfWork, *, secret_key: str, activation_delay: int,
+           algorithm: str = ALGORITHM) -> SigningKey:
     """Add a key; the first key of its algorithm signs at once, later ones after `activation_delay` seconds."""
     with uow:
         now = utcnow()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,8 +38,8 @@ def _throttle_key(account_id: str) -> str:
     return f"mfa:{account_id}"
 
 
-def _check_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datetime, allow_recovery: bool,
-                confirmed: bool = True) -> bool:
+def _check_code(uow: IdentityUnitOfWork, *, box: totp.SecretBox, account_id: str, code: str, now: datetime,
+                allow_recovery: bool, confirmed: bool = True) -> bool:
     """True when `code` is a fresh TOTP code (or an unused recovery code); spends it atomically."""
     code = code.strip()
     if totp.looks_like_totp(code):
@@ -60,13 +60,14 @@ def _check_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datet
     return False
 
 
-def _require_code(uow, box: totp.SecretBox, account_id: str, code: str, now: datetime, allow_recovery: bool,
-                  confirmed: bool = True) -> None:
-    if not _check_code(uow, box, account_id, code, now, allow_recovery, confirmed):
+def _require_code(uow: IdentityUnitOfWork, *, box: totp.SecretBox, account_id: str, code: str, now: datetime,
+                  allow_recovery: bool, confirmed: bool = True) -> None:
+    if not _check_code(uow, box=box, account_id=account_id, code=code, now=now, allow_recovery=allow_recovery,
+                       confirmed=confirmed):
         raise InvalidCode()
 
 
-def _throttled(throttle: Throttle, settings: Settings, account_id: str, attempt: Callable[[], T]) -> T:
+def _throttled(throttle: Throttle, *, settings: Settings, account_id: str, attempt: Callable[[], T]) -> T:
     """Run `attempt` under the account's code throttle (`Throttle.guess`): InvalidCode counts as a failure,
     success clears.
 
@@ -78,20 +79,20 @@ def _throttled(throttle: Throttle, settings: Settings, account_id: str, attempt:
         raise
 
 
-def _new_recovery_codes(uow, account_id: str, now: datetime) -> list[str]:
+def _new_recovery_codes(uow: IdentityUnitOfWork, *, account_id: str, now: datetime) -> list[str]:
     codes = totp.new_recovery_codes()
     uow.recovery_codes.replace(account_id, [totp.recovery_code_hash(c) for c in codes], now)
     return codes
 
 
-def _account(uow, account_id: str) -> Account:
+def _account(uow: IdentityUnitOfWork, account_id: str) -> Account:
     account = uow.accounts.get(account_id)
     if account is None:
         raise AccountNotFound()
     return account
 
 
-def _turn_off(uow, account: Account, now: datetime) -> None:
+def _turn_off(uow: IdentityUnitOfWork, *, account: Account, now: datetime) -> None:
     uow.totp.delete(account.id)
     uow.recovery_codes.delete_all(account.id)
     account.mfa_enabled = False
@@ -105,6 +106,7 @@ class TwoFactor:
     work, the code throttle, the settings and the box that holds TOTP secrets."""
 
     uow: IdentityUnitOfWork
+    _: KW_ONLY
     throttle: Throttle
     settings: Settings
     box: totp.SecretBox
@@ -112,7 +114,8 @@ class TwoFactor:
     def start_enrolment(self, account_id: str, *, password: str, now: datetime) -> dict:
         """New secret, not active until confirmed with a code. Needs the password again."""
         uow = self.uow
-        account = check_password(uow, self.throttle, self.settings, account_id, password)
+        account = check_password(uow, throttle=self.throttle, settings=self.settings, account_id=account_id,
+                                 password=password)
         if account.mfa_enabled:
             raise MfaAlreadyEnabled()
         secret = totp.new_secret()
@@ -135,16 +138,17 @@ class TwoFactor:
                 credential = uow.totp.get(account_id)
                 if credential is None:
                     raise MfaEnrolmentNotStarted()
-                _require_code(uow, self.box, account_id, code, now, allow_recovery=False, confirmed=False)
+                _require_code(uow, box=self.box, account_id=account_id, code=code, now=now, allow_recovery=False,
+                              confirmed=False)
                 credential.confirmed_at = now
                 account.mfa_enabled = True
                 account.updated_at = now
-                codes = _new_recovery_codes(uow, account_id, now)
+                codes = _new_recovery_codes(uow, account_id=account_id, now=now)
                 uow.record(events.mfa_enabled(account_id=account_id, email=account.email))
                 uow.commit()
                 return codes
 
-        codes = _throttled(self.throttle, self.settings, account_id, attempt)
+        codes = _throttled(self.throttle, settings=self.settings, account_id=account_id, attempt=attempt)
         log.info("2FA enabled", extra={"event": "mfa_enabled", "account_id": account_id})
         return codes
 
@@ -156,12 +160,12 @@ class TwoFactor:
             with uow:
                 if not _account(uow, account_id).mfa_enabled:
                     raise MfaNotEnabled()
-                _require_code(uow, self.box, account_id, code, now, allow_recovery=False)
-                codes = _new_recovery_codes(uow, account_id, now)
+                _require_code(uow, box=self.box, account_id=account_id, code=code, now=now, allow_recovery=False)
+                codes = _new_recovery_codes(uow, account_id=account_id, now=now)
                 uow.commit()
                 return codes
 
-        return _throttled(self.throttle, self.settings, account_id, attempt)
+        return _throttled(self.throttle, settings=self.settings, account_id=account_id, attempt=attempt)
 
     def disable(self, account_id: str, *, code: str | None = None, password: str | None = None,
                 now: datetime) -> None:
@@ -176,15 +180,16 @@ class TwoFactor:
                 if not account.mfa_enabled:
                     raise MfaNotEnabled()
                 if code is not None:
-                    _require_code(uow, self.box, account_id, code, now, allow_recovery=True)
-                _turn_off(uow, account, now)
+                    _require_code(uow, box=self.box, account_id=account_id, code=code, now=now, allow_recovery=True)
+                _turn_off(uow, account=account, now=now)
                 uow.commit()
 
         if password is not None:
-            check_password(uow, self.throttle, self.settings, account_id, password)
+            check_password(uow, throttle=self.throttle, settings=self.settings, account_id=account_id,
+                           password=password)
             attempt()
         else:
-            _throttled(self.throttle, self.settings, account_id, attempt)
+            _throttled(self.throttle, settings=self.settings, account_id=account_id, attempt=attempt)
         log.info("2FA disabled", extra={"event": "mfa_disabled", "account_id": account_id})
 
     def complete_sign_in(self, mfa_token: str, *, code: str, keys: KeyStore, device: Device, now: datetime) -> dict:
@@ -211,11 +216,13 @@ class TwoFactor:
                 uow.commit()
             try:
                 with uow:
-                    if not _check_code(uow, self.box, account_id, code, now, allow_recovery=True):
+                    if not _check_code(uow, box=self.box, account_id=account_id, code=code, now=now,
+                                       allow_recovery=True):
                         raise InvalidCode()
                     if not uow.mfa_challenges.use(token_hash, now):
                         raise MfaTokenInvalid()
-                    pair = start_session(uow, _account(uow, account_id), amr, keys, settings, now, device=device)
+                    pair = start_session(uow, account=_account(uow, account_id), amr=amr, keys=keys,
+                                         settings=settings, now=now, device=device)
                     uow.commit()
                     return pair
             except MfaUnavailable:  # the server's fault: the try is given back
@@ -225,7 +232,7 @@ class TwoFactor:
                 raise
 
         try:
-            pair = _throttled(self.throttle, settings, account_id, attempt)
+            pair = _throttled(self.throttle, settings=settings, account_id=account_id, attempt=attempt)
         except InvalidCode:
             SIGN_INS.labels("otp", "failure").inc()
             raise
@@ -234,7 +241,7 @@ class TwoFactor:
         return pair
 
 
-def admin_reset(uow, email: str, actor: str, reason: str, now: datetime) -> str:
+def admin_reset(uow: IdentityUnitOfWork, *, email: str, actor: str, reason: str, now: datetime) -> str:
     """Support path for a lost phone: turn 2FA off, keep an audit record, mail the owner. Returns the account id."""
     with uow:
         account = uow.accounts.by_email(addresses.lookup_form(email))
@@ -242,14 +249,14 @@ def admin_reset(uow, email: str, actor: str, reason: str, now: datetime) -> str:
             raise AccountNotFound(f"No account with the email {email!r}.")
         if not account.mfa_enabled and uow.totp.get(account.id) is None:
             raise MfaNotEnabled()
-        _turn_off(uow, account, now)
+        _turn_off(uow, account=account, now=now)
         uow.audit.add(AuditRecord(at=now, actor=actor, action="mfa.reset", account_id=account.id, detail=reason))
         uow.commit()
     log.warning("2FA reset by support", extra={"event": "mfa_reset", "account_id": account.id, "actor": actor})
     return account.id
 
 
-def rotate_encryption(uow, box: totp.SecretBox) -> int:
+def rotate_encryption(uow: IdentityUnitOfWork, *, box: totp.SecretBox) -> int:
     """Re-encrypt every TOTP secret with the first configured key; returns how many."""
     with uow:
         credentials = uow.totp.all()

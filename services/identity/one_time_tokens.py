@@ -11,10 +11,11 @@ from typing import Any
 
 from services.identity.errors import TokenExpired, TokenInvalid
 from services.identity.models import OneTimeToken
+from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import opaque_tokens
 
 
-def issue(uow, *, purpose: str, ttl: int, now: datetime, account_id: str | None = None,
+def issue(uow: IdentityUnitOfWork, *, purpose: str, ttl: int, now: datetime, account_id: str | None = None,
           data: str | None = None) -> tuple[str, datetime]:
     """A new token of `purpose` living `ttl` seconds, and its expiry; the token itself is never stored."""
     token, token_hash = opaque_tokens.generate()
@@ -24,7 +25,7 @@ def issue(uow, *, purpose: str, ttl: int, now: datetime, account_id: str | None 
     return token, expires_at
 
 
-def find(uow, token: str, purpose: str) -> OneTimeToken:
+def find(uow: IdentityUnitOfWork, *, token: str, purpose: str) -> OneTimeToken:
     """The token's row, used or not, if it exists for `purpose`; else TokenInvalid. Spends nothing."""
     row = uow.tokens.get(opaque_tokens.digest(token))
     if row is None or row.purpose != purpose:
@@ -43,10 +44,10 @@ def live(row: Any, now: datetime, *, invalid: type[TokenInvalid] = TokenInvalid,
     return row
 
 
-def spend(uow, token: str, purpose: str, now: datetime) -> OneTimeToken:
+def spend(uow: IdentityUnitOfWork, *, token: str, purpose: str, now: datetime) -> OneTimeToken:
     """Spend a live token of `purpose` and return its row: TokenInvalid when unknown, for another purpose
     or used (also by a concurrent request a moment ago), TokenExpired when past its expiry."""
-    row = live(find(uow, token, purpose), now)
+    row = live(find(uow, token=token, purpose=purpose), now)
     if not uow.tokens.use(row, now):
         raise TokenInvalid()
     return row

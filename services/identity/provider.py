@@ -29,6 +29,7 @@ from services.identity.models import AuthorizationRequest, RelyingPartyRecord
 from services.identity.oauth_server import Context, ProtocolRequest, Server, basic_credentials, scoped_claims
 from services.identity.relying_parties import RelyingParty
 from services.identity.settings import Settings
+from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import jwt
 from shared.errors import DomainError
 from shared.throttle import Throttle
@@ -122,7 +123,7 @@ class Clients:
         return relying_parties.from_record(row.client_id, row.secret_hash, row.metadata_json) if row else None
 
 
-def add_client(uow, *, client_id: str, registration: dict, now: datetime) -> str | None:
+def add_client(uow: IdentityUnitOfWork, *, client_id: str, registration: dict, now: datetime) -> str | None:
     """Register (or replace) a client in the database; returns its new secret (shown once), None for a
     public client. Raises ConfigError when the registration is not valid."""
     public = registration.get("token_endpoint_auth_method") == "none"
@@ -146,7 +147,7 @@ class Provider:
         self.verify = verify
         self.server = Server(clients)
 
-    def _request(self, uow, *, http: HttpRequest, path: str, now: datetime) -> ProtocolRequest:
+    def _request(self, uow: IdentityUnitOfWork, *, http: HttpRequest, path: str, now: datetime) -> ProtocolRequest:
         context = Context(uow=uow, keys=self.keys, settings=self.settings, now=now, verify=self.verify)
         query = urlencode([(key, value) for key, values in http.query.items() for value in values])
         # authlib reads the URI only to refuse plain http off loopback; the settings decide that
@@ -168,7 +169,7 @@ class Provider:
 
     # --- the browser's side
 
-    def authorize(self, uow, *, http: HttpRequest, now: datetime) -> Redirect | ErrorPage:
+    def authorize(self, uow: IdentityUnitOfWork, *, http: HttpRequest, now: datetime) -> Redirect | ErrorPage:
         """Check a relying party's authorization request and send the browser to the hosted sign-in page.
 
         A request whose client or redirect_uri is not registered gets an error page and is never
@@ -196,7 +197,7 @@ class Provider:
 
     # --- the hosted pages' side (internal routes, service token)
 
-    def _pending(self, uow, request_id: str, now: datetime) -> tuple[AuthorizationRequest, dict]:
+    def _pending(self, uow: IdentityUnitOfWork, *, request_id: str, now: datetime) -> tuple[AuthorizationRequest, dict]:
         pending = uow.authorization_requests.get(request_id)
         if pending is None:
             raise AuthRequestNotFound()
@@ -206,10 +207,10 @@ class Provider:
             raise AuthRequestExpired()
         return pending, json.loads(pending.parameters)
 
-    def describe(self, uow, *, request_id: str, now: datetime) -> dict:
+    def describe(self, uow: IdentityUnitOfWork, *, request_id: str, now: datetime) -> dict:
         """What the hosted pages need to show for an authorization request."""
         with uow:
-            pending, parameters = self._pending(uow, request_id, now)
+            pending, parameters = self._pending(uow, request_id=request_id, now=now)
         client = self.clients(pending.client_id)
         if client is None:
             raise AuthRequestNotFound()
@@ -239,7 +240,8 @@ class Provider:
             bounds.append(pending.created_at.replace(microsecond=0) - timedelta(seconds=int(parameters["max_age"])))
         return max(bounds) if bounds else None
 
-    def complete(self, uow, *, request_id: str, person_token: str, workspace: dict | None, now: datetime) -> dict:
+    def complete(self, uow: IdentityUnitOfWork, *, request_id: str, person_token: str, workspace: dict | None,
+                 now: datetime) -> dict:
         """Complete an authorization request for the person whose access token the hosted pages hold;
         returns `{"redirect_to": <the client's redirect_uri with code, state and iss>}`."""
         try:
@@ -249,7 +251,7 @@ class Provider:
         if "client_id" in person or not isinstance(person.get("sid"), str):
             raise PersonTokenInvalid("The person's token must come from their own sign-in, not from a client.")
         with uow:
-            pending, parameters = self._pending(uow, request_id, now)
+            pending, parameters = self._pending(uow, request_id=request_id, now=now)
             if not uow.sessions.active(person["sid"]):
                 raise PersonTokenInvalid()
             auth_time = datetime.fromtimestamp(int(person["auth_time"]), now.tzinfo)
@@ -283,11 +285,11 @@ class Provider:
             raise AuthRequestNotFound(target.message)
         return {"redirect_to": target.url}
 
-    def refuse(self, uow, *, request_id: str, error: str, now: datetime) -> dict:
+    def refuse(self, uow: IdentityUnitOfWork, *, request_id: str, error: str, now: datetime) -> dict:
         """End an authorization request without a sign-in (`prompt=none` and nobody signed in:
         `login_required`; the person declined: `access_denied`); returns the URL back to the client."""
         with uow:
-            pending, parameters = self._pending(uow, request_id, now)
+            pending, parameters = self._pending(uow, request_id=request_id, now=now)
             pending.completed_at = now
             uow.commit()
         params = [("error", error)] + ([("state", parameters["state"])] if "state" in parameters else [])
@@ -313,7 +315,7 @@ class Provider:
 
         throttle.guess(secret_guess_key(client_id), check, InvalidClient, **failure_policy(self.settings))
 
-    def _endpoint(self, uow, *, throttle: Throttle, http: HttpRequest, path: str, now: datetime,
+    def _endpoint(self, uow: IdentityUnitOfWork, *, throttle: Throttle, http: HttpRequest, path: str, now: datetime,
                   answer: Callable[[ProtocolRequest], tuple]) -> tuple[int, dict, list]:
         """A back-channel endpoint: the client's secret under the guess throttle, then the protocol.
         Whatever a request changed is committed, failures included: a replayed code's revocation stays."""
@@ -326,22 +328,25 @@ class Provider:
             uow.commit()
         return result
 
-    def token(self, uow, *, throttle: Throttle, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
+    def token(self, uow: IdentityUnitOfWork, *, throttle: Throttle, http: HttpRequest,
+              now: datetime) -> tuple[int, dict, list]:
         """The token endpoint for the authorization_code and refresh_token grants (RFC 6749 answers)."""
         return self._endpoint(uow, throttle=throttle, http=http, path="/oauth2/token", now=now,
                               answer=self.server.create_token_response)
 
-    def revoke(self, uow, *, throttle: Throttle, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
+    def revoke(self, uow: IdentityUnitOfWork, *, throttle: Throttle, http: HttpRequest,
+               now: datetime) -> tuple[int, dict, list]:
         """RFC 7009: revoking a token revokes its grant (every token issued from its code)."""
         return self._endpoint(uow, throttle=throttle, http=http, path="/oauth2/revoke", now=now,
                               answer=lambda request: self.server.create_endpoint_response("revocation", request))
 
-    def introspect(self, uow, *, throttle: Throttle, http: HttpRequest, now: datetime) -> tuple[int, dict, list]:
+    def introspect(self, uow: IdentityUnitOfWork, *, throttle: Throttle, http: HttpRequest,
+                   now: datetime) -> tuple[int, dict, list]:
         """RFC 7662, for confidential clients, about their own tokens."""
         return self._endpoint(uow, throttle=throttle, http=http, path="/oauth2/introspect", now=now,
                               answer=lambda request: self.server.create_endpoint_response("introspection", request))
 
-    def userinfo(self, uow, *, claims: dict) -> dict:
+    def userinfo(self, uow: IdentityUnitOfWork, *, claims: dict) -> dict:
         """The person's claims an access token of this provider opens (by its scope)."""
         scope = str(claims.get("scope", "")).split()
         if "openid" not in scope or not isinstance(claims.get("grant_id"), str):
@@ -356,7 +361,7 @@ class Provider:
             return {"sub": account.id, **scoped_claims(account=account, scope=grant.scope,
                                                         workspace=grant.workspace)}
 
-    def end_session(self, uow, *, id_token_hint: str | None, post_logout_redirect_uri: str | None,
+    def end_session(self, uow: IdentityUnitOfWork, *, id_token_hint: str | None, post_logout_redirect_uri: str | None,
                     state: str | None, now: datetime) -> Redirect | ErrorPage | SignedOut:
         """RP-initiated logout: the session the ID token names ends (the hosted pages' sign-in with it, and
         every grant it opened); the browser goes to a registered post_logout_redirect_uri, with `state`."""

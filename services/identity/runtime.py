@@ -21,7 +21,7 @@ from shared.throttle import Throttle
 EXTENSION = "threshold.identity"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Runtime:
     settings: Settings
     reads: Reads  # single-statement reads on the autocommit engine

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from services.tenancy.errors import EmailNotVerified, Forbidden, NotFound
 from services.tenancy.models import OPENS_EVERY_WORKSPACE, RANK, Organization, Workspace
+from services.tenancy.unit_of_work import TenancyUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ def require_role(role: str, minimum: str) -> None:
         raise Forbidden(f"This needs the {minimum} role or higher.")
 
 
-def organization_role(uow, organization_id: str, user_id: str) -> tuple[Organization, str]:
+def organization_role(uow: TenancyUnitOfWork, *, organization_id: str, user_id: str) -> tuple[Organization, str]:
     organization = uow.organizations.get(organization_id)
     membership = uow.organizations.membership(organization_id, user_id) if organization is not None else None
-    if membership is None:
+    if organization is None or membership is None:
         raise NotFound()
     return organization, membership.role
 
@@ -52,7 +53,7 @@ def effective_workspace_role(workspace_role: str | None, organization_role: str 
     return max(candidates, key=RANK.__getitem__) if candidates else None
 
 
-def workspace_role(uow, workspace_id: str, user_id: str) -> tuple[Workspace, str]:
+def workspace_role(uow: TenancyUnitOfWork, *, workspace_id: str, user_id: str) -> tuple[Workspace, str]:
     workspace = uow.workspaces.get(workspace_id)
     if workspace is None:
         raise NotFound()

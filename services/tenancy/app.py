@@ -40,8 +40,14 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     directory = IdentityDirectory(settings.identity_url, settings.client_id, settings.client_secret)
     limits = InvitationLimits(Throttle(autocommit_engine, throttles, clock), settings.invitations_per_inviter_per_hour,
                               settings.invitations_per_workspace_per_day)
-    app.extensions[EXTENSION] = Runtime(settings, make_session_factory(engine), directory, limits, clock,
-                                        Reads(autocommit_engine))
+    app.extensions[EXTENSION] = Runtime(
+        settings=settings,
+        session_factory=make_session_factory(engine),
+        directory=directory,
+        invitation_limits=limits,
+        clock=clock,
+        reads=Reads(autocommit_engine),
+    )
     for blueprint in (organizations_blp, workspaces_blp, invitations_blp):
         api.register_blueprint(blueprint)
     return app

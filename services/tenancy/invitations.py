@@ -18,6 +18,7 @@ from services.tenancy.errors import (
 )
 from services.tenancy.models import RANK, Invitation, OrganizationMember, WorkspaceMember
 from services.tenancy.pagination import Keyset, PageRequest
+from services.tenancy.unit_of_work import TenancyUnitOfWork
 from shared import addresses, opaque_tokens
 from shared.throttle import Throttle
 
@@ -51,13 +52,13 @@ def invitation_document(invitation: Invitation, workspace_name: str | None = Non
     return document
 
 
-def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str, email: str, role: str,
-           accept_base_url: str, ttl: int, now: datetime, *, limits: InvitationLimits) -> dict:
+def invite(uow: TenancyUnitOfWork, *, directory: IdentityDirectory, limits: InvitationLimits, caller: Caller,
+           workspace_id: str, email: str, role: str, accept_base_url: str, ttl: int, now: datetime) -> dict:
     """Invite an address; the notifier mails it an accept link. Owners may invite owners. Counted against
     the inviter's and the workspace's limits once the caller may invite (outsiders cannot spend them)."""
     email = addresses.normalise(email)  # the API has refused what this would; other callers get ValueError
     with uow:
-        _workspace, caller_role = workspace_role(uow, workspace_id, caller.user_id)
+        _workspace, caller_role = workspace_role(uow, workspace_id=workspace_id, user_id=caller.user_id)
         require_role(caller_role, "admin")
         if RANK[role] > RANK[caller_role]:
             raise Forbidden("You cannot invite with a role above your own.")
@@ -69,7 +70,7 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
     token, token_hash = opaque_tokens.generate()
     with uow:
         uow.workspaces.lock(workspace_id)  # a double submit finds the first invitation pending, not a 500
-        workspace, _role = workspace_role(uow, workspace_id, caller.user_id)
+        workspace, _role = workspace_role(uow, workspace_id=workspace_id, user_id=caller.user_id)
         uow.invitations.expire_stale(now, workspace_id=workspace_id, email=email)
         if uow.invitations.pending_for(workspace_id, email) is not None:
             raise InvitationPending()
@@ -85,7 +86,7 @@ def invite(uow, directory: IdentityDirectory, caller: Caller, workspace_id: str,
         return invitation_document(invitation, workspace.name)
 
 
-def list_mine(uow, *, caller: Caller, now: datetime, page: PageRequest) -> dict:
+def list_mine(uow: TenancyUnitOfWork, *, caller: Caller, now: datetime, page: PageRequest) -> dict:
     """A page of the invitations pending for the caller's verified email, oldest first."""
     after = INVITATIONS.position(page.cursor)
     if not caller.email_verified:
@@ -102,7 +103,7 @@ def _visible_to_invitee(invitation: Invitation | None, caller: Caller) -> Invita
     return invitation
 
 
-def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -> dict:
+def accept(uow: TenancyUnitOfWork, *, caller: Caller, invitation_id: str, token: str, now: datetime) -> dict:
     """Only the holder of the invited, verified address accepts, with the token from the mail."""
     with uow:
         invitation = _visible_to_invitee(uow.invitations.get(invitation_id, lock=True), caller)  # double clicks
@@ -111,6 +112,7 @@ def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -
         if invitation.status == "expired" or invitation.expires_at <= now:
             raise InvitationExpired()
         workspace = uow.workspaces.get(invitation.workspace_id)
+        assert workspace is not None  # an invitation goes with its workspace (ON DELETE CASCADE)
         uow.organizations.lock(workspace.organization_id)  # one person accepting two invitations at once
         if uow.workspaces.membership(workspace.id, caller.user_id) is not None:
             raise AlreadyMember()
@@ -127,7 +129,7 @@ def accept(uow, caller: Caller, invitation_id: str, token: str, now: datetime) -
                 "user_id": caller.user_id, "role": invitation.role, "joined_at": now}
 
 
-def preview(uow, *, invitation_id: str, token: str, now: datetime) -> dict:
+def preview(uow: TenancyUnitOfWork, *, invitation_id: str, token: str, now: datetime) -> dict:
     """What the mail's link invites to, for whoever holds the link (signed out too): the token proves it, and
     is only compared, never spent. An unknown invitation or a wrong token: NotFound; an expired one:
     InvitationExpired. Accepted and revoked ones answer with their state."""
@@ -138,14 +140,16 @@ def preview(uow, *, invitation_id: str, token: str, now: datetime) -> dict:
         if invitation.status == "expired" or (invitation.status == "pending" and invitation.expires_at <= now):
             raise InvitationExpired()
         workspace = uow.workspaces.get(invitation.workspace_id)
+        assert workspace is not None  # an invitation goes with its workspace, a workspace with its organization
         organization = uow.organizations.get(workspace.organization_id)
+        assert organization is not None
         return {"id": invitation.id, "workspace_id": workspace.id, "organization_name": organization.name,
                 "workspace_name": workspace.name,
                 "inviter_name": invitation.inviter_name, "email": invitation.email, "role": invitation.role,
                 "expires_at": invitation.expires_at, "state": invitation.status}
 
 
-def revoke(uow, caller: Caller, invitation_id: str) -> None:
+def revoke(uow: TenancyUnitOfWork, *, caller: Caller, invitation_id: str) -> None:
     """Workspace owners and admins revoke; the invitee may decline. Anyone else: not found."""
     with uow:
         invitation = uow.invitations.get(invitation_id)
@@ -153,18 +157,19 @@ def revoke(uow, caller: Caller, invitation_id: str) -> None:
             raise NotFound()
         is_invitee = caller.email_verified and invitation.email == caller.email
         if not is_invitee:
-            _workspace, role = workspace_role(uow, invitation.workspace_id, caller.user_id)
+            _workspace, role = workspace_role(uow, workspace_id=invitation.workspace_id, user_id=caller.user_id)
             require_role(role, "admin")
         if invitation.status == "pending":
             invitation.status = "revoked"
             uow.commit()
 
 
-def list_for_workspace(uow, *, caller: Caller, workspace_id: str, now: datetime, page: PageRequest) -> dict:
+def list_for_workspace(uow: TenancyUnitOfWork, *, caller: Caller, workspace_id: str, now: datetime,
+                       page: PageRequest) -> dict:
     """A page of the invitations pending in the workspace, oldest first (owners and admins)."""
     after = INVITATIONS.position(page.cursor)
     with uow:
-        _workspace, role = workspace_role(uow, workspace_id, caller.user_id)
+        _workspace, role = workspace_role(uow, workspace_id=workspace_id, user_id=caller.user_id)
         require_role(role, "admin")
         rows, last = uow.invitations.pending_in_workspace(workspace_id, now, after, page.limit)
         return INVITATIONS.page([invitation_document(invitation) for invitation, in rows], last)

@@ -19,7 +19,7 @@ from shared.logs import current_request_id
 EXTENSION = "threshold.tenancy"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Runtime:
     settings: Settings
     session_factory: sessionmaker

@@ -10,30 +10,31 @@ from services.tenancy.members import leave_organization_if_no_workspace
 from services.tenancy.models import Workspace, WorkspaceMember
 from services.tenancy.organizations import record_workspace_created, workspace_document
 from services.tenancy.pagination import Keyset, PageRequest
+from services.tenancy.unit_of_work import TenancyUnitOfWork
 
 # By organization age, then workspace age: the switcher groups each organization's workspaces.
 WORKSPACES = Keyset("workspaces", datetime, str, datetime, str)
 
 
-def create(uow, caller: Caller, organization_id: str, name: str, now: datetime) -> dict:
+def create(uow: TenancyUnitOfWork, *, caller: Caller, organization_id: str, name: str, now: datetime) -> dict:
     """Organization owners and admins create workspaces; the creator becomes its owner."""
     with uow:
-        _organization, role = organization_role(uow, organization_id, caller.user_id)
+        _organization, role = organization_role(uow, organization_id=organization_id, user_id=caller.user_id)
         require_role(role, "admin")
         workspace = Workspace(organization_id=organization_id, name=name, created_at=now, updated_at=now)
         uow.workspaces.add(workspace)
         uow.workspaces.add(WorkspaceMember(workspace_id=workspace.id, user_id=caller.user_id, role="owner",
                                            created_at=now))
-        record_workspace_created(uow, workspace, caller.user_id)
+        record_workspace_created(uow, workspace=workspace, owner_id=caller.user_id)
         uow.commit()
         return workspace_document(workspace, "owner")
 
 
-def list_in_organization(uow, *, caller: Caller, organization_id: str, page: PageRequest) -> dict:
+def list_in_organization(uow: TenancyUnitOfWork, *, caller: Caller, organization_id: str, page: PageRequest) -> dict:
     """A page of the organization's workspaces that the caller may open."""
     after = WORKSPACES.position(page.cursor)
     with uow:
-        organization_role(uow, organization_id, caller.user_id)
+        organization_role(uow, organization_id=organization_id, user_id=caller.user_id)
         rows, last = uow.workspaces.openable(caller.user_id, organization_id, after, page.limit)
         return WORKSPACES.page([workspace_document(workspace, effective_workspace_role(ws_role, org_role))
                                 for workspace, _organization, ws_role, org_role in rows], last)
@@ -51,15 +52,15 @@ def list_mine(reads: Reads, *, caller: Caller, page: PageRequest) -> dict:
                             for row in rows], last)
 
 
-def read(uow, caller: Caller, workspace_id: str) -> dict:
+def read(uow: TenancyUnitOfWork, *, caller: Caller, workspace_id: str) -> dict:
     with uow:
-        workspace, role = workspace_role(uow, workspace_id, caller.user_id)
+        workspace, role = workspace_role(uow, workspace_id=workspace_id, user_id=caller.user_id)
         return workspace_document(workspace, role, uow.organizations.get(workspace.organization_id))
 
 
-def rename(uow, caller: Caller, workspace_id: str, changes: dict, now: datetime) -> dict:
+def rename(uow: TenancyUnitOfWork, *, caller: Caller, workspace_id: str, changes: dict, now: datetime) -> dict:
     with uow:
-        workspace, role = workspace_role(uow, workspace_id, caller.user_id)
+        workspace, role = workspace_role(uow, workspace_id=workspace_id, user_id=caller.user_id)
         require_role(role, "admin")
         if "name" in changes:
             workspace.name = changes["name"]
@@ -68,14 +69,14 @@ def rename(uow, caller: Caller, workspace_id: str, changes: dict, now: datetime)
         return workspace_document(workspace, role, uow.organizations.get(workspace.organization_id))
 
 
-def delete(uow, caller: Caller, workspace_id: str) -> None:
+def delete(uow: TenancyUnitOfWork, *, caller: Caller, workspace_id: str) -> None:
     with uow:
-        workspace, role = workspace_role(uow, workspace_id, caller.user_id)
+        workspace, role = workspace_role(uow, workspace_id=workspace_id, user_id=caller.user_id)
         require_role(role, "owner")
         if uow.workspaces.count_in_organization(workspace.organization_id) <= 1:
             raise LastWorkspace()
         member_ids = [member.user_id for member in uow.workspaces.members(workspace_id)]
         uow.workspaces.delete(workspace)
         for user_id in member_ids:
-            leave_organization_if_no_workspace(uow, workspace.organization_id, user_id)
+            leave_organization_if_no_workspace(uow, organization_id=workspace.organization_id, user_id=user_id)
         uow.commit()

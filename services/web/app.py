@@ -38,13 +38,19 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     if settings.proxy_hops:
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-    store = SessionStore(make_session_factory(engine), settings.secret_key, settings.session_ttl, clock,
-                         make_engine(settings.database_url, autocommit=True))
+    store = SessionStore(make_session_factory(engine), secret_key=settings.secret_key, ttl=settings.session_ttl,
+                         clock=clock, autocommit_engine=make_engine(settings.database_url, autocommit=True))
     app.session_interface = ServerSessionInterface(store, settings.secure_cookies)
     timeout = settings.upstream_timeout
     identity = Api(settings.identity_url, timeout)
-    app.extensions[EXTENSION] = Runtime(settings, identity, Api(settings.tenancy_url, timeout), store, clock,
-                                        ServiceToken(identity, settings.client_id, settings.client_secret))
+    app.extensions[EXTENSION] = Runtime(
+        settings=settings,
+        identity=identity,
+        tenancy=Api(settings.tenancy_url, timeout),
+        store=store,
+        clock=clock,
+        service_token=ServiceToken(identity, settings.client_id, settings.client_secret),
+    )
     Babel(app, locale_selector=lambda: request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0]))
     # flask-babel's template callables, finding the request's translations once instead of once per string
     # (a page shows a dozen or more, at about 25 microseconds each).

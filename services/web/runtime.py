@@ -49,7 +49,7 @@ class ServiceToken:
             return self.value
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Runtime:
     settings: Settings
     identity: Api

@@ -49,7 +49,7 @@ class ServerSession(CallbackDict, SessionMixin):
 class SessionStore:
     """Reads and writes encrypted session rows."""
 
-    def __init__(self, session_factory: sessionmaker, secret_key: str, ttl: int, clock: Callable[[], datetime],
+    def __init__(self, session_factory: sessionmaker, *, secret_key: str, ttl: int, clock: Callable[[], datetime],
                  autocommit_engine: Engine | None = None):
         """`autocommit_engine` reads sessions (`autocommit.Reads`: a single SELECT needs no transaction);
         by default the session factory's engine does."""

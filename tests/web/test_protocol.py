@@ -185,7 +185,7 @@ def expire_access_token(stack, cookie: str) -> str:
     from shared.database import make_engine, make_session_factory, utcnow
 
     engine = make_engine(f"sqlite:///{stack.processes.workdir / 'var' / 'web.db'}")
-    store = SessionStore(make_session_factory(engine), DEVELOPMENT_SECRET, 3600, utcnow)
+    store = SessionStore(make_session_factory(engine), secret_key=DEVELOPMENT_SECRET, ttl=3600, clock=utcnow)
     seen = {}
 
     def expire(data: dict) -> dict:

@@ -29,8 +29,8 @@ class Accounts(MethodView):
         """
         limit_per_ip("sign-up")
         rt = runtime()
-        return accounts.register(rt.uow(), rt.settings, body["email"], body["password"], body["first_name"],
-                                 body["last_name"], rt.clock())
+        return accounts.register(rt.uow(), settings=rt.settings, email=body["email"], password=body["password"],
+                                 first_name=body["first_name"], last_name=body["last_name"], now=rt.clock())
 
 
 @blp.route("/email-verifications")
@@ -46,7 +46,8 @@ class EmailVerifications(MethodView):
         """
         limit_per_ip("email")
         rt = runtime()
-        accounts.resend_verification(rt.uow(), rt.throttle, rt.settings, body["email"], rt.clock())
+        accounts.resend_verification(rt.uow(), throttle=rt.throttle, settings=rt.settings, email=body["email"],
+                                     now=rt.clock())
         return ACCEPTED
 
 
@@ -61,7 +62,7 @@ class EmailVerificationConfirm(MethodView):
         Confirming again with the same token returns 200 (mail scanners open links first).
         """
         rt = runtime()
-        return accounts.confirm_email(rt.uow(), body["token"], rt.clock())
+        return accounts.confirm_email(rt.uow(), token=body["token"], now=rt.clock())
 
 
 @blp.route("/password-resets")
@@ -76,7 +77,8 @@ class PasswordResets(MethodView):
         """
         limit_per_ip("email")
         rt = runtime()
-        accounts.request_password_reset(rt.uow(), rt.throttle, rt.settings, body["email"], rt.clock())
+        accounts.request_password_reset(rt.uow(), throttle=rt.throttle, settings=rt.settings, email=body["email"],
+                                        now=rt.clock())
         return ACCEPTED
 
 
@@ -94,4 +96,5 @@ class PasswordResetConfirm(MethodView):
         """
         limit_per_ip("reset")
         rt = runtime()
-        accounts.reset_password(rt.uow(), rt.throttle, rt.settings, body["token"], body["new_password"], rt.clock())
+        accounts.reset_password(rt.uow(), throttle=rt.throttle, settings=rt.settings, token=body["token"],
+                                new_password=body["new_password"], now=rt.clock())

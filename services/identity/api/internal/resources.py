@@ -32,7 +32,7 @@ class InternalAccounts(MethodView):
     @blp.alt_response(403, description="insufficient_scope")
     def get(self, query):
         """Accounts by id (`?id=…&id=…`, at most 100); unknown ids are left out"""
-        return clients.accounts_by_id(runtime().uow(), query["id"])
+        return clients.accounts_by_id(runtime().uow(), ids=query["id"])
 
 
 class AuthRequestSchema(Schema):

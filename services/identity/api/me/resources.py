@@ -22,7 +22,7 @@ class Me(MethodView):
     def get(self):
         """The signed-in account"""
         rt = runtime()
-        return accounts.get_account(rt.reads, g.claims["sub"])
+        return accounts.get_account(rt.reads, account_id=g.claims["sub"])
 
     @bearer_required()
     @blp.arguments(ProfileUpdateSchema(), required=False)
@@ -31,7 +31,7 @@ class Me(MethodView):
     def patch(self, body):
         """Change first or last name"""
         rt = runtime()
-        return accounts.update_profile(rt.uow(), g.claims["sub"], body, rt.clock())
+        return accounts.update_profile(rt.uow(), account_id=g.claims["sub"], changes=body, now=rt.clock())
 
 
 @blp.route("/me/password")
@@ -48,8 +48,10 @@ class MyPassword(MethodView):
         Needs the current password; signs out every other session.
         """
         rt = runtime()
-        accounts.change_password(rt.uow(), guess_throttle(), rt.settings, g.claims["sub"], g.claims["sid"],
-                                 body["current_password"], body["new_password"], rt.clock())
+        accounts.change_password(rt.uow(), throttle=guess_throttle(), settings=rt.settings,
+                                 account_id=g.claims["sub"], session_id=g.claims["sid"],
+                                 current_password=body["current_password"], new_password=body["new_password"],
+                                 now=rt.clock())
 
 
 @blp.route("/me/sessions")

@@ -24,7 +24,7 @@ blp = Blueprint("mfa", __name__, url_prefix="/v1", description="Two-factor authe
 
 def two_factor() -> mfa.TwoFactor:
     rt = runtime()
-    return mfa.TwoFactor(rt.uow(), guess_throttle(), rt.settings, rt.totp_box)
+    return mfa.TwoFactor(rt.uow(), throttle=guess_throttle(), settings=rt.settings, box=rt.totp_box)
 
 
 @blp.route("/me/mfa/totp")

@@ -59,5 +59,6 @@ class Token(MethodView):
         basic = _basic_credentials()
         client_id, secret = basic if basic else (form.get("client_id", ""), form.get("client_secret", ""))
         rt = runtime()
-        return clients.issue_token(rt.reads, guess_throttle(), rt.keys, rt.settings, form["grant_type"], client_id,
-                                   secret, form.get("scope"), rt.clock())
+        return clients.issue_token(rt.reads, throttle=guess_throttle(), keys=rt.keys, settings=rt.settings,
+                                   grant_type=form["grant_type"], client_id=client_id, client_secret=secret,
+                                   scope=form.get("scope"), now=rt.clock())

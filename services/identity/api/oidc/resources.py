@@ -126,7 +126,7 @@ class Callback(MethodView):
         else:
             try:
                 claims = chosen.exchange(query["code"], pending, _redirect_uri(provider))
-                code = federation.issue_login_code(rt.uow(), chosen.config, claims, rt.clock())
+                code = federation.issue_login_code(rt.uow(), provider=chosen.config, claims=claims, now=rt.clock())
                 target = _back_to_app(pending.return_to, login_code=code)
             except OidcError as error:
                 target = _back_to_app(pending.return_to, error=error.code, error_description=error.detail)
@@ -150,8 +150,8 @@ class OidcSession(MethodView):
         """
         limit_per_ip("sign-in")
         rt = runtime()
-        return federation.sign_in(rt.uow(), rt.keys, rt.settings, rt.settings.oidc_providers, body["login_code"],
-                                  rt.clock(), device=device())
+        return federation.sign_in(rt.uow(), keys=rt.keys, settings=rt.settings, providers=rt.settings.oidc_providers,
+                                  login_code=body["login_code"], now=rt.clock(), device=device())
 
 
 @blp.route("/me/identities")
@@ -160,7 +160,7 @@ class MyIdentities(MethodView):
     @blp.response(200, IdentityListSchema)
     def get(self):
         """Provider identities linked to the signed-in account"""
-        return {"items": federation.identities(runtime().uow(), g.claims["sub"])}
+        return {"items": federation.identities(runtime().uow(), account_id=g.claims["sub"])}
 
     @bearer_required()
     @blp.arguments(LinkCodeSchema())
@@ -170,4 +170,5 @@ class MyIdentities(MethodView):
     def post(self, body):
         """Link a provider identity (the link_code from a 409 account_exists) to the signed-in account"""
         rt = runtime()
-        return {"items": federation.link(rt.uow(), g.claims["sub"], body["link_code"], rt.clock())}
+        return {"items": federation.link(rt.uow(), account_id=g.claims["sub"], link_code=body["link_code"],
+                                         now=rt.clock())}

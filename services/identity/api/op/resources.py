@@ -116,8 +116,9 @@ def _service_token() -> Response:
     basic = basic_credentials(request.headers.get("Authorization", ""))
     client_id, secret = basic if basic else (request.form.get("client_id", ""), request.form.get("client_secret", ""))
     try:
-        body = clients.issue_token(rt.reads, guess_throttle(), rt.keys, rt.settings, "client_credentials",
-                                   client_id[:100], secret[:512], request.form.get("scope"), rt.clock())
+        body = clients.issue_token(rt.reads, throttle=guess_throttle(), keys=rt.keys, settings=rt.settings,
+                                   grant_type="client_credentials", client_id=client_id[:100],
+                                   client_secret=secret[:512], scope=request.form.get("scope"), now=rt.clock())
     except RateLimited as error:
         return _slow_down(error)
     except DomainError as error:

@@ -57,7 +57,7 @@ def verify_email():
             if not account["email_verified"]:
                 return page(VERIFY_PAGE, title="Verify your email", account=account, token=token)
         else:
-            account = accounts.confirm_email(rt.uow(), token, rt.clock())
+            account = accounts.confirm_email(rt.uow(), token=token, now=rt.clock())
     except OneTimeTokenError as error:
         return page(VERIFY_PAGE, 400, title="Link not valid", message=error.detail)
     return page(VERIFY_PAGE, title="Email verified", account=account, verified=True)
@@ -75,7 +75,7 @@ def resend_verification():
         return _too_many(VERIFY_PAGE, error, title="Link not valid")
     except ValidationError:
         return page(VERIFY_PAGE, 422, title="Link not valid", message="That is not an email address.")
-    accounts.resend_verification(rt.uow(), rt.throttle, rt.settings, email, rt.clock())
+    accounts.resend_verification(rt.uow(), throttle=rt.throttle, settings=rt.settings, email=email, now=rt.clock())
     return page(VERIFY_PAGE, 202, title="Check your inbox", sent=True)
 
 
@@ -88,8 +88,8 @@ def reset_password():
     rt = runtime()
     try:
         limit_per_ip("reset")
-        accounts.reset_password(rt.uow(), rt.throttle, rt.settings, token, request.form.get("new_password", ""),
-                                rt.clock())
+        accounts.reset_password(rt.uow(), throttle=rt.throttle, settings=rt.settings, token=token,
+                                new_password=request.form.get("new_password", ""), now=rt.clock())
     except (OneTimeTokenError, PasswordRejected) as error:
         return page(RESET_PAGE, 400, title="Reset password", token=token, message=error.detail)
     except RateLimited as error:

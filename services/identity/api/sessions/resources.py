@@ -28,8 +28,8 @@ class Sessions(MethodView):
         """
         limit_per_ip("sign-in")
         rt = runtime()
-        return sessions.sign_in(rt.uow(), rt.reads, guess_throttle(), rt.keys, rt.settings, body["email"],
-                                body["password"], rt.clock(), device=device())
+        return sessions.sign_in(rt.uow(), reads=rt.reads, throttle=guess_throttle(), keys=rt.keys, settings=rt.settings,
+                                email=body["email"], password=body["password"], now=rt.clock(), device=device())
 
 
 @blp.route("/tokens/refresh")
@@ -44,7 +44,8 @@ class TokenRefresh(MethodView):
         whole session (401 token_reused).
         """
         rt = runtime()
-        return sessions.refresh(rt.rotations, rt.keys, rt.settings, body["refresh_token"], rt.clock())
+        return sessions.refresh(rt.rotations, keys=rt.keys, settings=rt.settings, refresh_token=body["refresh_token"],
+                                now=rt.clock())
 
 
 @blp.route("/sessions/revoke")
@@ -54,4 +55,4 @@ class SessionRevoke(MethodView):
     def post(self, body):
         """Sign out: end the session of a refresh token"""
         rt = runtime()
-        sessions.sign_out(rt.uow(), body["refresh_token"], rt.clock())
+        sessions.sign_out(rt.uow(), refresh_token=body["refresh_token"], now=rt.clock())

@@ -77,9 +77,10 @@ class WorkspaceInvitations(MethodView):
         Retry-After.
         """
         rt = runtime()
-        return invitations.invite(rt.uow(), rt.directory, caller(), workspace_id, body["email"], body["role"],
-                                  rt.settings.invitation_accept_url, rt.settings.invitation_ttl, rt.clock(),
-                                  limits=rt.invitation_limits)
+        return invitations.invite(rt.uow(), directory=rt.directory, limits=rt.invitation_limits, caller=caller(),
+                                  workspace_id=workspace_id, email=body["email"], role=body["role"],
+                                  accept_base_url=rt.settings.invitation_accept_url, ttl=rt.settings.invitation_ttl,
+                                  now=rt.clock())
 
     @bearer_required()
     @blp.arguments(ListQueryArgsSchema(), location="query")
@@ -115,7 +116,8 @@ class InvitationAccept(MethodView):
     def post(self, body, invitation_id):
         """Accept an invitation with the token from the mail (the invited, verified address only)"""
         rt = runtime()
-        return invitations.accept(rt.uow(), caller(), invitation_id, body["token"], rt.clock())
+        return invitations.accept(rt.uow(), caller=caller(), invitation_id=invitation_id, token=body["token"],
+                                  now=rt.clock())
 
 
 @blp.route("/invitations/<string:invitation_id>/preview")
@@ -142,4 +144,4 @@ class InvitationById(MethodView):
     @blp.alt_response(404, description="not_found")
     def delete(self, invitation_id):
         """Revoke an invitation (workspace owners and admins), or decline it (the invitee)"""
-        invitations.revoke(runtime().uow(), caller(), invitation_id)
+        invitations.revoke(runtime().uow(), caller=caller(), invitation_id=invitation_id)

@@ -42,7 +42,8 @@ class Organizations(MethodView):
         The caller becomes owner of both. Needs a verified email.
         """
         rt = runtime()
-        return organizations.create(rt.uow(), caller(), body["name"], rt.settings.default_workspace_name, rt.clock())
+        return organizations.create(rt.uow(), caller=caller(), name=body["name"],
+                                    workspace_name=rt.settings.default_workspace_name, now=rt.clock())
 
     @bearer_required()
     @blp.arguments(ListQueryArgsSchema(), location="query")
@@ -59,7 +60,7 @@ class OrganizationById(MethodView):
     @blp.alt_response(404, description="not_found (also for organizations the caller is not in)")
     def get(self, organization_id):
         """One organization"""
-        return organizations.read(runtime().uow(), caller(), organization_id)
+        return organizations.read(runtime().uow(), caller=caller(), organization_id=organization_id)
 
     @bearer_required()
     @blp.arguments(RenameSchema(), required=False)
@@ -69,7 +70,8 @@ class OrganizationById(MethodView):
     def patch(self, body, organization_id):
         """Update organization settings (owners and admins)"""
         rt = runtime()
-        return organizations.update(rt.uow(), caller(), organization_id, body, rt.clock())
+        return organizations.update(rt.uow(), caller=caller(), organization_id=organization_id, changes=body,
+                                    now=rt.clock())
 
     @bearer_required()
     @blp.response(204)
@@ -77,7 +79,7 @@ class OrganizationById(MethodView):
     @blp.alt_response(404, description="not_found")
     def delete(self, organization_id):
         """Delete the organization with all its workspaces (owners)"""
-        organizations.delete(runtime().uow(), caller(), organization_id)
+        organizations.delete(runtime().uow(), caller=caller(), organization_id=organization_id)
 
 
 @blp.route("/organizations/<string:organization_id>/workspaces")
@@ -99,4 +101,5 @@ class OrganizationWorkspaces(MethodView):
     def post(self, body, organization_id):
         """Create a workspace in the organization (owners and admins); the creator owns it"""
         rt = runtime()
-        return workspaces.create(rt.uow(), caller(), organization_id, body["name"], rt.clock())
+        return workspaces.create(rt.uow(), caller=caller(), organization_id=organization_id, name=body["name"],
+                                 now=rt.clock())

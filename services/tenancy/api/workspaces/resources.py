@@ -54,7 +54,7 @@ class WorkspaceById(MethodView):
     @blp.alt_response(404, description="not_found (also for workspaces the caller may not open)")
     def get(self, workspace_id):
         """One workspace"""
-        return workspaces.read(runtime().uow(), caller(), workspace_id)
+        return workspaces.read(runtime().uow(), caller=caller(), workspace_id=workspace_id)
 
     @bearer_required()
     @blp.arguments(RenameSchema(), required=False)
@@ -64,7 +64,7 @@ class WorkspaceById(MethodView):
     def patch(self, body, workspace_id):
         """Rename the workspace (owners and admins)"""
         rt = runtime()
-        return workspaces.rename(rt.uow(), caller(), workspace_id, body, rt.clock())
+        return workspaces.rename(rt.uow(), caller=caller(), workspace_id=workspace_id, changes=body, now=rt.clock())
 
     @bearer_required()
     @blp.response(204)
@@ -73,7 +73,7 @@ class WorkspaceById(MethodView):
     @blp.alt_response(409, description="last_workspace")
     def delete(self, workspace_id):
         """Delete the workspace (owners); an organization keeps at least one"""
-        workspaces.delete(runtime().uow(), caller(), workspace_id)
+        workspaces.delete(runtime().uow(), caller=caller(), workspace_id=workspace_id)
 
 
 @blp.route("/workspaces/<string:workspace_id>/members")
@@ -100,7 +100,8 @@ class WorkspaceMemberById(MethodView):
     @blp.alt_response(409, description="last_owner")
     def patch(self, body, workspace_id, user_id):
         """Change a member's role (owners and admins; only owners make or unmake owners)"""
-        return members.change_role(runtime().uow(), caller(), workspace_id, user_id, body["role"])
+        return members.change_role(runtime().uow(), caller=caller(), workspace_id=workspace_id, user_id=user_id,
+                                   role=body["role"])
 
     @bearer_required()
     @blp.response(204)
@@ -109,4 +110,4 @@ class WorkspaceMemberById(MethodView):
     @blp.alt_response(409, description="last_owner")
     def delete(self, workspace_id, user_id):
         """Remove a member, or leave (your own user id); the last owner cannot leave"""
-        members.remove(runtime().uow(), caller(), workspace_id, user_id)
+        members.remove(runtime().uow(), caller=caller(), workspace_id=workspace_id, user_id=user_id)
