@@ -43,8 +43,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     engine = make_engine(settings.database_url)
     autocommit_engine = make_engine(settings.database_url, autocommit=True)
     session_factory = make_session_factory(engine)
-    keys = KeyStore(lambda: IdentityUnitOfWork(session_factory), settings.secret_key, settings.access_token_ttl,
-                    settings.key_reload_interval, clock)
+    keys = KeyStore(lambda: IdentityUnitOfWork(session_factory), secret_key=settings.secret_key,
+                    access_token_ttl=settings.access_token_ttl, reload_interval=settings.key_reload_interval,
+                    clock=clock)
     keys.load()
 
     app, api = build_app("identity", "Threshold identity", DESCRIPTION, ERROR_MAP, readiness={

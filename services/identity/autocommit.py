@@ -94,7 +94,7 @@ class Rotations:
         with self.engine.connect() as conn:
             return _REFRESH_TOKEN_WITH_SESSION.first(conn, {"token_hash": token_hash})
 
-    def add_successor(self, token_hash: str, previous_hash: str, session_id: str, now: datetime,
+    def add_successor(self, *, token_hash: str, previous_hash: str, session_id: str, now: datetime,
                       expires_at: datetime) -> bool:
         """Insert the token that replaces `previous_hash`; False when one already did."""
         try:

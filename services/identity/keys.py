@@ -95,7 +95,8 @@ class NoSigningKey(RuntimeError):
 class KeyStore:
     """The loaded key set of one process."""
 
-    def __init__(self, uow_factory, secret_key: str, access_token_ttl: int, reload_interval: int, clock=utcnow):
+    def __init__(self, uow_factory, *, secret_key: str, access_token_ttl: int, reload_interval: int,
+                 clock=utcnow):
         self.uow_factory = uow_factory
         self.secret_key = secret_key
         self.access_token_ttl = access_token_ttl

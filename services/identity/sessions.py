@@ -146,8 +146,8 @@ def refresh(rotations: Rotations, *, keys: KeyStore, settings: Settings, refresh
     if row.expires_at <= now:
         raise RefreshTokenExpired()
     next_token, next_hash = opaque_tokens.generate()
-    if not rotations.add_successor(next_hash, token_hash, row.session_id, now,
-                                   now + timedelta(seconds=settings.refresh_token_ttl)):
+    if not rotations.add_successor(token_hash=next_hash, previous_hash=token_hash, session_id=row.session_id,
+                                   now=now, expires_at=now + timedelta(seconds=settings.refresh_token_ttl)):
         _end_reused_session(rotations, session_id=row.session_id, now=now)  # a concurrent refresh of the same token won
     return _token_pair(row, session_id=row.session_id, amr=row.amr, auth_time=row.auth_time, refresh_token=next_token,
                        keys=keys, settings=settings, now=now)
