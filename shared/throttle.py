@@ -127,8 +127,8 @@ class Throttle:
         try:
             result = check()
         except wrong:
-            if hits >= free_failures:
-                delay = min(max_delay, base_delay * 2 ** (hits - free_failures))
+            delay = block_delay(hits, free_failures=free_failures, base_delay=base_delay, max_delay=max_delay)
+            if delay is not None:
                 with self.autocommit_engine.begin() as conn:
                     self._block.rowcount(conn, {"key": key, "hits": hits,
                                                 "until": self.clock() + timedelta(seconds=delay)})
@@ -149,6 +149,14 @@ class Throttle:
         table = self.table
         with self.autocommit_engine.begin() as conn:
             conn.execute(delete(table).where(table.c.key.startswith(f"{key}@", autoescape=True)))
+
+
+def block_delay(hits: int, *, free_failures: int, base_delay: int, max_delay: int) -> int | None:
+    """Seconds a key stays blocked after its `hits`-th guess turned out wrong: none before the
+    `free_failures`-th, then `base_delay`, doubling with each further wrong guess, capped at `max_delay`."""
+    if hits < free_failures:
+        return None
+    return min(max_delay, base_delay * 2 ** min(hits - free_failures, 64))
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:

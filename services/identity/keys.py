@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -88,6 +89,27 @@ class LoadedKey:
     signing: Key
 
 
+def signing_choice(keys: Sequence[LoadedKey], now: datetime) -> LoadedKey:
+    """Of one algorithm's keys, in activation order: the newest that is active, else the first to come."""
+    active = [key for key in keys if key.activates_at <= now]
+    return active[-1] if active else keys[0]
+
+
+def still_published(keys: Sequence[LoadedKey], now: datetime, grace: timedelta) -> list[LoadedKey]:
+    """Of one algorithm's keys, in activation order, those that may still verify a live token: the one
+    signing, those waiting to activate, and a retired one until `grace` (the longest a token it signed
+    lives) after its successor took over."""
+    if not keys:
+        return []
+    signing = signing_choice(keys, now)
+    kept = []
+    for key, successor in zip(keys, [*keys[1:], None], strict=True):
+        retired_at = successor.activates_at if successor is not None and successor.activates_at <= now else None
+        if key is signing or retired_at is None or retired_at + grace > now:
+            kept.append(key)
+    return kept
+
+
 class NoSigningKey(RuntimeError):
     """The identity database holds no signing key yet (run the migrate command)."""
 
@@ -156,26 +178,14 @@ class KeyStore:
         if not keys:
             raise NoSigningKey(f"no {algorithm} signing key: run `python -m services.identity rotate-key "
                                f"--algorithm {algorithm}`")
-        active = [key for key in keys if key.activates_at <= now]
-        return active[-1] if active else keys[0]
+        return signing_choice(keys, now)
 
     def published(self) -> list[LoadedKey]:
         """Keys that may still verify a live token, of each algorithm: the active one, those waiting to
         activate, and retired ones until every token they signed has expired."""
         now = self.clock()
         grace = timedelta(seconds=self.access_token_ttl + jwt.MAX_LEEWAY)
-        result = []
-        for algorithm in ALGORITHMS:
-            keys = self._current(algorithm)
-            if not keys:
-                continue
-            active = self.signing_key(algorithm)
-            for index, key in enumerate(keys):
-                successor = keys[index + 1] if index + 1 < len(keys) else None
-                retired_at = successor.activates_at if successor is not None and successor.activates_at <= now else None
-                if key is active or retired_at is None or retired_at + grace > now:
-                    result.append(key)
-        return result
+        return [key for algorithm in ALGORITHMS for key in still_published(self._current(algorithm), now, grace)]
 
     def jwks(self) -> dict:
         return {"keys": [key.public_jwk for key in self.published()]}
