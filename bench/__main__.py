@@ -13,12 +13,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import compare, databases, event_path, report, servers
+from bench import compare, databases, event_path, report
 from bench.peers import fastapi_users_peer as fastapi_users
+from support import ROOT
+from support.databases import postgres_available
 
 FULL = compare.Settings(clients=4, rounds=3, seconds=1.5, sign_in_seconds=2.5, warmup=0.3, codes=600, warm_round=1.0)
 SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150, warm_round=0.2)
-VAR = servers.ROOT / "var"
+VAR = ROOT / "var"
 
 
 def _stop_on_sigterm() -> None:
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         say("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...")
         results.append(compare.run("SQLite", {name: f"sqlite:///{sqlite / name}.db" for name in (
             "identity", "floor", "fastapi-users")} | {"oidc": None}, sqlite, server_cpu, peers, settings, say))
-        if databases.postgres_available():
+        if postgres_available():
             postgres = workdir / "postgres"
             postgres.mkdir()
             say("PostgreSQL: the same...")

@@ -12,6 +12,8 @@ from bench import ab, identity, load, rotation_floor, servers
 from bench.ab import Ratio
 from bench.peers import fastapi_users_peer as fastapi_users
 from shared.config import DEVELOPMENT_SECRET
+from support.databases import migrate
+from support.ports import free_port
 
 SYNC, KEEP = "Threshold sync", "Threshold gthread"
 OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
@@ -69,7 +71,7 @@ def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, urls: dict, wor
     try:
         return stack.enter_context(peers.oidc.OidcProvider(
             workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", urls["oidc"],
-            servers.free_port(), cpu))
+            free_port(), cpu))
     except Exception as error:  # the peer's own failure: said in the report, the rest goes on
         say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
         peers.unavailable[OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
@@ -82,9 +84,9 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
     SQLite file); each server gets its own."""
     n = settings.clients
     with ExitStack() as stack:
-        ports = {name: servers.free_port() for name in ("sync", "keep", "floor")}
+        ports = {name: free_port() for name in ("sync", "keep", "floor")}
         env = identity.environment(urls["identity"], workdir, ports["sync"], worker="sync")
-        identity.migrate(env)
+        migrate("services.identity", env)
         issued = rotation_floor.seed(urls["floor"], n)
         ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
                 KEEP: identity.server({**env, **identity.workers("gthread")}, ports["keep"],

@@ -16,12 +16,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from bench.servers import ROOT, free_port
+from support.ports import free_port
+from support.processes import python_module, spawn, stop_group
 
 READY_TIMEOUT = 90.0
 MAIL_TIMEOUT = 60.0
@@ -171,10 +171,7 @@ def total_pss(var_dir: Path, env: dict[str, str] | None = None, sign_ups: int = 
                    IDENTITY_PUBLIC_URL=f"http://127.0.0.1:{ports['identity']}",
                    WEB_PUBLIC_URL=f"http://127.0.0.1:{ports['web']}", **(env or {}))
     log = var_dir / "services-run.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "services.run"], cwd=ROOT, env=run_env,
-                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process = spawn(python_module("services.run"), run_env, log)
     try:
         _wait(lambda: _ready(ports), READY_TIMEOUT, "every service ready", process, log)
         time.sleep(SETTLE)
@@ -197,16 +194,7 @@ def total_pss(var_dir: Path, env: dict[str, str] | None = None, sign_ups: int = 
 
 def _stop(process: subprocess.Popen) -> None:
     """Ctrl-C to the run's process group, then SIGKILL whatever is left."""
-    try:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+    stop_group(process, timeout=30, signum=signal.SIGINT)
 
 
 def table(figures: dict) -> str:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 from collections import deque
@@ -96,13 +95,6 @@ def create_accounts(port: int, database_url: str, count: int) -> list[str]:
 def sign_in(client: load.Client, email: str) -> tuple[bool, dict]:
     status, body = client.call("POST", "/v1/sessions", {"email": email, "password": PASSWORD})
     return status == 200, body
-
-
-def migrate(env: dict[str, str]) -> None:
-    migration = subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=servers.ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if migration.returncode != 0:
-        raise RuntimeError(f"migrate failed ({migration.returncode}):\n{migration.stderr[-2000:]}")
 
 
 def server(env: dict[str, str], port: int, log_path: Path, cpu: int | None) -> servers.Server:

@@ -5,22 +5,17 @@ import functools
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+from support.processes import log_tail, spawn, stop_group
+
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -89,23 +84,6 @@ def memory(pid: int) -> Memory | None:
     return Memory((kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, kb["Pss"] / 1024, kb["Rss"] / 1024)
 
 
-def stop_group(process: subprocess.Popen, timeout: float, signum: int = signal.SIGTERM) -> None:
-    """SIGTERM (or `signum`) the process group, SIGKILL it after `timeout`, then kill whatever the leader left."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signum)
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 class Server:
     """A gunicorn master in its own process group, pinned to `cpu`; `with` stops the whole group."""
 
@@ -127,9 +105,7 @@ class Server:
         self.boot_unpinned = boot_unpinned
         pin = (functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None and not boot_unpinned
                else None)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+        self.process = spawn(self.argv, self.env, self.log_path, preexec_fn=pin)
         return self
 
     def __enter__(self) -> Server:
@@ -190,10 +166,7 @@ class Server:
                 stop_group(self.process, timeout=25)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log_path, lines)
 
 
 def gunicorn_argv(app_factory: str, port: int) -> list[str]:

@@ -15,7 +15,6 @@ import html
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import identity, load, servers
+from support.databases import migrate
+from support.ports import free_port
 
 ORGANIZATIONS = 3  # the switcher lists a workspace of each
 PAGE_MARKER = b"<html"
@@ -43,13 +44,6 @@ def _environment(var_dir: Path, ports: dict[str, int]) -> dict[str, str]:
         IP_RATE_LIMIT_PER_MINUTE="100000000",  # one client address sends everything here
         PYTHONUNBUFFERED="1",
     )
-
-
-def _migrate(module: str, env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", module, "migrate"], env=env, cwd=servers.ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{module} migrate failed ({result.returncode}):\n{result.stderr[-2000:]}")
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None,
@@ -133,10 +127,10 @@ def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: fl
     "cpu_seconds", "per_cpu_second", "p50_ms", "first_error"} and a ratio is per_cpu_second over the bare
     endpoint's in the same round."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: servers.free_port() for name in ("bare", "identity", "tenancy", "web")}
+    ports = {name: free_port() for name in ("bare", "identity", "tenancy", "web")}
     env = _environment(var_dir, ports)
     for module in ("services.identity", "services.tenancy", "services.web"):
-        _migrate(module, env)
+        migrate(module, env)
     others = sorted(os.sched_getaffinity(0) - {cpu}) if cpu is not None else []
     helper_cpu = others[0] if len(others) == 1 else None
 

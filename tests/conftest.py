@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select
 from werkzeug.serving import make_server
 
+from support.databases import postgres_available
+from support.rabbitmq import RabbitVhost, rabbitmq_available
 from tests import backends
 
 # The tenancy fixtures (identity served on loopback, tenancy on its own database) serve tests beyond
@@ -42,14 +44,14 @@ class Clock:
 def databases(tmp_path_factory):
     factory = backends.DatabaseFactory(tmp_path_factory.mktemp("databases"))
     yield factory
-    if backends.postgres_available():
+    if postgres_available():
         factory.drop_all()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request) -> str:
     if request.param == "postgres":
-        backends.require(backends.postgres_available(), "PostgreSQL")
+        backends.require(postgres_available(), "PostgreSQL")
     return request.param
 
 
@@ -80,8 +82,8 @@ _vhosts = itertools.count()
 @pytest.fixture
 def rabbit_vhost():
     """A RabbitMQ virtual host of this test's own on the loopback broker, deleted afterwards."""
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
-    vhost = backends.RabbitVhost(f"threshold-test-{os.getpid()}-{next(_vhosts)}").create()
+    backends.require(rabbitmq_available(), "RabbitMQ")
+    vhost = RabbitVhost(f"threshold-test-{os.getpid()}-{next(_vhosts)}").create()
     yield vhost
     vhost.delete()
 

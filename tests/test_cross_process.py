@@ -24,9 +24,12 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from support import ROOT
+from support.databases import postgres_available
+from support.ports import free_port
+from support.rabbitmq import RabbitVhost, rabbitmq_available
+from support.smtp import SmtpSink
 from tests import backends
-from tests.backends import ROOT, free_port
-from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
 
@@ -311,7 +314,7 @@ def test_embedded_default_sign_up_mail_verify_sign_in_and_ctrl_c(stacks):
 
 @pytest.fixture
 def postgres_databases(databases):
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     urls = {service: databases.fresh("postgres", f"services.{service}")
             for service in ("identity", "tenancy", "notifier")}
     yield urls
@@ -322,9 +325,9 @@ def postgres_databases(databases):
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
 def test_postgres_rabbitmq_smtp_sign_up_mail_arrives_once(postgres_databases, stacks):
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    backends.require(rabbitmq_available(), "RabbitMQ")
     # A virtual host of this test's own: nothing left on the shared broker can meet this run's mail.
-    vhost = backends.RabbitVhost(f"threshold-stack-{os.getpid()}").create()
+    vhost = RabbitVhost(f"threshold-stack-{os.getpid()}").create()
     try:
         _run_against_servers(postgres_databases, stacks, vhost.url())
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from support.databases import postgres_available
 from tests import backends
 from tests.conftest import AuthActions, Outbox, assert_problem, bearer, identity_env
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def outage(databases, tmp_path, clock):
     """Identity on a PostgreSQL database of its own that the test can take away and bring back."""
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     from services.identity.app import create_app
     from services.identity.settings import Settings
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,12 +17,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from support import ROOT
+from support.databases import migrate, postgres_available
+from support.ports import free_port
+from support.rabbitmq import RabbitVhost, rabbitmq_available
+from support.smtp import SmtpSink
 from tests import backends
 from tests.processes import Processes, wait_for
-from tests.smtp_sink import SmtpSink
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-SCREENSHOTS = backends.ROOT / "docs" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 READY_TIMEOUT = 60.0
 #: The product apps registered at identity's OpenID Provider (OIDC_CLIENTS), with their secrets.
@@ -53,7 +55,7 @@ class Stack:
 
     def __init__(self, workdir: Path, sink: SmtpSink, **env: str):
         self.sink = sink
-        self.ports = {name: backends.free_port() for name in ("identity", "tenancy", "web")}
+        self.ports = {name: free_port() for name in ("identity", "tenancy", "web")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.identity = f"http://127.0.0.1:{self.ports['identity']}"
         self.apps = ThreadingHTTPServer(("127.0.0.1", 0), _AppPage)
@@ -78,8 +80,7 @@ class Stack:
 
     def start(self) -> Stack:
         for module in ("identity", "tenancy", "notifier", "web"):
-            subprocess.run([sys.executable, "-m", f"services.{module}", "migrate"], env=self.processes.env, check=True,
-                           cwd=backends.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            migrate(f"services.{module}", self.processes.env)
         for name, args in {"identity": ("services.identity", "serve"), "tenancy": ("services.tenancy", "serve"),
                            "web": ("services.web", "serve"), "identity-relay": ("services.identity", "relay"),
                            "tenancy-relay": ("services.tenancy", "relay"),
@@ -142,11 +143,11 @@ def stack(tmp_path_factory):
 @pytest.fixture
 def postgres_stack(tmp_path, databases):
     """The same servers on PostgreSQL (every service's database, web's too) and RabbitMQ."""
-    backends.require(backends.postgres_available(), "PostgreSQL")
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    backends.require(postgres_available(), "PostgreSQL")
+    backends.require(rabbitmq_available(), "RabbitMQ")
     urls = {service: databases.fresh("postgres", f"services.{service}")
             for service in ("identity", "tenancy", "notifier", "web")}
-    vhost = backends.RabbitVhost(f"threshold-web-{os.getpid()}").create()
+    vhost = RabbitVhost(f"threshold-web-{os.getpid()}").create()
     with SmtpSink() as sink:
         running = Stack(tmp_path, sink, BROKER_URL=vhost.url(),
                         **{f"{service.upper()}_DATABASE_URL": url for service, url in urls.items()})
