@@ -54,7 +54,7 @@ def install_peers(var_dir: Path) -> compare.Peers:
         from bench.peers import oidc_provider
 
         oidc_provider.install(var_dir)
-        peers.oidc = oidc_provider
+        peers.oidc = oidc_provider.OidcProvider
     except Exception as error:  # not written yet, npm could not reach the registry, a build failed
         peers.unavailable[compare.OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
         say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
@@ -107,16 +107,16 @@ def main(argv: list[str] | None = None) -> Path | None:
         sqlite.mkdir()
         say("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...")
         results.append(compare.run("SQLite", {name: f"sqlite:///{sqlite / name}.db" for name in (
-            "identity", "floor", "fastapi-users")} | {"oidc": None}, sqlite, server_cpu, peers, settings, say))
+            "identity", "floor", "fastapi-users")}, None, sqlite, server_cpu, peers, settings, say))
         if postgres_available():
             postgres = workdir / "postgres"
             postgres.mkdir()
             say("PostgreSQL: the same...")
             with ExitStack() as stack:
                 urls = {name: stack.enter_context(databases.fresh_postgres(name.replace("-", "_")))
-                        for name in ("identity", "floor", "fastapi-users", "oidc")}
-                urls["oidc"] = "postgresql://" + urls["oidc"].split("://", 1)[1]
-                results.append(compare.run("PostgreSQL", urls, postgres, server_cpu, peers, settings, say))
+                        for name in ("identity", "floor", "fastapi-users")}
+                oidc = "postgresql://" + stack.enter_context(databases.fresh_postgres("oidc")).split("://", 1)[1]
+                results.append(compare.run("PostgreSQL", urls, oidc, postgres, server_cpu, peers, settings, say))
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")
         say("tenancy: the workspace switcher and the web home page against the bare endpoint...")

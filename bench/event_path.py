@@ -219,13 +219,21 @@ class Child:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        """The process's id; RuntimeError before it was started (`with`)."""
+        if self.process is None:
+            raise RuntimeError(f"{' '.join(self.args)} was not started")
+        return self.process.pid
+
     def cpu_seconds(self) -> float:
-        fields = servers._stat_fields(self.process.pid)
+        fields = servers._stat_fields(self.pid)
         return (int(fields[11]) + int(fields[12])) / servers.CLOCK_TICKS  # utime, stime
 
     def check(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{' '.join(self.args)} exited with {self.process.returncode}:\n{self.log_tail()}")
+        """RuntimeError, with the end of its log, if the process has exited."""
+        if self.process is not None and (code := self.process.poll()) is not None:
+            raise RuntimeError(f"{' '.join(self.args)} exited with {code}:\n{self.log_tail()}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -357,7 +365,7 @@ def _latency(backend: str, database_url: str, sink: SmtpSink, identity_server: s
 
     addresses = [f"latency-{tag}-{n}@example.com" for n in range(int(rate * seconds))]
     pids = {"identity (gunicorn)": [identity_server.pid, *identity_server.workers()],
-            **{name: [child.process.pid] for name, child in children.items()},
+            **{name: [child.pid] for name, child in children.items()},
             "benchmark (client threads, SMTP sink)": [os.getpid()]}
 
     def waited() -> dict[str, float]:
@@ -433,7 +441,7 @@ def _throughput(url: str, sink: SmtpSink, consumer_env: dict[str, str], var_dir:
     bench_before = time.process_time()
     with Child(["services.notifier", "consume"], consumer_env, var_dir / "consumer-throughput.log") as consumer:
         _wait_for_mail(sink, addresses, QUEUE_TIMEOUT, [consumer])
-        consumer_cpu, consumer_waiting = consumer.cpu_seconds(), run_queue_seconds(consumer.process.pid)
+        consumer_cpu, consumer_waiting = consumer.cpu_seconds(), run_queue_seconds(consumer.pid)
         sink_cpu = time.process_time() - bench_before
         firsts = [times[0] for address in addresses if (times := sink.arrivals(address))]
         last = max(firsts, default=consumer.started)

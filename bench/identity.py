@@ -12,7 +12,10 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from werkzeug.test import TestResponse
 
 from bench import load, servers
 
@@ -125,6 +128,19 @@ def _query(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
+def _start(response: TestResponse) -> str:
+    """The beginning of a response's body, for an error message."""
+    return response.get_data(as_text=True)[:300]
+
+
+def _object(response: TestResponse) -> dict[str, Any]:
+    """The JSON object a test client's response carries; RuntimeError when it carries none."""
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise RuntimeError(f"minter: {response.status_code} without a JSON object: {_start(response)}")
+    return body
+
+
 class Minter:
     """Authorization codes by identity's real flow, in this process on the server's database: identity's
     own app (`create_app`, the same settings) through Flask's test client; GET /oauth2/authorize, then
@@ -144,8 +160,8 @@ class Minter:
                                headers=basic("web", DEVELOPMENT_SECRET))
         if signed_in.status_code != 200 or web.status_code != 200:
             raise RuntimeError(f"minter: sign-in {signed_in.status_code}, service token {web.status_code}")
-        self.person = signed_in.json["access_token"]
-        self.web = {"Authorization": f"Bearer {web.json['access_token']}"}
+        self.person = _object(signed_in)["access_token"]
+        self.web = {"Authorization": f"Bearer {_object(web)['access_token']}"}
 
     def code(self) -> tuple[str, str]:
         verifier = secrets.token_urlsafe(48)
@@ -158,8 +174,8 @@ class Minter:
         completed = self.client.post(f"/internal/v1/auth-requests/{request_id}/complete",
                                      json={"access_token": self.person}, headers=self.web)
         if completed.status_code != 200:
-            raise RuntimeError(f"minter: completion answered {completed.status_code}: {completed.get_data()[:300]}")
-        return _query(completed.json["redirect_to"])["code"], verifier
+            raise RuntimeError(f"minter: completion answered {completed.status_code}: {_start(completed)}")
+        return _query(_object(completed)["redirect_to"])["code"], verifier
 
     def codes(self, count: int) -> list[tuple[str, str]]:
         return [self.code() for _ in range(count)]
@@ -171,8 +187,8 @@ class Minter:
                 "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
                 "code_verifier": verifier})
             if answer.status_code != 200:
-                raise RuntimeError(f"minter: code exchange answered {answer.status_code}: {answer.get_data()[:300]}")
-            tokens.append(answer.json["refresh_token"])
+                raise RuntimeError(f"minter: code exchange answered {answer.status_code}: {_start(answer)}")
+            tokens.append(_object(answer)["refresh_token"])
         return tokens
 
 

@@ -108,13 +108,20 @@ class Server:
         self.process = spawn(self.argv, self.env, self.log_path, preexec_fn=pin)
         return self
 
+    @property
+    def running(self) -> subprocess.Popen:
+        """The master's process; RuntimeError before `start()`."""
+        if self.process is None:
+            raise RuntimeError(f"{' '.join(self.argv)} was not started")
+        return self.process
+
     def __enter__(self) -> Server:
         if self.process is None:
             self.start()
         try:
             self.wait_ready()
             if self.boot_unpinned and self.cpu is not None:
-                pin_tree(self.process.pid, self.cpu)
+                pin_tree(self.pid, self.cpu)
         except BaseException:
             self.stop()
             raise
@@ -126,8 +133,8 @@ class Server:
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
+            if (code := self.running.poll()) is not None:
+                raise RuntimeError(f"server exited with {code}:\n{self.log_tail()}")
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
                 conn.request("GET", "/healthz")
@@ -149,14 +156,14 @@ class Server:
                     stat = (entry / "stat").read_text()
                 except OSError:
                     continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
                     pids.append(int(entry.name))
         return pids
 
     @property
     def pid(self) -> int:
         """The root of the server's process tree."""
-        return self.process.pid
+        return self.running.pid
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -20,6 +20,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from bench import identity, load, servers
 from support.databases import migrate
@@ -172,11 +173,14 @@ def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: fl
         def tenancy_step(_index):
             return lambda c: c.call("GET", "/v1/workspaces", token=token)[0] == 200
 
+        def web_step(_index):
+            return _page_step(home, cookie)
+
         figures = []
         for _ in range(rounds):
-            row = {"bare": _window(bare, bare_step, clients, seconds, warmup),
-                   "tenancy": _window(tenancy, tenancy_step, clients, seconds, warmup),
-                   "web": _window(web, lambda _index: _page_step(home, cookie), clients, seconds, warmup)}
+            row: dict[str, Any] = {"bare": _window(bare, bare_step, clients, seconds, warmup),
+                                   "tenancy": _window(tenancy, tenancy_step, clients, seconds, warmup),
+                                   "web": _window(web, web_step, clients, seconds, warmup)}
             base = row["bare"]["per_cpu_second"]
             row["tenancy_ratio"] = round(row["tenancy"]["per_cpu_second"] / base, 3) if base else 0.0
             row["web_ratio"] = round(row["web"]["per_cpu_second"] / base, 3) if base else 0.0
