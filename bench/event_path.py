@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench import databases, identity, load, servers
 from support.databases import migrate, postgres_available
+from support.outbox import Outbox
 from support.ports import free_port
 from support.processes import log_tail, python_module, spawn, stop_group
 from support.rabbitmq import PORT as RABBITMQ_PORT
@@ -318,19 +319,12 @@ def drive(port: int, addresses: list[str], rate: float, clients: int) -> Drive:
 
 def _published(database_url: str) -> dict[str, float]:
     """address -> when the relay marked its verification event sent (epoch seconds)."""
-    from sqlalchemy import select
-
-    from services.identity.models import outbox
-    from shared.database import make_engine
-
-    engine = make_engine(database_url)
+    outbox = Outbox(database_url)
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.envelope, outbox.c.sent_at).where(outbox.c.type == VERIFICATION_EVENT))
-            return {json.loads(envelope)["data"]["email"]: sent_at.timestamp()
-                    for envelope, sent_at in rows if sent_at is not None}
+        return {event["data"]["email"]: sent_at.timestamp()
+                for event, sent_at in outbox.sent(VERIFICATION_EVENT) if sent_at is not None}
     finally:
-        engine.dispose()
+        outbox.engine.dispose()
 
 
 def _wait_for_mail(sink: SmtpSink, addresses: list[str], timeout: float, children: list[Child]) -> set[str]:

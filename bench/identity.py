@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from werkzeug.test import TestResponse
 
 from bench import load, servers
+from support.outbox import Outbox
 
 PASSWORD = "bench-Correct-Horse-42"
 GUNICORN_CONF = Path(__file__).resolve().parent / "gunicorn_conf.py"
@@ -57,22 +58,12 @@ def environment(database_url: str, var_dir: Path, port: int, worker: str = "", i
 
 def verification_tokens(database_url: str) -> dict[str, str]:
     """email -> token, from the verification events in the outbox (what the mailer would send)."""
-    from sqlalchemy import select
-
-    from services.identity.models import outbox
-    from shared.database import make_engine
-
-    engine = make_engine(database_url)
+    outbox = Outbox(database_url)
     try:
-        with engine.connect() as conn:
-            envelopes = conn.execute(select(outbox.c.envelope).where(outbox.c.type == VERIFICATION_EVENT)).scalars()
-            tokens = {}
-            for envelope in envelopes:
-                data = json.loads(envelope)["data"]
-                tokens[data["email"]] = parse_qs(urlsplit(data["verification_url"]).query)["token"][0]
-            return tokens
+        return {event["data"]["email"]: parse_qs(urlsplit(event["data"]["verification_url"]).query)["token"][0]
+                for event in outbox.events(VERIFICATION_EVENT)}
     finally:
-        engine.dispose()
+        outbox.engine.dispose()
 
 
 def create_accounts(port: int, database_url: str, count: int) -> list[str]:

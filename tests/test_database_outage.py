@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from support.databases import postgres_available
+from support.outbox import Outbox
 from tests import backends
-from tests.conftest import AuthActions, Outbox, assert_problem, bearer, identity_env
+from tests.conftest import AuthActions, assert_problem, bearer, identity_env
 
 pytestmark = pytest.mark.postgres
 
