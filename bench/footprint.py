@@ -20,8 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from support.ports import free_port
-from support.processes import python_module, spawn, stop_group
+from support.ports import answers, free_port
+from support.processes import log_tail, python_module, spawn, stop_group
 
 READY_TIMEOUT = 90.0
 MAIL_TIMEOUT = 60.0
@@ -105,15 +105,6 @@ def sample(root: int) -> dict:
     return {"processes": figures, "total": round(sum(figures.values()), 1), "count": len(figures)}
 
 
-def _get(port: int, path: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
 def _post_json(port: int, path: str, body: dict) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -128,24 +119,14 @@ def _wait(condition, timeout: float, what: str, process: subprocess.Popen, log: 
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            raise RuntimeError(f"services.run exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"services.run exited with {process.returncode}:\n{log_tail(log, 30)}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not within {timeout:g}s:\n{_tail(log)}")
+            raise RuntimeError(f"{what} not within {timeout:g}s:\n{log_tail(log, 30)}")
         time.sleep(0.25)
 
 
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
-
-
 def _ready(ports: dict[str, int]) -> bool:
-    for port in ports.values():
-        try:
-            if _get(port, "/readyz") != 200:
-                return False
-        except OSError:
-            return False
-    return True
+    return all(answers(port, timeout=5) for port in ports.values())
 
 
 def _mailed(mail_dir: Path, address: str) -> bool:

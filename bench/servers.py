@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import http.client
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support import ROOT
+from support.ports import answers
 from support.processes import log_tail, spawn, stop_group
 
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
@@ -135,15 +135,8 @@ class Server:
         while time.monotonic() < deadline:
             if (code := self.running.poll()) is not None:
                 raise RuntimeError(f"server exited with {code}:\n{self.log_tail()}")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200 and (self.workers() or not self.forks):
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
+            if answers(self.port, "/healthz") and (self.workers() or not self.forks):
+                return
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_tail()}")
 

@@ -1,6 +1,7 @@
-"""Loopback ports: a free one to listen on, and whether something answers on one."""
+"""Loopback ports: a free one to listen on, and whether something (an HTTP server) answers on one."""
 from __future__ import annotations
 
+import http.client
 import socket
 
 HOST = "127.0.0.1"
@@ -20,3 +21,16 @@ def port_open(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def answers(port: int, path: str = "/readyz", timeout: float = 2.0) -> bool:
+    """Whether the HTTP server on loopback `port` answers GET `path` with 200: False while nothing listens
+    there yet, while it is still booting, or when it answers anything else."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()

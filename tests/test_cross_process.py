@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 
 from support import ROOT
 from support.databases import postgres_available
-from support.ports import free_port
+from support.ports import answers, free_port
 from support.rabbitmq import RabbitVhost, rabbitmq_available
 from support.smtp import SmtpSink
 from tests import backends
@@ -121,11 +121,8 @@ class Stack:
         while pending:
             assert self.process.poll() is None, f"services.run exited with {self.process.returncode}:\n{self.log()}"
             for name, port in list(pending.items()):
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        del pending[name]
-                except requests.RequestException:
-                    pass
+                if answers(port):
+                    del pending[name]
             if pending:
                 assert time.monotonic() < deadline, f"{sorted(pending)} not ready within {timeout}s:\n{self.log()}"
                 time.sleep(0.25)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from shared.config import ServerSettings
-from support.ports import free_port
+from support.ports import answers, free_port
 from tests import nginx
 from tests.processes import Processes, wait_for
 from tests.test_deploy import compose, compose_cli  # noqa: F401  (the compose file as Compose resolves it)
@@ -39,7 +39,7 @@ def serving_identity(databases, tmp_path, **env):
     processes.start("identity", "services.identity", "serve")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: answers(f"{url}/healthz"), timeout=60, what="identity to serve")
+        wait_for(lambda: answers(port, "/healthz"), timeout=60, what="identity to serve")
         yield url
     finally:
         processes.stop_all()
@@ -65,13 +65,6 @@ def proxied_identity(compose, databases, tmp_path):
     with serving_identity(databases, tmp_path, PROXY_HOPS=compose["services"]["identity"]["environment"]["PROXY_HOPS"],
                           IP_RATE_LIMIT_PER_MINUTE=str(IP_LIMIT)) as url:
         yield url
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def exchange(port: int, data: bytes) -> tuple[str, dict, bytes]:

@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 
 from support import ROOT
 from support.databases import postgres_available
-from support.ports import free_port
+from support.ports import answers, free_port
 from support.smtp import SmtpSink
 from tests import backends, nginx
 from tests.processes import Processes, wait_for
@@ -109,13 +109,8 @@ def start_stack(env: dict, tmp_path) -> Processes:
 def wait_ready(ports: dict) -> dict:
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    def ready() -> bool:
-        try:
-            return all(requests.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls.values())
-        except requests.RequestException:  # not listening yet, or still booting its workers
-            return False
-
-    wait_for(ready, timeout=90, what="every service to be ready")
+    wait_for(lambda: all(answers(port, timeout=5) for port in ports.values()), timeout=90,
+             what="every service to be ready")
     return urls
 
 

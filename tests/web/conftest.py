@@ -15,11 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import requests
 
 from support import ROOT
 from support.databases import migrate, postgres_available
-from support.ports import free_port
+from support.ports import answers, free_port
 from support.rabbitmq import RabbitVhost, rabbitmq_available
 from support.smtp import SmtpSink
 from tests import backends
@@ -88,7 +87,7 @@ class Stack:
             # Two web workers, so one browser's requests can really run at once (token refresh under a lock)
             self.processes.start(name, *args, **({"WEB_CONCURRENCY": "2"} if name == "web" else {}))
         for name, port in self.ports.items():
-            wait_for(lambda url=f"http://127.0.0.1:{port}/readyz": _answers(url), READY_TIMEOUT, f"{name} to be ready")
+            wait_for(lambda port=port: answers(port), READY_TIMEOUT, f"{name} to be ready")
         return self
 
     def stop(self) -> None:
@@ -121,13 +120,6 @@ class Stack:
             state = "running" if child and child.poll() is None else f"exited {child and child.returncode}"
             lines.append(f"--- {name}: {state}\n" + "\n".join(self.processes.log(name).splitlines()[-15:]))
         return "\n".join(lines)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture(scope="session")
