@@ -13,12 +13,14 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import compare, databases, event_path, report, servers
+from bench import compare, databases, event_path, report
 from bench.peers import fastapi_users_peer as fastapi_users
+from support import ROOT
+from support.databases import postgres_available
 
 FULL = compare.Settings(clients=4, rounds=3, seconds=1.5, sign_in_seconds=2.5, warmup=0.3, codes=600, warm_round=1.0)
 SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150, warm_round=0.2)
-VAR = servers.ROOT / "var"
+VAR = ROOT / "var"
 
 
 def _stop_on_sigterm() -> None:
@@ -52,7 +54,7 @@ def install_peers(var_dir: Path) -> compare.Peers:
         from bench.peers import oidc_provider
 
         oidc_provider.install(var_dir)
-        peers.oidc = oidc_provider
+        peers.oidc = oidc_provider.OidcProvider
     except Exception as error:  # not written yet, npm could not reach the registry, a build failed
         peers.unavailable[compare.OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
         say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
@@ -105,16 +107,16 @@ def main(argv: list[str] | None = None) -> Path | None:
         sqlite.mkdir()
         say("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...")
         results.append(compare.run("SQLite", {name: f"sqlite:///{sqlite / name}.db" for name in (
-            "identity", "floor", "fastapi-users")} | {"oidc": None}, sqlite, server_cpu, peers, settings, say))
-        if databases.postgres_available():
+            "identity", "floor", "fastapi-users")}, None, sqlite, server_cpu, peers, settings, say))
+        if postgres_available():
             postgres = workdir / "postgres"
             postgres.mkdir()
             say("PostgreSQL: the same...")
             with ExitStack() as stack:
                 urls = {name: stack.enter_context(databases.fresh_postgres(name.replace("-", "_")))
-                        for name in ("identity", "floor", "fastapi-users", "oidc")}
-                urls["oidc"] = "postgresql://" + urls["oidc"].split("://", 1)[1]
-                results.append(compare.run("PostgreSQL", urls, postgres, server_cpu, peers, settings, say))
+                        for name in ("identity", "floor", "fastapi-users")}
+                oidc = "postgresql://" + stack.enter_context(databases.fresh_postgres("oidc")).split("://", 1)[1]
+                results.append(compare.run("PostgreSQL", urls, oidc, postgres, server_cpu, peers, settings, say))
         else:
             notes.append("PostgreSQL did not answer on 127.0.0.1:5432; only SQLite was measured.")
         say("tenancy: the workspace switcher and the web home page against the bare endpoint...")

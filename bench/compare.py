@@ -3,15 +3,23 @@ worker) against fastapi-users and panva's oidc-provider, the argon2id verify rat
 every server pinned to one core, interleaved round by round (bench/ab.py); then each server's memory."""
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import ab, identity, load, rotation_floor, servers
 from bench.ab import Ratio
 from bench.peers import fastapi_users_peer as fastapi_users
 from shared.config import DEVELOPMENT_SECRET
+from support.databases import migrate
+from support.ports import free_port
+
+if TYPE_CHECKING:
+    from bench.peers.oidc_provider import OidcProvider
 
 SYNC, KEEP = "Threshold sync", "Threshold gthread"
 OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
@@ -33,7 +41,7 @@ class Settings:
 @dataclass
 class Peers:
     fastapi_users: Path | None = None  # the peer's python
-    oidc: object | None = None  # the bench.peers.oidc_provider module
+    oidc: type[OidcProvider] | None = None  # bench.peers.oidc_provider's, once the peer is installed
     unavailable: dict[str, str] = field(default_factory=dict)  # peer -> why it was not measured
 
 
@@ -62,29 +70,40 @@ def _cycle_sign_in(emails: list[str], clients: int, call):
     return make
 
 
-def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, urls: dict, workdir: Path, cpu: int | None, say):
-    """oidc-provider started on this database, or None (said why) when the peer is missing or fails."""
+def _from_each(firsts: list[str], step: Callable[[str], load.Step]) -> Callable[[int], load.Step]:
+    """Client i's step, made from `firsts[i]` (its own token); bound here, not to a loop's variable."""
+    return lambda index: step(firsts[index])
+
+
+def _alike(make: Callable[[], load.Step]) -> Callable[[int], load.Step]:
+    """Every client's own step, each made by `make`."""
+    return lambda _index: make()
+
+
+def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, url: str | None, workdir: Path, cpu: int | None,
+                   say) -> OidcProvider | None:
+    """oidc-provider started on database `url` (None: a SQLite file of its own), or None (said why) when the
+    peer is missing or fails."""
     if peers.oidc is None:
         return None
     try:
-        return stack.enter_context(peers.oidc.OidcProvider(
-            workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", urls["oidc"],
-            servers.free_port(), cpu))
+        return stack.enter_context(peers.oidc(
+            workdir / "oidc-provider", "sqlite" if backend == "SQLite" else "postgresql", url, free_port(), cpu))
     except Exception as error:  # the peer's own failure: said in the report, the rest goes on
         say(f"oidc-provider peer unavailable: {type(error).__name__}: {error}")
         peers.unavailable[OIDC_PROVIDER] = f"{type(error).__name__}: {error}"
         return None
 
 
-def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | None, peers: Peers,
+def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path, cpu: int | None, peers: Peers,
         settings: Settings, say=print) -> Result:
-    """`urls`: the databases of identity, the refresh floor, fastapi-users and oidc-provider (None: its own
-    SQLite file); each server gets its own."""
+    """`urls`: the databases of identity, the refresh floor and fastapi-users; `oidc_url` oidc-provider's (None:
+    a SQLite file of its own); each server gets its own."""
     n = settings.clients
     with ExitStack() as stack:
-        ports = {name: servers.free_port() for name in ("sync", "keep", "floor")}
+        ports = {name: free_port() for name in ("sync", "keep", "floor")}
         env = identity.environment(urls["identity"], workdir, ports["sync"], worker="sync")
-        identity.migrate(env)
+        migrate("services.identity", env)
         issued = rotation_floor.seed(urls["floor"], n)
         ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
                 KEEP: identity.server({**env, **identity.workers("gthread")}, ports["keep"],
@@ -99,7 +118,7 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
             server.quick_stop = True
             stack.callback(server.stop)
             server.start(boot_unpinned=True)
-        provider = _oidc_provider(stack, peers, backend, urls, workdir, cpu, say)
+        provider = _oidc_provider(stack, peers, backend, oidc_url, workdir, cpu, say)
         for server in started:
             stack.enter_context(server)
         emails = identity.create_accounts(ports["sync"], urls["identity"], n * 4)
@@ -116,19 +135,20 @@ def run(backend: str, urls: dict[str, str | None], workdir: Path, cpu: int | Non
             sign_in.insert(-1, ab.http_side(name, "POST /v1/sessions", port, pid, _cycle_sign_in(
                 emails, n, lambda client, email: identity.sign_in(client, email)[0]), n))
             me_tokens = [pair["access_token"] for pair in pairs[name]]
-            read.append(ab.http_side(name, "GET /v1/me", port, pid, lambda i, t=me_tokens: (
-                lambda client: client.call("GET", "/v1/me", token=t[i])[0] == 200), n))
+            read.append(ab.http_side(name, "GET /v1/me", port, pid, _from_each(me_tokens, lambda token: (
+                lambda client: client.call("GET", "/v1/me", token=token)[0] == 200)), n))
             chains = [pair["refresh_token"] for pair in pairs[name]]
-            refresh.append(ab.http_side(name, "POST /v1/tokens/refresh", port, pid, lambda i, c=chains: load.rotating(
-                "/v1/tokens/refresh", c[i]), n))
+            refresh.append(ab.http_side(name, "POST /v1/tokens/refresh", port, pid, _from_each(chains, lambda token: (
+                load.rotating("/v1/tokens/refresh", token))), n))
             op_chains = minter.refresh_tokens(n)
-            refresh.append(ab.http_side(op, "POST /oauth2/token refresh_token", port, pid, lambda i, c=op_chains: (
-                identity.refresh_grant_step("/oauth2/token", c[i], rp)), n))
+            refresh.append(ab.http_side(op, "POST /oauth2/token refresh_token", port, pid, _from_each(
+                op_chains, lambda token: identity.refresh_grant_step("/oauth2/token", token, rp)), n))
             credentials.append(ab.http_side(name, "POST /v1/oauth/token client_credentials", port, pid, lambda _i: (
                 identity.client_credentials_step("/v1/oauth/token", tenancy)), n))
             pool = identity.CodePool(minter.codes, settings.seconds + settings.warmup, cap)
-            exchange.append(ab.http_side(name, "POST /oauth2/token authorization_code", port, pid, lambda _i, p=pool: (
-                identity.exchange_step(p, "/oauth2/token", rp, identity.REDIRECT_URI)), n, prepare=pool.refill))
+            exchange.append(ab.http_side(name, "POST /oauth2/token authorization_code", port, pid, _alike(
+                functools.partial(identity.exchange_step, pool, "/oauth2/token", rp, identity.REDIRECT_URI)), n,
+                prepare=pool.refill))
 
         refresh.append(ab.http_side(FLOOR, "bench/rotation_floor.py POST /v1/rotate", floor.port, floor.pid,
                                     lambda i: load.rotating("/v1/rotate", issued[i]), n))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -29,9 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import databases, identity, load, servers
-from bench.smtp import Sink
+from support.databases import migrate, postgres_available
+from support.outbox import Outbox
+from support.ports import free_port
+from support.processes import log_tail, python_module, spawn, stop_group
+from support.rabbitmq import PORT as RABBITMQ_PORT
+from support.rabbitmq import RabbitVhost, VhostError, rabbitmq_available
+from support.smtp import SmtpSink
 
-RABBITMQ_PORT = 5672
 RATE = 20.0  # sign-ups per second
 SECONDS = 10.0  # of sign-ups
 CLIENTS = 16  # threads sending them: enough that slow answers do not hold the next sends back
@@ -162,47 +166,13 @@ class Skipped:
 # -- RabbitMQ ------------------------------------------------------------------------------------
 
 
-def rabbitmq_available() -> str | None:
+def rabbitmq_unavailable() -> str | None:
     """None when RabbitMQ answers on loopback and rabbitmqctl is here; else why not."""
-    try:
-        with socket.create_connection(("127.0.0.1", RABBITMQ_PORT), timeout=1):
-            pass
-    except OSError:
+    if not rabbitmq_available():
         return f"RabbitMQ did not answer on 127.0.0.1:{RABBITMQ_PORT}"
     if shutil.which("rabbitmqctl") is None:
         return "rabbitmqctl is not on PATH (it makes the run's virtual host)"
     return None
-
-
-class Vhost:
-    """A RabbitMQ virtual host of the run's own (guest may use it), deleted on leaving `with`."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.url = f"amqp://guest:guest@127.0.0.1:{RABBITMQ_PORT}/{name}"
-
-    @staticmethod
-    def _ctl(*args: str) -> None:
-        result = subprocess.run(["rabbitmqctl", "-q", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, timeout=60)
-        if result.returncode != 0:
-            raise VhostError(f"rabbitmqctl {args[0]} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-
-    def __enter__(self) -> Vhost:
-        self._ctl("add_vhost", self.name)
-        try:
-            self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
-        except BaseException:
-            self._ctl("delete_vhost", self.name)
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._ctl("delete_vhost", self.name)
-
-
-class VhostError(RuntimeError):
-    pass
 
 
 def _connection(url: str):
@@ -243,33 +213,35 @@ class Child:
         self.started = 0.0  # time.monotonic() just before the process was created
 
     def __enter__(self) -> Child:
-        with open(self.log_path, "ab") as log:
-            self.started = time.monotonic()
-            self.process = subprocess.Popen([sys.executable, "-m", *self.args], env=self.env, cwd=servers.ROOT,
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.started = time.monotonic()
+        self.process = spawn(python_module(*self.args), self.env, self.log_path)
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        """The process's id; RuntimeError before it was started (`with`)."""
+        if self.process is None:
+            raise RuntimeError(f"{' '.join(self.args)} was not started")
+        return self.process.pid
+
     def cpu_seconds(self) -> float:
-        fields = servers._stat_fields(self.process.pid)
+        fields = servers._stat_fields(self.pid)
         return (int(fields[11]) + int(fields[12])) / servers.CLOCK_TICKS  # utime, stime
 
     def check(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{' '.join(self.args)} exited with {self.process.returncode}:\n{self.log_tail()}")
+        """RuntimeError, with the end of its log, if the process has exited."""
+        if self.process is not None and (code := self.process.poll()) is not None:
+            raise RuntimeError(f"{' '.join(self.args)} exited with {code}:\n{self.log_tail()}")
 
     def stop(self) -> None:
         if self.process is not None:
-            servers.stop_group(self.process, timeout=20)
+            stop_group(self.process, timeout=20)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log_path, lines)
 
 
 def run_queue_seconds(pid: int) -> float:
@@ -281,13 +253,6 @@ def run_queue_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total / 1e9
-
-
-def _migrate(module: str, env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", module, "migrate"], env=env, cwd=servers.ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
-    if result.returncode != 0:
-        raise RuntimeError(f"{module} migrate failed ({result.returncode}):\n{result.stderr[-2000:]}")
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -354,41 +319,34 @@ def drive(port: int, addresses: list[str], rate: float, clients: int) -> Drive:
 
 def _published(database_url: str) -> dict[str, float]:
     """address -> when the relay marked its verification event sent (epoch seconds)."""
-    from sqlalchemy import select
-
-    from services.identity.models import outbox
-    from shared.database import make_engine
-
-    engine = make_engine(database_url)
+    outbox = Outbox(database_url)
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.envelope, outbox.c.sent_at).where(outbox.c.type == VERIFICATION_EVENT))
-            return {json.loads(envelope)["data"]["email"]: sent_at.timestamp()
-                    for envelope, sent_at in rows if sent_at is not None}
+        return {event["data"]["email"]: sent_at.timestamp()
+                for event, sent_at in outbox.sent(VERIFICATION_EVENT) if sent_at is not None}
     finally:
-        engine.dispose()
+        outbox.engine.dispose()
 
 
-def _wait_for_mail(sink: Sink, addresses: list[str], timeout: float, children: list[Child]) -> set[str]:
-    """`sink.wait_for`, failing at once with its log when a process it depends on exited."""
+def _wait_for_mail(sink: SmtpSink, addresses: list[str], timeout: float, children: list[Child]) -> set[str]:
+    """`sink.wait_for_arrivals`, failing at once with its log when a process it depends on exited."""
     deadline = time.monotonic() + timeout
     while True:
-        missing = sink.wait_for(addresses, min(1.0, max(0.0, deadline - time.monotonic())))
+        missing = sink.wait_for_arrivals(addresses, min(1.0, max(0.0, deadline - time.monotonic())))
         if not missing or time.monotonic() >= deadline:
             return missing
         for child in children:
             child.check()
 
 
-def _duplicates(sink: Sink, addresses: list[str]) -> int:
+def _duplicates(sink: SmtpSink, addresses: list[str]) -> int:
     return sum(max(0, len(sink.arrivals(address)) - 1) for address in addresses)
 
 
 # -- the two measurements --------------------------------------------------------------------------
 
 
-def _latency(backend: str, database_url: str, sink: Sink, identity_server: servers.Server, children: dict[str, Child],
-             rate: float, seconds: float, clients: int) -> Latency:
+def _latency(backend: str, database_url: str, sink: SmtpSink, identity_server: servers.Server,
+             children: dict[str, Child], rate: float, seconds: float, clients: int) -> Latency:
     tag = f"{os.getpid()}-{int(time.time())}"
     warmup = [f"warm-{tag}-{n}@example.com" for n in range(WARMUP_SIGN_UPS)]
     warm = drive(identity_server.port, warmup, rate / 2, clients)
@@ -401,7 +359,7 @@ def _latency(backend: str, database_url: str, sink: Sink, identity_server: serve
 
     addresses = [f"latency-{tag}-{n}@example.com" for n in range(int(rate * seconds))]
     pids = {"identity (gunicorn)": [identity_server.pid, *identity_server.workers()],
-            **{name: [child.process.pid] for name, child in children.items()},
+            **{name: [child.pid] for name, child in children.items()},
             "benchmark (client threads, SMTP sink)": [os.getpid()]}
 
     def waited() -> dict[str, float]:
@@ -466,7 +424,7 @@ def _publish(url: str, addresses: list[str]) -> float:
         return time.monotonic() - started
 
 
-def _throughput(url: str, sink: Sink, consumer_env: dict[str, str], var_dir: Path, events: int) -> Throughput:
+def _throughput(url: str, sink: SmtpSink, consumer_env: dict[str, str], var_dir: Path, events: int) -> Throughput:
     addresses = [f"throughput-{os.getpid()}-{n}@example.com" for n in range(events)]
     published_seconds = _publish(url, addresses)
     deadline = time.monotonic() + 10
@@ -477,7 +435,7 @@ def _throughput(url: str, sink: Sink, consumer_env: dict[str, str], var_dir: Pat
     bench_before = time.process_time()
     with Child(["services.notifier", "consume"], consumer_env, var_dir / "consumer-throughput.log") as consumer:
         _wait_for_mail(sink, addresses, QUEUE_TIMEOUT, [consumer])
-        consumer_cpu, consumer_waiting = consumer.cpu_seconds(), run_queue_seconds(consumer.process.pid)
+        consumer_cpu, consumer_waiting = consumer.cpu_seconds(), run_queue_seconds(consumer.pid)
         sink_cpu = time.process_time() - bench_before
         firsts = [times[0] for address in addresses if (times := sink.arrivals(address))]
         last = max(firsts, default=consumer.started)
@@ -501,30 +459,30 @@ def ssl_context_ms(calls: int = 20) -> float:
 def run(var_dir: Path, rate: float = RATE, seconds: float = SECONDS, clients: int = CLIENTS,
         events: int = EVENTS) -> Figures | Skipped:
     """Both measurements, or why they could not be made (RabbitMQ not there)."""
-    if reason := rabbitmq_available():
+    if reason := rabbitmq_unavailable():
         return Skipped(reason)
     with ExitStack() as stack:
         try:
-            vhost = stack.enter_context(Vhost(f"threshold-bench-{os.getpid()}"))
+            vhost = stack.enter_context(RabbitVhost(f"threshold-bench-{os.getpid()}"))
         except (VhostError, OSError, subprocess.TimeoutExpired) as exc:
             return Skipped(f"could not make a RabbitMQ virtual host: {exc}")
-        version = _prepare_bus(vhost.url)
-        if databases.postgres_available():
+        version = _prepare_bus(vhost.url())
+        if postgres_available():
             backend, database_url = "PostgreSQL", stack.enter_context(databases.fresh_postgres("events"))
         else:
             backend, database_url = "SQLite", f"sqlite:///{var_dir / 'identity.db'}"
-        port = servers.free_port()
+        port = free_port()
         metrics = var_dir / "metrics"
         for group in ("identity", "notifier"):
             (metrics / group).mkdir(parents=True, exist_ok=True)
         identity_env = dict(identity.environment(database_url, var_dir, port), WEB_CONCURRENCY="2",
-                            BROKER_URL=vhost.url, PROMETHEUS_MULTIPROC_DIR=str(metrics / "identity"))
-        consumer_env = dict(os.environ, APP_ENV="development", VAR_DIR=str(var_dir), BROKER_URL=vhost.url,
+                            BROKER_URL=vhost.url(), PROMETHEUS_MULTIPROC_DIR=str(metrics / "identity"))
+        consumer_env = dict(os.environ, APP_ENV="development", VAR_DIR=str(var_dir), BROKER_URL=vhost.url(),
                             NOTIFIER_DATABASE_URL=f"sqlite:///{var_dir / 'notifier.db'}",
                             PROMETHEUS_MULTIPROC_DIR=str(metrics / "notifier"), PYTHONUNBUFFERED="1")
-        _migrate("services.identity", identity_env)
-        _migrate("services.notifier", consumer_env)
-        sink = stack.enter_context(Sink())
+        migrate("services.identity", identity_env)
+        migrate("services.notifier", consumer_env)
+        sink = stack.enter_context(SmtpSink(keep_mail=False))
         consumer_env["SMTP_URL"] = sink.url
 
         server = stack.enter_context(servers.Server([sys.executable, "-m", "services.identity", "serve"],
@@ -537,5 +495,5 @@ def run(var_dir: Path, rate: float = RATE, seconds: float = SECONDS, clients: in
         latency = _latency(backend, database_url, sink, server, children, rate, seconds, clients)
         children["consumer"].stop()
         print(f"  {events} queued events through one consumer...", flush=True)
-        throughput = _throughput(vhost.url, sink, consumer_env, var_dir, events)
+        throughput = _throughput(vhost.url(), sink, consumer_env, var_dir, events)
         return Figures(latency, throughput, version, ssl_context_ms())

@@ -16,12 +16,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from bench.servers import ROOT, free_port
+from support.ports import answers, free_port
+from support.processes import log_tail, python_module, spawn, stop_group
 
 READY_TIMEOUT = 90.0
 MAIL_TIMEOUT = 60.0
@@ -105,15 +105,6 @@ def sample(root: int) -> dict:
     return {"processes": figures, "total": round(sum(figures.values()), 1), "count": len(figures)}
 
 
-def _get(port: int, path: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
 def _post_json(port: int, path: str, body: dict) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -128,24 +119,14 @@ def _wait(condition, timeout: float, what: str, process: subprocess.Popen, log: 
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            raise RuntimeError(f"services.run exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"services.run exited with {process.returncode}:\n{log_tail(log, 30)}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not within {timeout:g}s:\n{_tail(log)}")
+            raise RuntimeError(f"{what} not within {timeout:g}s:\n{log_tail(log, 30)}")
         time.sleep(0.25)
 
 
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
-
-
 def _ready(ports: dict[str, int]) -> bool:
-    for port in ports.values():
-        try:
-            if _get(port, "/readyz") != 200:
-                return False
-        except OSError:
-            return False
-    return True
+    return all(answers(port, timeout=5) for port in ports.values())
 
 
 def _mailed(mail_dir: Path, address: str) -> bool:
@@ -171,10 +152,7 @@ def total_pss(var_dir: Path, env: dict[str, str] | None = None, sign_ups: int = 
                    IDENTITY_PUBLIC_URL=f"http://127.0.0.1:{ports['identity']}",
                    WEB_PUBLIC_URL=f"http://127.0.0.1:{ports['web']}", **(env or {}))
     log = var_dir / "services-run.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "services.run"], cwd=ROOT, env=run_env,
-                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process = spawn(python_module("services.run"), run_env, log)
     try:
         _wait(lambda: _ready(ports), READY_TIMEOUT, "every service ready", process, log)
         time.sleep(SETTLE)
@@ -197,16 +175,7 @@ def total_pss(var_dir: Path, env: dict[str, str] | None = None, sign_ups: int = 
 
 def _stop(process: subprocess.Popen) -> None:
     """Ctrl-C to the run's process group, then SIGKILL whatever is left."""
-    try:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+    stop_group(process, timeout=30, signum=signal.SIGINT)
 
 
 def table(figures: dict) -> str:

@@ -8,14 +8,17 @@ import hashlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from werkzeug.test import TestResponse
+
 from bench import load, servers
+from support.outbox import Outbox
 
 PASSWORD = "bench-Correct-Horse-42"
 GUNICORN_CONF = Path(__file__).resolve().parent / "gunicorn_conf.py"
@@ -55,22 +58,12 @@ def environment(database_url: str, var_dir: Path, port: int, worker: str = "", i
 
 def verification_tokens(database_url: str) -> dict[str, str]:
     """email -> token, from the verification events in the outbox (what the mailer would send)."""
-    from sqlalchemy import select
-
-    from services.identity.models import outbox
-    from shared.database import make_engine
-
-    engine = make_engine(database_url)
+    outbox = Outbox(database_url)
     try:
-        with engine.connect() as conn:
-            envelopes = conn.execute(select(outbox.c.envelope).where(outbox.c.type == VERIFICATION_EVENT)).scalars()
-            tokens = {}
-            for envelope in envelopes:
-                data = json.loads(envelope)["data"]
-                tokens[data["email"]] = parse_qs(urlsplit(data["verification_url"]).query)["token"][0]
-            return tokens
+        return {event["data"]["email"]: parse_qs(urlsplit(event["data"]["verification_url"]).query)["token"][0]
+                for event in outbox.events(VERIFICATION_EVENT)}
     finally:
-        engine.dispose()
+        outbox.engine.dispose()
 
 
 def create_accounts(port: int, database_url: str, count: int) -> list[str]:
@@ -96,13 +89,6 @@ def create_accounts(port: int, database_url: str, count: int) -> list[str]:
 def sign_in(client: load.Client, email: str) -> tuple[bool, dict]:
     status, body = client.call("POST", "/v1/sessions", {"email": email, "password": PASSWORD})
     return status == 200, body
-
-
-def migrate(env: dict[str, str]) -> None:
-    migration = subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=servers.ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if migration.returncode != 0:
-        raise RuntimeError(f"migrate failed ({migration.returncode}):\n{migration.stderr[-2000:]}")
 
 
 def server(env: dict[str, str], port: int, log_path: Path, cpu: int | None) -> servers.Server:
@@ -133,6 +119,19 @@ def _query(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
+def _start(response: TestResponse) -> str:
+    """The beginning of a response's body, for an error message."""
+    return response.get_data(as_text=True)[:300]
+
+
+def _object(response: TestResponse) -> dict[str, Any]:
+    """The JSON object a test client's response carries; RuntimeError when it carries none."""
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise RuntimeError(f"minter: {response.status_code} without a JSON object: {_start(response)}")
+    return body
+
+
 class Minter:
     """Authorization codes by identity's real flow, in this process on the server's database: identity's
     own app (`create_app`, the same settings) through Flask's test client; GET /oauth2/authorize, then
@@ -152,8 +151,8 @@ class Minter:
                                headers=basic("web", DEVELOPMENT_SECRET))
         if signed_in.status_code != 200 or web.status_code != 200:
             raise RuntimeError(f"minter: sign-in {signed_in.status_code}, service token {web.status_code}")
-        self.person = signed_in.json["access_token"]
-        self.web = {"Authorization": f"Bearer {web.json['access_token']}"}
+        self.person = _object(signed_in)["access_token"]
+        self.web = {"Authorization": f"Bearer {_object(web)['access_token']}"}
 
     def code(self) -> tuple[str, str]:
         verifier = secrets.token_urlsafe(48)
@@ -166,8 +165,8 @@ class Minter:
         completed = self.client.post(f"/internal/v1/auth-requests/{request_id}/complete",
                                      json={"access_token": self.person}, headers=self.web)
         if completed.status_code != 200:
-            raise RuntimeError(f"minter: completion answered {completed.status_code}: {completed.get_data()[:300]}")
-        return _query(completed.json["redirect_to"])["code"], verifier
+            raise RuntimeError(f"minter: completion answered {completed.status_code}: {_start(completed)}")
+        return _query(_object(completed)["redirect_to"])["code"], verifier
 
     def codes(self, count: int) -> list[tuple[str, str]]:
         return [self.code() for _ in range(count)]
@@ -179,8 +178,8 @@ class Minter:
                 "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
                 "code_verifier": verifier})
             if answer.status_code != 200:
-                raise RuntimeError(f"minter: code exchange answered {answer.status_code}: {answer.get_data()[:300]}")
-            tokens.append(answer.json["refresh_token"])
+                raise RuntimeError(f"minter: code exchange answered {answer.status_code}: {_start(answer)}")
+            tokens.append(_object(answer)["refresh_token"])
         return tokens
 
 

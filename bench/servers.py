@@ -2,25 +2,20 @@
 from __future__ import annotations
 
 import functools
-import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+from support.ports import answers
+from support.processes import log_tail, spawn, stop_group
+
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -89,23 +84,6 @@ def memory(pid: int) -> Memory | None:
     return Memory((kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, kb["Pss"] / 1024, kb["Rss"] / 1024)
 
 
-def stop_group(process: subprocess.Popen, timeout: float, signum: int = signal.SIGTERM) -> None:
-    """SIGTERM (or `signum`) the process group, SIGKILL it after `timeout`, then kill whatever the leader left."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signum)
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 class Server:
     """A gunicorn master in its own process group, pinned to `cpu`; `with` stops the whole group."""
 
@@ -127,10 +105,15 @@ class Server:
         self.boot_unpinned = boot_unpinned
         pin = (functools.partial(os.sched_setaffinity, 0, {self.cpu}) if self.cpu is not None and not boot_unpinned
                else None)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+        self.process = spawn(self.argv, self.env, self.log_path, preexec_fn=pin)
         return self
+
+    @property
+    def running(self) -> subprocess.Popen:
+        """The master's process; RuntimeError before `start()`."""
+        if self.process is None:
+            raise RuntimeError(f"{' '.join(self.argv)} was not started")
+        return self.process
 
     def __enter__(self) -> Server:
         if self.process is None:
@@ -138,7 +121,7 @@ class Server:
         try:
             self.wait_ready()
             if self.boot_unpinned and self.cpu is not None:
-                pin_tree(self.process.pid, self.cpu)
+                pin_tree(self.pid, self.cpu)
         except BaseException:
             self.stop()
             raise
@@ -150,17 +133,10 @@ class Server:
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200 and (self.workers() or not self.forks):
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
+            if (code := self.running.poll()) is not None:
+                raise RuntimeError(f"server exited with {code}:\n{self.log_tail()}")
+            if answers(self.port, "/healthz") and (self.workers() or not self.forks):
+                return
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_tail()}")
 
@@ -173,14 +149,14 @@ class Server:
                     stat = (entry / "stat").read_text()
                 except OSError:
                     continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
                     pids.append(int(entry.name))
         return pids
 
     @property
     def pid(self) -> int:
         """The root of the server's process tree."""
-        return self.process.pid
+        return self.running.pid
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -190,10 +166,7 @@ class Server:
                 stop_group(self.process, timeout=25)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log_path, lines)
 
 
 def gunicorn_argv(app_factory: str, port: int) -> list[str]:

@@ -15,14 +15,16 @@ import html
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from bench import identity, load, servers
+from support.databases import migrate
+from support.ports import free_port
 
 ORGANIZATIONS = 3  # the switcher lists a workspace of each
 PAGE_MARKER = b"<html"
@@ -43,13 +45,6 @@ def _environment(var_dir: Path, ports: dict[str, int]) -> dict[str, str]:
         IP_RATE_LIMIT_PER_MINUTE="100000000",  # one client address sends everything here
         PYTHONUNBUFFERED="1",
     )
-
-
-def _migrate(module: str, env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", module, "migrate"], env=env, cwd=servers.ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{module} migrate failed ({result.returncode}):\n{result.stderr[-2000:]}")
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None,
@@ -133,10 +128,10 @@ def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: fl
     "cpu_seconds", "per_cpu_second", "p50_ms", "first_error"} and a ratio is per_cpu_second over the bare
     endpoint's in the same round."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: servers.free_port() for name in ("bare", "identity", "tenancy", "web")}
+    ports = {name: free_port() for name in ("bare", "identity", "tenancy", "web")}
     env = _environment(var_dir, ports)
     for module in ("services.identity", "services.tenancy", "services.web"):
-        _migrate(module, env)
+        migrate(module, env)
     others = sorted(os.sched_getaffinity(0) - {cpu}) if cpu is not None else []
     helper_cpu = others[0] if len(others) == 1 else None
 
@@ -178,11 +173,14 @@ def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: fl
         def tenancy_step(_index):
             return lambda c: c.call("GET", "/v1/workspaces", token=token)[0] == 200
 
+        def web_step(_index):
+            return _page_step(home, cookie)
+
         figures = []
         for _ in range(rounds):
-            row = {"bare": _window(bare, bare_step, clients, seconds, warmup),
-                   "tenancy": _window(tenancy, tenancy_step, clients, seconds, warmup),
-                   "web": _window(web, lambda _index: _page_step(home, cookie), clients, seconds, warmup)}
+            row: dict[str, Any] = {"bare": _window(bare, bare_step, clients, seconds, warmup),
+                                   "tenancy": _window(tenancy, tenancy_step, clients, seconds, warmup),
+                                   "web": _window(web, web_step, clients, seconds, warmup)}
             base = row["bare"]["per_cpu_second"]
             row["tenancy_ratio"] = round(row["tenancy"]["per_cpu_second"] / base, 3) if base else 0.0
             row["web_ratio"] = round(row["web"]["per_cpu_second"] / base, 3) if base else 0.0

@@ -8,37 +8,16 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
-import subprocess
-import sys
-from functools import cache
 from pathlib import Path
 
 import pytest
 
+from support import databases as support_databases
+
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@cache
-def postgres_available() -> bool:
-    return _port_open(5432)
-
-
-@cache
-def rabbitmq_available() -> bool:
-    return _port_open(5672)
 
 
 def require(available: object, what: str, missing: str = "does not answer on loopback") -> None:
@@ -51,16 +30,13 @@ def require(available: object, what: str, missing: str = "does not answer on loo
 
 
 def migrate(module: str, url: str) -> None:
+    """Migrate the database at `url` of `module` (services.<name>) in test mode."""
     env = dict(os.environ, **{f"{module.rsplit('.', 1)[1].upper()}_DATABASE_URL": url, "APP_ENV": "test"})
-    subprocess.run([sys.executable, "-m", module, "migrate"], env=env, check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    support_databases.migrate(module, env)
 
 
 def _admin_execute(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(POSTGRES_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(statement)
+    support_databases.admin_execute(POSTGRES_ADMIN_URL, statement)
 
 
 class DatabaseFactory:
@@ -190,32 +166,3 @@ def allow_connections(url: str) -> None:
 
 def _pg_url(name: str) -> str:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RabbitVhost:
-    """A virtual host of its own on the loopback RabbitMQ, so a test run's queues never meet another's."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    @staticmethod
-    def _ctl(*args: str) -> None:
-        subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       timeout=60)
-
-    def create(self) -> RabbitVhost:
-        self._ctl("add_vhost", self.name)
-        self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
-        return self
-
-    def delete(self) -> None:
-        self._ctl("delete_vhost", self.name)
-
-    def url(self, port: int = 5672) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{port}/{self.name}"

@@ -3,6 +3,7 @@ the identity app with its test client, and AuthActions for the usual sign-up/ver
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import json
 import os
@@ -13,10 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import jsonschema_rs
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, select
 from werkzeug.serving import make_server
 
+from support.databases import postgres_available
+from support.outbox import Outbox
+from support.rabbitmq import RabbitVhost, rabbitmq_available
 from tests import backends
 
 # The tenancy fixtures (identity served on loopback, tenancy on its own database) serve tests beyond
@@ -42,14 +46,14 @@ class Clock:
 def databases(tmp_path_factory):
     factory = backends.DatabaseFactory(tmp_path_factory.mktemp("databases"))
     yield factory
-    if backends.postgres_available():
+    if postgres_available():
         factory.drop_all()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request) -> str:
     if request.param == "postgres":
-        backends.require(backends.postgres_available(), "PostgreSQL")
+        backends.require(postgres_available(), "PostgreSQL")
     return request.param
 
 
@@ -80,8 +84,8 @@ _vhosts = itertools.count()
 @pytest.fixture
 def rabbit_vhost():
     """A RabbitMQ virtual host of this test's own on the loopback broker, deleted afterwards."""
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
-    vhost = backends.RabbitVhost(f"threshold-test-{os.getpid()}-{next(_vhosts)}").create()
+    backends.require(rabbitmq_available(), "RabbitMQ")
+    vhost = RabbitVhost(f"threshold-test-{os.getpid()}-{next(_vhosts)}").create()
     yield vhost
     vhost.delete()
 
@@ -104,14 +108,22 @@ def identity_env(database_url: str, var_dir, **overrides) -> dict:
     return env
 
 
+def service_app(service: str, env: dict, clock: Clock | None = None) -> Flask:
+    """`services.<service>.app.create_app` on settings read from `env`, with `clock` where given and the app
+    takes one (the notifier's does not): how every app fixture builds its app."""
+    app = importlib.import_module(f"services.{service}.app")
+    settings = importlib.import_module(f"services.{service}.settings").Settings.from_env(env)
+    if clock is None or service == "notifier":
+        return app.create_app(settings)
+    return app.create_app(settings, clock=clock)
+
+
 @pytest.fixture
 def make_identity_app(identity_db, tmp_path, clock):
     """Build the identity app on this test's database; keyword arguments override env settings."""
-    from services.identity.app import create_app
-    from services.identity.settings import Settings
 
     def make(**overrides):
-        return create_app(Settings.from_env(identity_env(identity_db, tmp_path, **overrides)), clock=clock)
+        return service_app("identity", identity_env(identity_db, tmp_path, **overrides), clock)
 
     return make
 
@@ -149,26 +161,6 @@ def race(app, path: str, bodies: list[dict], form: bool = False, headers: dict |
     assert not any(thread.is_alive() for thread in threads), "a request hung"
     assert not errors, errors
     return responses
-
-
-class Outbox:
-    """Reads the events a service wrote to its outbox, in the database it really uses."""
-
-    def __init__(self, database_url: str):
-        self.engine = create_engine(database_url.replace("sqlite:///", "sqlite:///", 1))
-
-    def events(self, event_type: str | None = None) -> list[dict]:
-        from services.identity.models import outbox
-
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.envelope).order_by(outbox.c.created_at)).scalars().all()
-        events = [json.loads(row) for row in rows]
-        return [e for e in events if event_type is None or e["type"] == event_type]
-
-    def last(self, event_type: str, email: str | None = None) -> dict:
-        matching = [e for e in self.events(event_type) if email is None or e["data"].get("email") == email]
-        assert matching, f"no {event_type} event in the outbox"
-        return matching[-1]
 
 
 @pytest.fixture

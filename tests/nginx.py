@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import requests
 
+from support import ROOT
+from support.processes import spawn, stop_group
 from tests import backends
 from tests.processes import wait_for
 
-NGINX_DIR = backends.ROOT / "deploy" / "nginx"
+NGINX_DIR = ROOT / "deploy" / "nginx"
 SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003}  # as the checked-in file proxies them
 
 
@@ -51,9 +52,8 @@ class Nginx:
         conf_dir.mkdir()
         (conf_dir / "nginx.conf").write_text(text)
         shutil.copy(NGINX_DIR / "problems.conf", conf_dir)
-        with open(self.workdir / "nginx.log", "wb") as log:
-            self.process = subprocess.Popen(command(self.workdir, conf_dir / "nginx.conf", " daemon off;"), stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = spawn(command(self.workdir, conf_dir / "nginx.conf", " daemon off;"), os.environ,
+                             self.workdir / "nginx.log")
         try:
             wait_for(self._listening, timeout=30, what="nginx to listen")
         except BaseException:
@@ -70,5 +70,5 @@ class Nginx:
             return False
 
     def __exit__(self, *exc) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=20)
+        if self.process is not None:
+            stop_group(self.process, timeout=20)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests import backends
+from support.processes import python_module, spawn, stop_group
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "the condition"):
@@ -31,9 +30,7 @@ class Processes:
         self.children: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, *args: str, **env) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")
-        child = subprocess.Popen([sys.executable, "-m", *args], env={**self.env, **env}, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=backends.ROOT)
+        child = spawn(python_module(*args), {**self.env, **env}, self.workdir / f"{name}.log")
         self.children[name] = child
         return child
 
@@ -47,11 +44,4 @@ class Processes:
 
     def stop_all(self) -> None:
         for name in list(self.children):
-            child = self.children.pop(name)
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-                try:
-                    child.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(child.pid, signal.SIGKILL)
-                    child.wait()
+            stop_group(self.children.pop(name), timeout=20)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.backends import free_port
+from support.ports import free_port
 
 
 class TcpProxy:

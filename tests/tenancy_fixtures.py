@@ -3,12 +3,11 @@ HTTP on loopback (JWKS, service tokens, the internal accounts API) and the tenan
 database, both on the same backend."""
 from __future__ import annotations
 
-import json
-
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 
-from tests.conftest import AuthActions, bearer
+from support.outbox import Outbox
+from tests.conftest import AuthActions, bearer, service_app
 
 
 @pytest.fixture
@@ -39,12 +38,10 @@ def tenancy_env(database_url: str, identity_url: str, var_dir, **overrides) -> d
 
 @pytest.fixture
 def make_tenancy_app(tenancy_db, identity_server, tmp_path, clock):
-    from services.tenancy.app import create_app
-    from services.tenancy.settings import Settings
+    """Build the tenancy app on this test's database; keyword arguments override env settings."""
 
     def make(**overrides):
-        return create_app(Settings.from_env(tenancy_env(tenancy_db, identity_server.url, tmp_path, **overrides)),
-                          clock=clock)
+        return service_app("tenancy", tenancy_env(tenancy_db, identity_server.url, tmp_path, **overrides), clock)
 
     return make
 
@@ -59,21 +56,9 @@ def tenancy(tenancy_app):
     return tenancy_app.test_client()
 
 
-class TenancyOutbox:
-    def __init__(self, database_url: str):
-        self.engine = create_engine(database_url)
-
-    def events(self, event_type: str | None = None) -> list[dict]:
-        from services.tenancy.models import outbox
-
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.envelope).order_by(outbox.c.created_at)).scalars().all()
-        return [e for e in map(json.loads, rows) if event_type is None or e["type"] == event_type]
-
-
 @pytest.fixture
 def tenancy_outbox(tenancy_db):
-    box = TenancyOutbox(tenancy_db)
+    box = Outbox(tenancy_db)
     yield box
     box.engine.dispose()
 
@@ -94,7 +79,7 @@ def people(auth) -> People:
     return People(auth)
 
 
-def invitation_link(outbox: TenancyOutbox, invitation_id: str) -> str:
+def invitation_link(outbox: Outbox, invitation_id: str) -> str:
     """The accept token of an invitation, from the accept_url of its tenancy.invitation.created event."""
     from urllib.parse import parse_qs, urlsplit
 
@@ -108,7 +93,7 @@ def invitation_link(outbox: TenancyOutbox, invitation_id: str) -> str:
 class Tenants:
     """Factories for organizations, workspaces and memberships, built through the tenancy API."""
 
-    def __init__(self, client, outbox: TenancyOutbox):
+    def __init__(self, client, outbox: Outbox):
         self.client = client
         self.outbox = outbox
 

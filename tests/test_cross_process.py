@@ -24,9 +24,12 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from support import ROOT
+from support.databases import postgres_available
+from support.ports import answers, free_port
+from support.rabbitmq import RabbitVhost, rabbitmq_available
+from support.smtp import SmtpSink
 from tests import backends
-from tests.backends import ROOT, free_port
-from tests.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
 
@@ -118,11 +121,8 @@ class Stack:
         while pending:
             assert self.process.poll() is None, f"services.run exited with {self.process.returncode}:\n{self.log()}"
             for name, port in list(pending.items()):
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        del pending[name]
-                except requests.RequestException:
-                    pass
+                if answers(port):
+                    del pending[name]
             if pending:
                 assert time.monotonic() < deadline, f"{sorted(pending)} not ready within {timeout}s:\n{self.log()}"
                 time.sleep(0.25)
@@ -311,7 +311,7 @@ def test_embedded_default_sign_up_mail_verify_sign_in_and_ctrl_c(stacks):
 
 @pytest.fixture
 def postgres_databases(databases):
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     urls = {service: databases.fresh("postgres", f"services.{service}")
             for service in ("identity", "tenancy", "notifier")}
     yield urls
@@ -322,9 +322,9 @@ def postgres_databases(databases):
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
 def test_postgres_rabbitmq_smtp_sign_up_mail_arrives_once(postgres_databases, stacks):
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    backends.require(rabbitmq_available(), "RabbitMQ")
     # A virtual host of this test's own: nothing left on the shared broker can meet this run's mail.
-    vhost = backends.RabbitVhost(f"threshold-stack-{os.getpid()}").create()
+    vhost = RabbitVhost(f"threshold-stack-{os.getpid()}").create()
     try:
         _run_against_servers(postgres_databases, stacks, vhost.url())
     finally:

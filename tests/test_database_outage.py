@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from support.databases import postgres_available
+from support.outbox import Outbox
 from tests import backends
-from tests.conftest import AuthActions, Outbox, assert_problem, bearer, identity_env
+from tests.conftest import AuthActions, assert_problem, bearer, identity_env
 
 pytestmark = pytest.mark.postgres
 
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def outage(databases, tmp_path, clock):
     """Identity on a PostgreSQL database of its own that the test can take away and bring back."""
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     from services.identity.app import create_app
     from services.identity.settings import Settings
 

@@ -15,9 +15,10 @@ import pytest
 import yaml
 from kombu import Connection
 
+from support import ROOT
+from support.rabbitmq import RabbitVhost, rabbitmq_available
 from tests import backends
 
-ROOT = backends.ROOT
 HTTP_SERVICES = {"identity": 8001, "tenancy": 8002, "notifier": 8003, "web": 8000}
 API_SERVICES = ("identity", "tenancy")  # their readiness for requests leaves the bus out
 
@@ -145,8 +146,8 @@ def test_rabbitmq_definitions_match_the_topology_the_code_declares():
 
 @pytest.mark.rabbitmq
 def test_rabbitmq_definitions_load_and_the_services_declare_against_them():
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
-    vhost = backends.RabbitVhost(f"threshold-definitions-{os.getpid()}").create()
+    backends.require(rabbitmq_available(), "RabbitMQ")
+    vhost = RabbitVhost(f"threshold-definitions-{os.getpid()}").create()
     try:
         definitions = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
         text = json.dumps(definitions).replace('"vhost": "/"', f'"vhost": "{vhost.name}"')

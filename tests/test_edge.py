@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from shared.config import ServerSettings
-from tests import backends, nginx
+from support.ports import answers, free_port
+from tests import nginx
 from tests.processes import Processes, wait_for
 from tests.test_deploy import compose, compose_cli  # noqa: F401  (the compose file as Compose resolves it)
 
@@ -30,7 +31,7 @@ IP_LIMIT = 2
 @contextlib.contextmanager
 def serving_identity(databases, tmp_path, **env):
     """`python -m services.identity serve` (gunicorn with deploy/gunicorn.conf.py) on a free port; its URL."""
-    port = backends.free_port()
+    port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1",
            "IDENTITY_DATABASE_URL": databases.fresh("sqlite", "services.identity"), "VAR_DIR": str(tmp_path / "var"),
            "IDENTITY_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS), **env}
@@ -38,7 +39,7 @@ def serving_identity(databases, tmp_path, **env):
     processes.start("identity", "services.identity", "serve")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: answers(f"{url}/healthz"), timeout=60, what="identity to serve")
+        wait_for(lambda: answers(port, "/healthz"), timeout=60, what="identity to serve")
         yield url
     finally:
         processes.stop_all()
@@ -64,13 +65,6 @@ def proxied_identity(compose, databases, tmp_path):
     with serving_identity(databases, tmp_path, PROXY_HOPS=compose["services"]["identity"]["environment"]["PROXY_HOPS"],
                           IP_RATE_LIMIT_PER_MINUTE=str(IP_LIMIT)) as url:
         yield url
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def exchange(port: int, data: bytes) -> tuple[str, dict, bytes]:
@@ -150,7 +144,7 @@ def test_the_checked_in_nginx_config_is_valid(tmp_path):
 def edge(proxied_identity, tmp_path):
     """deploy/nginx/nginx.conf with its ports on free loopback ones, in front of the live identity; its ports.
     Tenancy's and the notifier's servers point at a closed port (nothing listens there)."""
-    ports = {service: backends.free_port() for service in nginx.SERVICES}
+    ports = {service: free_port() for service in nginx.SERVICES}
     upstreams = {"identity": proxied_identity.removeprefix("http://"), "tenancy": "127.0.0.1:1",
                  "notifier": "127.0.0.1:1"}
     with nginx.Nginx(tmp_path, ports, upstreams):

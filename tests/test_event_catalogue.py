@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from jinja2 import meta, nodes
@@ -18,8 +17,8 @@ from services.identity import events as identity_events
 from services.notifier.messages import Renderer
 from services.notifier.subscriptions import TEMPLATES, mail_queues
 from services.tenancy import events as tenancy_events
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CATALOGUES = (identity_events, tenancy_events)
 
 

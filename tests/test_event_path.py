@@ -21,10 +21,12 @@ from sqlalchemy import create_engine, text
 
 from services.notifier.subscriptions import mail_queues
 from shared import bus
+from support import ROOT
+from support.databases import postgres_available
+from support.smtp import SmtpSink
 from tests import backends
 from tests.conftest import identity_env
 from tests.processes import Processes, wait_for
-from tests.smtp_sink import SmtpSink
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
@@ -38,7 +40,7 @@ def rabbit(rabbit_vhost):
 
 @pytest.fixture
 def pg(databases):
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     urls = {"identity": databases.fresh("postgres", "services.identity"),
             "notifier": databases.fresh("postgres", "services.notifier")}
     yield urls
@@ -231,7 +233,7 @@ def _publish_raw(url: str, body: bytes, content_type: str, routing_key: str) -> 
 def _dead_letters(event_path, *args: str) -> str:
     result = subprocess.run([sys.executable, "-m", "services.notifier", "dead-letters", *args],
                             env=event_path.processes.env, capture_output=True, text=True, timeout=60,
-                            cwd=backends.ROOT)
+                            cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -11,6 +11,7 @@ from kombu import Connection
 
 from services.notifier.subscriptions import mail_queues
 from shared import bus
+from support.databases import postgres_available
 from tests import backends
 from tests.conftest import identity_env
 from tests.processes import Processes, wait_for
@@ -22,7 +23,7 @@ def test_the_relay_outlives_a_database_outage_and_publishes_afterwards(databases
     from services.identity.app import create_app
     from services.identity.settings import Settings
 
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     url = databases.fresh("postgres", "services.identity", disposable=True)
     env = identity_env(url, tmp_path, BROKER_URL=rabbit_vhost.url())
     processes = Processes(tmp_path, {**os.environ, **env, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"})

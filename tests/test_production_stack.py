@@ -18,9 +18,12 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from support import ROOT
+from support.databases import postgres_available
+from support.ports import answers, free_port
+from support.smtp import SmtpSink
 from tests import backends, nginx
 from tests.processes import Processes, wait_for
-from tests.smtp_sink import SmtpSink
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 PASSWORD = "a long production passphrase"
@@ -29,7 +32,7 @@ PASSWORD = "a long production passphrase"
 @pytest.fixture
 def empty_databases():
     """Empty PostgreSQL databases: the migrations are part of what runs."""
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     names = {service: f"thr_prod_{service}_{os.getpid()}" for service in ("identity", "tenancy", "notifier")}
     for name in names.values():
         backends._admin_execute(f"DROP DATABASE IF EXISTS {name}")
@@ -42,8 +45,8 @@ def empty_databases():
 @pytest.fixture
 def stack(empty_databases, rabbit_vhost, tmp_path):
     """Migrated and running as compose runs it; yields (nginx's urls, SMTP sink, processes)."""
-    ports = {name: backends.free_port() for name in ("identity", "tenancy", "notifier")}
-    public = {name: backends.free_port() for name in nginx.SERVICES}  # what compose publishes: nginx's
+    ports = {name: free_port() for name in ("identity", "tenancy", "notifier")}
+    public = {name: free_port() for name in nginx.SERVICES}  # what compose publishes: nginx's
     with SmtpSink() as sink:
         env = production_env(empty_databases, rabbit_vhost.url(), sink.url, ports, public["identity"], tmp_path)
         processes = start_stack(env, tmp_path)
@@ -87,7 +90,7 @@ def test_production_stack_walks_sign_up_to_organization(stack):
 def start_stack(env: dict, tmp_path) -> Processes:
     """The compose services' commands: the migrations, then three gunicorn servers, the consumer, both relays."""
     migrate = subprocess.run(["sh", "-c", "python -m services.identity migrate && python -m services.tenancy migrate"
-                              " && python -m services.notifier migrate"], cwd=backends.ROOT, timeout=180,
+                              " && python -m services.notifier migrate"], cwd=ROOT, timeout=180,
                              env={**env, "PATH": f"{os.path.dirname(sys.executable)}:{env['PATH']}"},
                              capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr[-2000:]
@@ -106,13 +109,8 @@ def start_stack(env: dict, tmp_path) -> Processes:
 def wait_ready(ports: dict) -> dict:
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    def ready() -> bool:
-        try:
-            return all(requests.get(f"{url}/readyz", timeout=5).status_code == 200 for url in urls.values())
-        except requests.RequestException:  # not listening yet, or still booting its workers
-            return False
-
-    wait_for(ready, timeout=90, what="every service to be ready")
+    wait_for(lambda: all(answers(port, timeout=5) for port in ports.values()), timeout=90,
+             what="every service to be ready")
     return urls
 
 

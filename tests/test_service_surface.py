@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_30
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from shared.service_app import DOCS_CSP
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, service_app
 from tests.identity.test_email_verification import page_loads
 
 SERVICES = ["identity", "tenancy", "notifier"]
@@ -58,21 +58,7 @@ def base_env(service: str, database_url: str, var_dir: Path, broker_url: str) ->
 
 
 def build(service: str, database_url: str, var_dir: Path, broker_url: str = "memory://", clock=None) -> Flask:
-    env = base_env(service, database_url, var_dir, broker_url)
-    if service == "identity":
-        from services.identity.app import create_app
-        from services.identity.settings import Settings
-
-        return create_app(Settings.from_env(env), **({"clock": clock} if clock else {}))
-    if service == "tenancy":
-        from services.tenancy.app import create_app
-        from services.tenancy.settings import Settings
-
-        return create_app(Settings.from_env(env), **({"clock": clock} if clock else {}))
-    from services.notifier.app import create_app
-    from services.notifier.settings import Settings
-
-    return create_app(Settings.from_env(env))
+    return service_app(service, base_env(service, database_url, var_dir, broker_url), clock)
 
 
 class Databases:

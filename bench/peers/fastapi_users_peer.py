@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import servers
+from support.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "fastapi_users.txt"
@@ -49,7 +50,7 @@ def async_url(database_url: str) -> str:
 
 def server(python: Path, database_url: str, workdir: Path, cpu: int | None) -> servers.Server:
     """uvicorn (one process, keep-alive on by default, access log on like gunicorn's) on a free port."""
-    port = servers.free_port()
+    port = free_port()
     argv = [str(python), "-m", "uvicorn", "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1", "fastapi_users_app:app"]
     env = {"PATH": "/usr/bin:/bin", "FASTAPI_USERS_DATABASE_URL": async_url(database_url),

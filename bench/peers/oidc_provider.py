@@ -23,16 +23,16 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+
+from support import ROOT
+from support.processes import spawn, stop_group
 
 SOURCE = Path(__file__).parent / "oidc_provider"
-ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = ROOT / "var"
 FILES = ("package.json", "package-lock.json", "server.mjs", "adapters/sqlite.mjs", "adapters/postgresql.mjs")
 NODE_HEADERS = Path("/usr/include/node/node.h")  # Debian's nodejs-dev: node-gyp builds against these
@@ -111,7 +111,6 @@ class OidcProvider:
         self.log_path = self.workdir / "oidc-provider.log"
         self.pid = 0
         self._process: subprocess.Popen | None = None
-        self._log: IO[bytes] | None = None
         self._admin_port = 0
 
     @property
@@ -131,14 +130,11 @@ class OidcProvider:
         cpu = self.cpu
 
         def in_child() -> None:
-            os.setpgid(0, 0)
             if cpu is not None:
                 os.sched_setaffinity(0, {cpu})
 
-        self._log = open(self.log_path, "ab")
-        self._process = subprocess.Popen([node, "server.mjs"], cwd=install_dir(self.var_dir), env=env,
-                                         stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                         preexec_fn=in_child)
+        self._process = spawn([node, "server.mjs"], env, self.log_path, cwd=install_dir(self.var_dir),
+                              preexec_fn=in_child)
         self.pid = self._process.pid
         try:
             self._wait_ready(ready)
@@ -185,14 +181,4 @@ class OidcProvider:
     def _stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=STOP_TIMEOUT)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+            stop_group(process, timeout=STOP_TIMEOUT)

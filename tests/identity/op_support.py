@@ -17,7 +17,8 @@ import requests
 from werkzeug.serving import make_server
 
 from shared.config import DEVELOPMENT_SECRET
-from tests import backends
+from support import ROOT
+from support.ports import free_port
 from tests.conftest import AuthActions, identity_env
 
 PASSWORD = AuthActions.PASSWORD
@@ -69,14 +70,14 @@ def add_rsa_key(database_url: str, var_dir) -> None:
     """What an operator runs for RS256 ID tokens (`migrate` does it when OIDC_CLIENTS ask for RS256)."""
     env = {**identity_env(database_url, var_dir), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-m", "services.identity", "rotate-key", "--algorithm", "RS256"], env=env,
-                   cwd=backends.ROOT, check=True, capture_output=True)
+                   cwd=ROOT, check=True, capture_output=True)
 
 
 def start_identity(database_url: str, var_dir, clock, **overrides) -> LiveIdentity:
     from services.identity.app import create_app
     from services.identity.settings import Settings
 
-    port = backends.free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = {"IDENTITY_PUBLIC_URL": url, "OIDC_CLIENTS": json.dumps(clients_config()),
                 "WEB_PUBLIC_URL": "http://127.0.0.1:8000", **overrides}

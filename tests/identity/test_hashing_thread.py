@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests import backends
+from support import ROOT
 
 MIB = 1024 * 1024
 
@@ -38,8 +38,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_hashes_from_four_threads_keep_one_block_and_a_forked_child_hashes_too():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=backends.ROOT, capture_output=True, text=True,
-                            timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(backends.ROOT)})
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     right, wrong, child_exit, growth = result.stdout.split()
 

@@ -9,7 +9,6 @@ import base64
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
@@ -17,6 +16,7 @@ from jose import jwt
 
 from services.identity.settings import DEVELOPMENT_TOTP_KEY
 from services.notifier.messages import Renderer
+from support import ROOT
 from tests.conftest import AuthActions, assert_problem, bearer, identity_env
 from tests.identity.test_totp import (
     KEY_A,
@@ -33,7 +33,6 @@ from tests.identity.test_totp import (
 )
 
 pytestmark = pytest.mark.live  # the mfa-reset and rotate-totp-key commands run as processes
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 PRODUCTION_SECRET = "a-real-production-secret-of-at-least-32-characters"
 KEY_C = base64.urlsafe_b64encode(b"key_c-test-key".ljust(32, b".")).decode()  # fixed: test ids must not vary

@@ -20,8 +20,8 @@ import pytest
 import requests
 from jose import jwt
 
+from support import ROOT
 from tests import backends
-from tests.backends import ROOT
 from tests.conftest import bearer
 
 VERSION = "9.13.3"

@@ -15,7 +15,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
 from shared.config import EXIT_BAD_CONFIG
-from tests import backends
+from support import ROOT
 from tests.conftest import identity_env
 from tests.identity.op_support import (
     ODD_SECRET,
@@ -426,7 +426,7 @@ def test_the_workspace_scope_puts_the_chosen_workspace_in_every_token(identity, 
 def test_bad_oidc_clients_stop_identity_with_exit_2(clients, tmp_path):
     env = {**identity_env(f"sqlite:///{tmp_path / 'x.db'}", tmp_path), "OIDC_CLIENTS": json.dumps(clients),
            "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=backends.ROOT,
+    result = subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == EXIT_BAD_CONFIG, result.stderr
     assert "OIDC_CLIENTS" in result.stderr
@@ -435,7 +435,7 @@ def test_bad_oidc_clients_stop_identity_with_exit_2(clients, tmp_path):
 def test_the_cli_registers_a_client_that_signs_in(identity_db, tmp_path, clock, outbox):
     env = {**identity_env(identity_db, tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "services.identity", "clients", "add", "cli-app",
-                             "--redirect-uri", f"{RP}/cli/cb", "--name", "CLI App"], env=env, cwd=backends.ROOT,
+                             "--redirect-uri", f"{RP}/cli/cb", "--name", "CLI App"], env=env, cwd=ROOT,
                             capture_output=True, text=True, check=True)
     secret = result.stdout.split("client_secret: ")[1].split()[0]
     assert set(secret) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")

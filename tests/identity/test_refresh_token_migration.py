@@ -13,7 +13,8 @@ from services.identity.settings import Settings
 from shared.database import UTCDateTime
 from shared.migrations import alembic_config, upgrade
 from shared.opaque_tokens import digest
-from tests.conftest import AuthActions, Outbox, assert_problem, identity_env
+from support.outbox import Outbox
+from tests.conftest import AuthActions, assert_problem, identity_env
 from tests.shared.test_key_rotation import run_identity_cli
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "identity" / "migrations"

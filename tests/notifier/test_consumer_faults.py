@@ -22,9 +22,10 @@ from services.notifier.settings import Settings
 from services.notifier.subscriptions import mail_queues
 from shared import bus
 from shared.events import Event
+from support.databases import postgres_available
+from support.smtp import SmtpSink
 from tests import backends
 from tests.processes import Processes, wait_for
-from tests.smtp_sink import SmtpSink
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
@@ -95,7 +96,7 @@ class Notifier:
 
 @pytest.fixture
 def notifier(databases, rabbit_vhost, tmp_path):
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     url = databases.fresh("postgres", "services.notifier", disposable=True)
     with SmtpSink() as sink:
         env = {**os.environ, "APP_ENV": "test", "NOTIFIER_DATABASE_URL": url, "BROKER_URL": rabbit_vhost.url(),

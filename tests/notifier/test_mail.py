@@ -36,7 +36,7 @@ from services.notifier.subscriptions import mail_queues
 from shared import addresses, bus
 from shared.database import make_engine
 from shared.events import Event
-from tests.smtp_sink import SmtpSink
+from support.smtp import SmtpSink
 
 MAIL_FROM = "Threshold <no-reply@threshold.test>"
 MEMORY_BUS = {"polling_interval": 0.01}

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.notifier.senders import PermanentSendError, SmtpSender, TransientSendError
-from tests.backends import free_port
+from support.ports import free_port
 
 USER, PASSWORD = "mailer", "p@ss:w/rd"
 

@@ -9,10 +9,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from support import ROOT
 from tests import backends
 
 SOURCE = Path(__file__).parent / "openid_client"
-WORKDIR = backends.ROOT / "var" / "node" / "openid-client"
+WORKDIR = ROOT / "var" / "node" / "openid-client"
 
 
 def install() -> Path:

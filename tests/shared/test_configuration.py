@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from shared import config
-from tests.backends import free_port
+from support import ROOT
+from support.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30
 GOOD_SECRET = "a-real-production-secret-of-at-least-32-characters"
 

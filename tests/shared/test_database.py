@@ -11,12 +11,13 @@ from sqlalchemy.engine import make_url
 from services.identity.models import throttles
 from shared.database import make_engine, utcnow
 from shared.statements import Precompiled
+from support.databases import postgres_available
 from tests import backends
 
 
 @pytest.fixture
 def postgres_url(databases):
-    backends.require(backends.postgres_available(), "PostgreSQL")
+    backends.require(postgres_available(), "PostgreSQL")
     url = databases.fresh("postgres", "services.identity")
     yield url
     databases.drop(url)

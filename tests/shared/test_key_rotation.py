@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from shared.jwt import MAX_LEEWAY, JwksClient, Verifier
+from support import ROOT
 from tests.conftest import bearer, identity_env
 
 pytestmark = pytest.mark.live  # the rotate-key and migrate commands run as processes
-ROOT = Path(__file__).resolve().parents[2]
 ACCESS_TOKEN_TTL = 900
 RELOAD_INTERVAL = 1
 ROTATED = re.compile(r"^added signing key (?P<kid>[A-Za-z0-9_-]+); it signs from (?P<at>\S+)$")

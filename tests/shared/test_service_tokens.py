@@ -10,19 +10,16 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from shared.config import DEVELOPMENT_SECRET
+from support.databases import migrate
 from tests.conftest import assert_problem, bearer, race
 
-ROOT = Path(__file__).resolve().parents[2]
 REPORTING_SECRET = "rep:orting/secret+with%25odd&chars=0123456789abcdef"
 TOKEN_URL = "/v1/oauth/token"
 ACCOUNTS_URL = "/internal/v1/accounts"
@@ -56,8 +53,7 @@ def reporting(identity_db):
     """A second client with two scopes, registered by the migrate command."""
     env = dict(os.environ, APP_ENV="test", IDENTITY_DATABASE_URL=identity_db, SERVICE_CLIENTS=json.dumps(
         {"reporting": {"secret": REPORTING_SECRET, "scopes": ["reports:write", "accounts:read"]}}))
-    subprocess.run([sys.executable, "-m", "services.identity", "migrate"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
+    migrate("services.identity", env)
     return "reporting"
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from support.outbox import Outbox
 from tests.conftest import assert_problem
-from tests.tenancy_fixtures import TenancyOutbox, Tenants, invitation_link, walk
+from tests.tenancy_fixtures import Tenants, invitation_link, walk
 
 RANK = {None: 0, "member": 1, "admin": 2, "owner": 3}
 ROLES = ("member", "admin", "owner")
@@ -363,7 +364,7 @@ def test_no_caller_sees_anything_outside_its_memberships(people, databases, back
     def property_holds(data):
         url = databases.fresh(backend, "services.tenancy")
         app = make_tenancy_app(TENANCY_DATABASE_URL=url)
-        outbox = TenancyOutbox(url)
+        outbox = Outbox(url)
         try:
             client = app.test_client()
             world = World(client, Tenants(client, outbox), [*pool, outsider],

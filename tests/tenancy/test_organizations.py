@@ -184,9 +184,10 @@ def test_tenancy_keeps_verifying_tokens_while_identity_is_down(identity_app, liv
     invitation = client.post(f"/v1/workspaces/{ws_id}/invitations", json={"email": grace["email"]},
                              headers=ada["headers"])
     assert invitation.status_code == 201, invitation.json
-    from tests.tenancy_fixtures import TenancyOutbox, invitation_link
+    from support.outbox import Outbox
+    from tests.tenancy_fixtures import invitation_link
 
-    outbox = TenancyOutbox(client.application.extensions["threshold.tenancy"].settings.database_url)
+    outbox = Outbox(client.application.extensions["threshold.tenancy"].settings.database_url)
     try:
         token = invitation_link(outbox, invitation.json["id"])
     finally:

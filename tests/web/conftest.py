@@ -9,22 +9,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import requests
 
+from support import ROOT
+from support.databases import migrate, postgres_available
+from support.ports import answers, free_port
+from support.rabbitmq import RabbitVhost, rabbitmq_available
+from support.smtp import SmtpSink
 from tests import backends
 from tests.processes import Processes, wait_for
-from tests.smtp_sink import SmtpSink
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-SCREENSHOTS = backends.ROOT / "docs" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 READY_TIMEOUT = 60.0
 #: The product apps registered at identity's OpenID Provider (OIDC_CLIENTS), with their secrets.
@@ -53,7 +54,7 @@ class Stack:
 
     def __init__(self, workdir: Path, sink: SmtpSink, **env: str):
         self.sink = sink
-        self.ports = {name: backends.free_port() for name in ("identity", "tenancy", "web")}
+        self.ports = {name: free_port() for name in ("identity", "tenancy", "web")}
         self.web = f"http://127.0.0.1:{self.ports['web']}"
         self.identity = f"http://127.0.0.1:{self.ports['identity']}"
         self.apps = ThreadingHTTPServer(("127.0.0.1", 0), _AppPage)
@@ -78,8 +79,7 @@ class Stack:
 
     def start(self) -> Stack:
         for module in ("identity", "tenancy", "notifier", "web"):
-            subprocess.run([sys.executable, "-m", f"services.{module}", "migrate"], env=self.processes.env, check=True,
-                           cwd=backends.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            migrate(f"services.{module}", self.processes.env)
         for name, args in {"identity": ("services.identity", "serve"), "tenancy": ("services.tenancy", "serve"),
                            "web": ("services.web", "serve"), "identity-relay": ("services.identity", "relay"),
                            "tenancy-relay": ("services.tenancy", "relay"),
@@ -87,7 +87,7 @@ class Stack:
             # Two web workers, so one browser's requests can really run at once (token refresh under a lock)
             self.processes.start(name, *args, **({"WEB_CONCURRENCY": "2"} if name == "web" else {}))
         for name, port in self.ports.items():
-            wait_for(lambda url=f"http://127.0.0.1:{port}/readyz": _answers(url), READY_TIMEOUT, f"{name} to be ready")
+            wait_for(lambda port=port: answers(port), READY_TIMEOUT, f"{name} to be ready")
         return self
 
     def stop(self) -> None:
@@ -122,13 +122,6 @@ class Stack:
         return "\n".join(lines)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     with SmtpSink() as sink:
@@ -142,11 +135,11 @@ def stack(tmp_path_factory):
 @pytest.fixture
 def postgres_stack(tmp_path, databases):
     """The same servers on PostgreSQL (every service's database, web's too) and RabbitMQ."""
-    backends.require(backends.postgres_available(), "PostgreSQL")
-    backends.require(backends.rabbitmq_available(), "RabbitMQ")
+    backends.require(postgres_available(), "PostgreSQL")
+    backends.require(rabbitmq_available(), "RabbitMQ")
     urls = {service: databases.fresh("postgres", f"services.{service}")
             for service in ("identity", "tenancy", "notifier", "web")}
-    vhost = backends.RabbitVhost(f"threshold-web-{os.getpid()}").create()
+    vhost = RabbitVhost(f"threshold-web-{os.getpid()}").create()
     with SmtpSink() as sink:
         running = Stack(tmp_path, sink, BROKER_URL=vhost.url(),
                         **{f"{service.upper()}_DATABASE_URL": url for service, url in urls.items()})

@@ -107,8 +107,8 @@ def test_forgot_and_reset_password(stack, new_page):
 
 
 def test_sign_up_with_a_provider_lands_on_the_first_organization(tmp_path, live_server, new_page):
+    from support.smtp import SmtpSink
     from tests.oidc_provider import OidcProvider
-    from tests.smtp_sink import SmtpSink
     from tests.web.conftest import Stack
 
     with SmtpSink() as sink:

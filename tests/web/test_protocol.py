@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests import backends
+from support import ROOT
 from tests.web.conftest import PASSWORD, unique_address
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -157,7 +157,7 @@ def test_next_never_leaves_the_site(stack, target):
                                              ("WEB_DATABASE_URL", "mysql://x"), ("WEB_PUBLIC_URL", "ftp://x")])
 def test_a_bad_setting_exits_2_naming_the_variable(tmp_path, variable, value):
     env = {"PATH": os.environ["PATH"], "VAR_DIR": str(tmp_path), variable: value}
-    result = subprocess.run([sys.executable, "-m", "services.web", "serve"], env=env, cwd=backends.ROOT,
+    result = subprocess.run([sys.executable, "-m", "services.web", "serve"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert variable in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -1,4 +1,7 @@
-"""A real SMTP server for tests: aiosmtpd on a free loopback port, keeping every mail it accepts.
+"""A real SMTP server for tests and the benchmark: aiosmtpd on a free loopback port, in a thread of the
+calling process, keeping every mail it accepts and noting when each arrived for each recipient
+(`time.monotonic()`, the clock the benchmark's load driver stamps its requests with). With
+`keep_mail=False` (the benchmark) it keeps only those arrival times, not the messages.
 
 It can also misbehave the way real servers do:
 
@@ -12,9 +15,10 @@ It can also misbehave the way real servers do:
     with SmtpSink() as sink:
         ...  # point the code under test at sink.url
         mail = sink.wait_for_mail("ada@example.com")
+        sink.arrivals("ada@example.com")  # [monotonic seconds, ...]: more than one is a duplicate
 
 Waiting is bounded polling: `wait_for_mail` and `wait_until` raise AssertionError on timeout, with
-what the server saw so far in the message.
+what the server saw so far in the message; `wait_for_arrivals` returns the addresses still waited for.
 """
 from __future__ import annotations
 
@@ -23,14 +27,13 @@ import email
 import email.policy
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from tests.backends import free_port
-
-HOST = "127.0.0.1"
+from support.ports import HOST, free_port
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,20 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        arrived = time.monotonic()  # the whole message is in: the moment a real server would take it
         with self.sink._condition:
             if self.sink._defer_remaining > 0:
                 self.sink._defer_remaining -= 1
                 self.sink.deferred.append(tuple(envelope.rcpt_tos))
                 self.sink._condition.notify_all()
                 return "451 4.3.0 Temporary failure, try again later"
-            data = envelope.original_content or envelope.content
-            message = email.message_from_bytes(data, policy=email.policy.default)
-            self.sink.mails.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), data, message))
+            for recipient in envelope.rcpt_tos:
+                self.sink._arrivals.setdefault(recipient.lower(), []).append(arrived)
+            self.sink._accepted += 1
+            if self.sink.keep_mail:
+                data = envelope.original_content or envelope.content
+                message = email.message_from_bytes(data, policy=email.policy.default)
+                self.sink.mails.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), data, message))
             self.sink._condition.notify_all()
         return "250 2.0.0 Message accepted for delivery"
 
@@ -80,16 +88,21 @@ class _Handler:
 class SmtpSink:
     """A started-on-demand aiosmtpd server; use as a context manager so it always stops."""
 
-    def __init__(self, host: str = HOST, port: int | None = None):
-        """`port=None` picks a free one; a given port is tried once (e.g. to come back where one was)."""
+    def __init__(self, host: str = HOST, port: int | None = None, keep_mail: bool = True):
+        """`port=None` picks a free one; a given port is tried once (e.g. to come back where one was).
+        `keep_mail=False` keeps no message (`mails` stays empty), only when each arrived for whom: the
+        benchmark's sink, which should spend no CPU parsing thousands of mails."""
         self.host = host
         self.port = port
+        self.keep_mail = keep_mail
         self.mails: list[ReceivedMail] = []
         self.rcpt_attempts: list[str] = []
         self.refused_recipients: list[str] = []
         self.deferred: list[tuple[str, ...]] = []
         self._rejected: set[str] = set()
         self._defer_remaining = 0
+        self._arrivals: dict[str, list[float]] = {}  # recipient, lower-cased -> time.monotonic() of each mail
+        self._accepted = 0
         self._condition = threading.Condition()
         self._held = threading.Event()
         self._controller: Controller | None = None
@@ -173,6 +186,33 @@ class SmtpSink:
         """Wait until at least `count` mails to `address` arrived; returns the last one."""
         self.wait_until(lambda: len(self.mail_to(address)) >= count, timeout, f"{count} mail(s) to {address}")
         return self.mail_to(address)[-1]
+
+    @property
+    def accepted(self) -> int:
+        """Mails accepted so far (kept or not)."""
+        with self._condition:
+            return self._accepted
+
+    def arrivals(self, address: str) -> list[float]:
+        """When mails to `address` arrived (`time.monotonic()`), in order."""
+        with self._condition:
+            return list(self._arrivals.get(address.lower(), ()))
+
+    def first_arrival(self) -> float | None:
+        with self._condition:
+            return min((times[0] for times in self._arrivals.values()), default=None)
+
+    def wait_for_arrivals(self, addresses: Iterable[str], timeout: float) -> set[str]:
+        """Wait until a mail to each address arrived, at most `timeout` seconds; returns those still missing."""
+        wanted = {address.lower() for address in addresses}
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while True:
+                missing = wanted - self._arrivals.keys()
+                remaining = deadline - time.monotonic()
+                if not missing or remaining <= 0:
+                    return missing
+                self._condition.wait(min(remaining, 0.5))
 
     def summary(self) -> str:
         return (f"accepted={[m.rcpt_tos for m in self.mails]} refused_rcpt={self.refused_recipients} "
