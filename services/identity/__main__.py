@@ -1,11 +1,10 @@
 """`python -m services.identity {migrate,serve,relay,rotate-key,mfa-reset,rotate-totp-key,clients add}`."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from shared import config, processes
+from shared import cli, config, processes
 from shared.database import make_engine, make_session_factory
 from shared.migrations import upgrade
 
@@ -13,17 +12,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.identity")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="upgrade the schema to head and create the first signing key")
-    serve = commands.add_parser("serve", help="serve HTTP with gunicorn")
-    serve.add_argument("--workers", type=int)
-    commands.add_parser("relay", help="publish the outbox to the bus")
-    rotate = commands.add_parser("rotate-key", help="add a signing key (signs after the activation delay)")
+    commands = cli.Commands("identity", migrate_help="upgrade the schema to head and create the first signing key")
+    commands.add("relay", "publish the outbox to the bus")
+    rotate = commands.add("rotate-key", "add a signing key (signs after the activation delay)")
     rotate.add_argument("--activate-in", type=int, help="seconds until it signs (default SIGNING_KEY_ACTIVATION_DELAY)")
     rotate.add_argument("--algorithm", choices=("ES256", "RS256"), default="ES256",
                         help="ES256 signs access tokens and ID tokens; RS256 the ID tokens of clients that ask for it")
-    relying = commands.add_parser("clients", help="OpenID Provider clients (relying parties)")
+    relying = commands.add("clients", "OpenID Provider clients (relying parties)")
     relying_commands = relying.add_subparsers(dest="clients_command", required=True)
     add = relying_commands.add_parser("add", help="register a client (or replace one); prints its new secret once")
     add.add_argument("client_id")
@@ -38,33 +33,28 @@ def main() -> None:
     add.add_argument("--id-token-alg", default="ES256", choices=("ES256", "RS256"),
                      dest="id_token_signed_response_alg")
     add.add_argument("--name", help="shown on the sign-in page (default: the client id)")
-    reset = commands.add_parser("mfa-reset", help="support: turn 2FA off for an account that lost its phone")
+    reset = commands.add("mfa-reset", "support: turn 2FA off for an account that lost its phone")
     reset.add_argument("email")
     reset.add_argument("--actor", required=True, help="who does this, for the audit record (e.g. support:alice)")
     reset.add_argument("--reason", required=True, help="why, for the audit record (e.g. ticket number)")
-    commands.add_parser("rotate-totp-key", help="re-encrypt TOTP secrets with the first TOTP_ENCRYPTION_KEYS key")
-    args = parser.parse_args()
+    commands.add("rotate-totp-key", "re-encrypt TOTP secrets with the first TOTP_ENCRYPTION_KEYS key")
+    args, settings = commands.parse()
+    commands.run(args, settings, migrate=lambda: migrate(settings), relay=lambda: relay(settings),
+                 rotate_key=lambda: _rotate_key(settings, args), mfa_reset=lambda: _mfa_command(settings, args),
+                 rotate_totp_key=lambda: _mfa_command(settings, args), clients=lambda: _add_client(settings, args))
 
-    from services.identity.settings import Settings
 
-    settings = processes.load_settings(Settings.from_env)
-    if args.command == "migrate":
-        migrate(settings)
-    elif args.command == "serve":
-        processes.serve("services.identity.app:create_app()", settings, args.workers)
-    elif args.command == "relay":
-        from services.identity.models import outbox
-        from services.notifier import subscriptions  # the queues its events feed
+def relay(settings) -> None:
+    from services.identity.models import outbox
+    from services.notifier import subscriptions  # the queues its events feed
 
-        processes.run_relay(settings, outbox, (subscriptions.mail_queues(queue_type=settings.bus_queue_type),))
-    elif args.command == "rotate-key":
-        key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in,
-                      args.algorithm)
-        print(f"added signing key {key.kid}; it signs from {key.activates_at.isoformat()}")
-    elif args.command in ("mfa-reset", "rotate-totp-key"):
-        _mfa_command(settings, args)
-    elif args.command == "clients":
-        _add_client(settings, args)
+    processes.run_relay(settings, outbox, (subscriptions.mail_queues(queue_type=settings.bus_queue_type),))
+
+
+def _rotate_key(settings, args) -> None:
+    key = _rotate(settings, settings.key_activation_delay if args.activate_in is None else args.activate_in,
+                  args.algorithm)
+    print(f"added signing key {key.kid}; it signs from {key.activates_at.isoformat()}")
 
 
 def migrate(settings) -> None:

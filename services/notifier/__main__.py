@@ -1,41 +1,22 @@
 """`python -m services.notifier {migrate,serve,consume}`."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import threading
-from pathlib import Path
 
-from shared import processes
-from shared.migrations import upgrade
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from shared import cli, processes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.notifier")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="upgrade the schema to head")
-    serve = commands.add_parser("serve", help="serve health, readiness and metrics with gunicorn")
-    serve.add_argument("--workers", type=int, default=1)
-    commands.add_parser("consume", help="consume events and send mail")
-    dead = commands.add_parser("dead-letters", help="list or replay messages that could not be mailed")
+    commands = cli.Commands("notifier", serve_help="serve health, readiness and metrics with gunicorn", workers=1)
+    commands.add("consume", "consume events and send mail")
+    dead = commands.add("dead-letters", "list or replay messages that could not be mailed")
     dead.add_argument("action", choices=["list", "replay"])
     dead.add_argument("--id", help="replay only the event with this id")
-    args = parser.parse_args()
-
-    from services.notifier.settings import Settings
-
-    settings = processes.load_settings(Settings.from_env)
-    if args.command == "migrate":
-        upgrade(MIGRATIONS, settings.database_url)
-    elif args.command == "serve":
-        processes.serve("services.notifier.app:create_app()", settings, args.workers)
-    elif args.command == "consume":
-        consume(settings)
-    elif args.command == "dead-letters":
-        dead_letters(settings, args.action, args.id)
+    args, settings = commands.parse()
+    commands.run(args, settings, consume=lambda: consume(settings),
+                 dead_letters=lambda: dead_letters(settings, args.action, args.id))
 
 
 def dead_letters(settings, action: str, event_id: str | None) -> None:
