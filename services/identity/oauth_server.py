@@ -360,11 +360,10 @@ class RefreshGrant(RefreshTokenGrant):
         found = find_refresh_token(context, refresh_token)
         if found is None:
             return None
-        if context.uow.op_refresh_tokens.used(found.token_hash):
-            _revoke_reused(context, found.grant_id, "refresh token")
-        grant = context.uow.grants.get(found.grant_id)
-        credential = GrantCredential(grant, found.expires_at, context.now, "refresh_token")
-        if credential.is_revoked() or credential.is_expired() or not context.uow.sessions.active(grant.session_id):
+        if found.used:
+            _revoke_reused(context, found.id, "refresh token")
+        credential = GrantCredential(found, found.token_expires_at, context.now, "refresh_token")
+        if credential.is_revoked() or credential.is_expired() or not found.session_active:
             return None
         return credential
 
@@ -383,8 +382,9 @@ class RefreshGrant(RefreshTokenGrant):
 
 
 def find_refresh_token(context: Context, token: str):
-    """The refresh token row (token_hash, grant_id, expires_at) `token` is, or None."""
-    return context.uow.op_refresh_tokens.get(opaque_tokens.digest(token))
+    """The grant of the refresh token `token` is, with the token's own columns (`OAuthRefreshTokens.with_grant`),
+    or None."""
+    return context.uow.op_refresh_tokens.with_grant(opaque_tokens.digest(token))
 
 
 def find_token(context: Context, token: str, hint: str | None) -> GrantCredential | None:
@@ -400,12 +400,9 @@ def find_token(context: Context, token: str, hint: str | None) -> GrantCredentia
         expires = datetime.fromtimestamp(int(claims["exp"]), context.now.tzinfo)
         return GrantCredential(grant, expires, context.now, "access_token", claims)
     found = find_refresh_token(context, token)
-    if found is None or context.uow.op_refresh_tokens.used(found.token_hash):
+    if found is None or found.used:
         return None
-    grant = context.uow.grants.get(found.grant_id)
-    if grant is None:
-        return None
-    return GrantCredential(grant, found.expires_at, context.now, "refresh_token")
+    return GrantCredential(found, found.token_expires_at, context.now, "refresh_token")
 
 
 class Revocation(RevocationEndpoint):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -330,11 +330,16 @@ _grants = OAuthGrant.__table__
 _op_refresh_tokens = OAuthRefreshToken.__table__
 _GRANT = Precompiled(select(*_grants.c).where(_grants.c.id == bindparam("id")))
 _INSERT_GRANT = Precompiled(_grants.insert())
-_OP_REFRESH_TOKEN = Precompiled(
-    select(_op_refresh_tokens.c.token_hash, _op_refresh_tokens.c.grant_id, _op_refresh_tokens.c.expires_at)
+_successors = _op_refresh_tokens.alias("successors")
+# A refresh token with all the refresh grant asks about it, in one statement (four reads a refresh before):
+# its grant's columns, its own expiry, whether it has a successor (used) and whether the grant's session is live.
+_OP_REFRESH_TOKEN_WITH_GRANT = Precompiled(
+    select(*_grants.c, _op_refresh_tokens.c.token_hash, _op_refresh_tokens.c.expires_at.label("token_expires_at"),
+           exists().where(_successors.c.previous_hash == _op_refresh_tokens.c.token_hash).label("used"),
+           _sessions.c.id.is_not(None).label("session_active"))
+    .select_from(_op_refresh_tokens.join(_grants, _grants.c.id == _op_refresh_tokens.c.grant_id)
+                 .outerjoin(_sessions, (_sessions.c.id == _grants.c.session_id) & _sessions.c.revoked_at.is_(None)))
     .where(_op_refresh_tokens.c.token_hash == bindparam("token_hash")))
-_OP_REFRESH_TOKEN_USED = Precompiled(
-    select(_op_refresh_tokens.c.token_hash).where(_op_refresh_tokens.c.previous_hash == bindparam("token_hash")))
 # A successor whose previous_hash already has one is not inserted (its unique index): the token was reused.
 # Both dialects spell it alike; each gets its own statement.
 _INSERT_OP_REFRESH_TOKEN = {
@@ -374,10 +379,9 @@ class OAuthRefreshTokens(Repository):
             "token_hash": token_hash, "grant_id": grant_id, "created_at": now, "expires_at": expires_at,
             "previous_hash": previous_hash}) == 1
 
-    def get(self, token_hash: str):
-        """The token (token_hash, grant_id, expires_at), or None."""
+    def with_grant(self, token_hash: str):
+        """The token's grant (its columns, read-only, as `OAuthGrants.get` reads them) with `token_hash`,
+        `token_expires_at`, `used` (it has a successor) and `session_active` (the grant's session has not
+        ended); None when there is no such token."""
         self._uow.flush()
-        return _OP_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
-
-    def used(self, token_hash: str) -> bool:
-        return _OP_REFRESH_TOKEN_USED.first(self.connection, {"token_hash": token_hash}) is not None
+        return _OP_REFRESH_TOKEN_WITH_GRANT.first(self.connection, {"token_hash": token_hash})
