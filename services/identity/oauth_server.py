@@ -241,12 +241,12 @@ class CodeGrant(AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: RelyingParty) -> IssuedCode | None:
         context = self.context
         code_hash = opaque_tokens.digest(code)
-        row = context.uow.authorization_requests.by_code(code_hash)
-        if row is None or row.client_id != client.client_id:
-            return None
-        if not context.uow.authorization_requests.spend_code(code_hash, context.now):
-            if row.grant_id is not None:
-                _revoke_reused(context, row.grant_id, "authorization code")
+        row = context.uow.authorization_requests.spend_code(code_hash=code_hash, client_id=client.client_id,
+                                                            now=context.now)
+        if row is None:  # no such code of this client, or a replayed one: that revokes what it opened
+            spent = context.uow.authorization_requests.by_code(code_hash)
+            if spent is not None and spent.client_id == client.client_id and spent.grant_id is not None:
+                _revoke_reused(context, spent.grant_id, "authorization code")
             return None
         if row.code_expires_at is None or row.code_expires_at <= context.now:
             return None

@@ -294,7 +294,9 @@ _AUTH_REQUEST_BY_CODE = Precompiled(
     select(*_auth_requests.c).where(_auth_requests.c.code_hash == bindparam("code_hash")))
 _SPEND_CODE = Precompiled(
     update(_auth_requests).where(_auth_requests.c.code_hash == bindparam("code_hash"),
-                                 _auth_requests.c.code_used_at.is_(None)).values(code_used_at=bindparam("now")))
+                                 _auth_requests.c.client_id == bindparam("client_id"),
+                                 _auth_requests.c.code_used_at.is_(None)).values(code_used_at=bindparam("now"))
+    .returning(*_auth_requests.c))
 _RECORD_GRANT = Precompiled(
     update(_auth_requests).where(_auth_requests.c.code_hash == bindparam("code_hash"))
     .values(grant_id=bindparam("grant_id")))
@@ -312,11 +314,12 @@ class AuthorizationRequests(Repository):
         self._uow.flush()
         return _AUTH_REQUEST_BY_CODE.first(self.connection, {"code_hash": code_hash})
 
-    def spend_code(self, code_hash: str, now: datetime) -> bool:
-        """Mark the code used; False when it was used already (one conditional UPDATE: of two racing
-        exchanges exactly one wins)."""
+    def spend_code(self, *, code_hash: str, client_id: str, now: datetime):
+        """Mark the code of `client_id` used and return its request (columns, read-only, as `by_code`); None
+        when there is no such code of that client or it was used already (one conditional UPDATE: of two
+        racing exchanges exactly one wins)."""
         self._uow.flush()
-        return _SPEND_CODE.rowcount(self.connection, {"code_hash": code_hash, "now": now}) == 1
+        return _SPEND_CODE.first(self.connection, {"code_hash": code_hash, "client_id": client_id, "now": now})
 
     def record_grant(self, code_hash: str, grant_id: str) -> None:
         """The grant a code's exchange opened (a replayed code revokes it)."""
