@@ -337,6 +337,7 @@ class GrantCredential:
     now: datetime
     kind: str  # "refresh_token" or "access_token"
     claims: dict = field(default_factory=dict)
+    account: Any = None  # a refresh token's account claims, read with it (`OAuthRefreshTokens.with_grant`)
 
     def check_client(self, client: ClientMixin) -> bool:
         return client.get_client_id() == self.grant.client_id
@@ -360,16 +361,18 @@ class RefreshGrant(RefreshTokenGrant):
         found = find_refresh_token(context, refresh_token)
         if found is None:
             return None
-        if found.used:
-            _revoke_reused(context, found.id, "refresh token")
-        credential = GrantCredential(found, found.token_expires_at, context.now, "refresh_token")
-        if credential.is_revoked() or credential.is_expired() or not found.session_active:
+        token, account = found
+        if token.used:
+            _revoke_reused(context, token.id, "refresh token")
+        credential = GrantCredential(token, token.token_expires_at, context.now, "refresh_token", account=account)
+        if credential.is_revoked() or credential.is_expired() or not token.session_active:
             return None
         return credential
 
     def authenticate_user(self, refresh_token: GrantCredential):
-        """The account's claims (a read-only row: `_issue` reads its attributes as of an Account)."""
-        return self.request.context.uow.accounts.claims(refresh_token.grant.account_id)
+        """The account's claims, read with the token (a read-only row: `_issue` reads its attributes as of an
+        Account)."""
+        return refresh_token.account
 
     def revoke_old_credential(self, refresh_token: GrantCredential) -> None:
         """Its successor names it (`previous_hash`), which marks it used."""
@@ -382,8 +385,8 @@ class RefreshGrant(RefreshTokenGrant):
 
 
 def find_refresh_token(context: Context, token: str):
-    """The grant of the refresh token `token` is, with the token's own columns (`OAuthRefreshTokens.with_grant`),
-    or None."""
+    """The grant of the refresh token `token` is, with the token's own columns, and its account's claims
+    (`OAuthRefreshTokens.with_grant`), or None."""
     return context.uow.op_refresh_tokens.with_grant(opaque_tokens.digest(token))
 
 
@@ -400,9 +403,9 @@ def find_token(context: Context, token: str, hint: str | None) -> GrantCredentia
         expires = datetime.fromtimestamp(int(claims["exp"]), context.now.tzinfo)
         return GrantCredential(grant, expires, context.now, "access_token", claims)
     found = find_refresh_token(context, token)
-    if found is None or found.used:
+    if found is None or found[0].used:
         return None
-    return GrantCredential(found, found.token_expires_at, context.now, "refresh_token")
+    return GrantCredential(found[0], found[0].token_expires_at, context.now, "refresh_token")
 
 
 class Revocation(RevocationEndpoint):

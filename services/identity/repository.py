@@ -2,6 +2,7 @@
 stand alone) and the migrations, the only code that queries its tables."""
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, exists, func, or_, select, update
@@ -103,9 +104,11 @@ REVOKE_SESSION = Precompiled(
 _INSERT_REFRESH_TOKEN = Precompiled(_refresh_tokens.insert())
 _SESSION_ACTIVE = Precompiled(
     select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None)))
-_ACCOUNT_CLAIMS = Precompiled(
-    select(_accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
-           _accounts.c.last_name, _accounts.c.updated_at).where(_accounts.c.id == bindparam("id")))
+_CLAIM_COLUMNS = (_accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
+                  _accounts.c.last_name, _accounts.c.updated_at)
+_ACCOUNT_CLAIMS = Precompiled(select(*_CLAIM_COLUMNS).where(_accounts.c.id == bindparam("id")))
+#: What `Accounts.claims` reads of an account, as `OAuthRefreshTokens.with_grant` gives it too.
+AccountClaims = namedtuple("AccountClaims", [column.key for column in _CLAIM_COLUMNS])  # type: ignore[misc]
 _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
@@ -334,14 +337,17 @@ _op_refresh_tokens = OAuthRefreshToken.__table__
 _GRANT = Precompiled(select(*_grants.c).where(_grants.c.id == bindparam("id")))
 _INSERT_GRANT = Precompiled(_grants.insert())
 _successors = _op_refresh_tokens.alias("successors")
-# A refresh token with all the refresh grant asks about it, in one statement (four reads a refresh before):
-# its grant's columns, its own expiry, whether it has a successor (used) and whether the grant's session is live.
+# A refresh token with all the refresh grant asks about it, in one statement (five reads a refresh before):
+# its grant's columns, its own expiry, whether it has a successor (used), whether the grant's session is live,
+# and its account's claims (`claim_*`).
 _OP_REFRESH_TOKEN_WITH_GRANT = Precompiled(
     select(*_grants.c, _op_refresh_tokens.c.token_hash, _op_refresh_tokens.c.expires_at.label("token_expires_at"),
            exists().where(_successors.c.previous_hash == _op_refresh_tokens.c.token_hash).label("used"),
-           _sessions.c.id.is_not(None).label("session_active"))
+           _sessions.c.id.is_not(None).label("session_active"),
+           *[column.label(f"claim_{column.key}") for column in _CLAIM_COLUMNS])
     .select_from(_op_refresh_tokens.join(_grants, _grants.c.id == _op_refresh_tokens.c.grant_id)
-                 .outerjoin(_sessions, (_sessions.c.id == _grants.c.session_id) & _sessions.c.revoked_at.is_(None)))
+                 .outerjoin(_sessions, (_sessions.c.id == _grants.c.session_id) & _sessions.c.revoked_at.is_(None))
+                 .outerjoin(_accounts, _accounts.c.id == _grants.c.account_id))
     .where(_op_refresh_tokens.c.token_hash == bindparam("token_hash")))
 # A successor whose previous_hash already has one is not inserted (its unique index): the token was reused.
 # Both dialects spell it alike; each gets its own statement.
@@ -385,6 +391,11 @@ class OAuthRefreshTokens(Repository):
     def with_grant(self, token_hash: str):
         """The token's grant (its columns, read-only, as `OAuthGrants.get` reads them) with `token_hash`,
         `token_expires_at`, `used` (it has a successor) and `session_active` (the grant's session has not
-        ended); None when there is no such token."""
+        ended), and its account's claims (`AccountClaims`, None without an account); None when there is
+        no such token."""
         self._uow.flush()
-        return _OP_REFRESH_TOKEN_WITH_GRANT.first(self.connection, {"token_hash": token_hash})
+        row = _OP_REFRESH_TOKEN_WITH_GRANT.first(self.connection, {"token_hash": token_hash})
+        if row is None:
+            return None
+        claims = [getattr(row, f"claim_{key}") for key in AccountClaims._fields]
+        return row, (AccountClaims(*claims) if row.claim_id is not None else None)
