@@ -31,10 +31,10 @@ from authlib.oidc.core.grants import OpenIDCode
 from services.identity.keys import KeyStore
 from services.identity.models import Account, AuthorizationRequest, OAuthGrant
 from services.identity.relying_parties import SCOPES, RelyingParty
+from services.identity.repository import GrantRow
 from services.identity.settings import Settings
 from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import jwt, opaque_tokens
-from shared.database import new_id
 from shared.request_guard import NUL
 
 log = logging.getLogger("threshold.identity.oauth")
@@ -176,7 +176,7 @@ def scoped_claims(*, account: Account, scope: str, workspace: str | None) -> dic
     return claims
 
 
-def _issue(context: Context, *, grant: OAuthGrant, account: Account, refresh: bool,
+def _issue(context: Context, *, grant: GrantRow, account: Account, refresh: bool,
            previous_hash: str | None = None) -> dict:
     """An RFC 9068 access token for the grant, and a refresh token when the grant may have one."""
     settings, key = context.settings, context.keys.signing_key()
@@ -262,10 +262,10 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
         context, code = self.context, self.request.authorization_code
-        grant = OAuthGrant(id=new_id(), client_id=self.request.client.client_id, account_id=user.id,
-                           session_id=code.row.session_id, scope=code.get_scope(), auth_time=code.row.auth_time,
-                           amr=code.row.amr, workspace=code.row.workspace, created_at=context.now)
-        context.uow.grants.add(grant)
+        grant = context.uow.grants.add(client_id=self.request.client.client_id, account_id=user.id,
+                                       session_id=code.row.session_id, scope=code.get_scope(),
+                                       auth_time=code.row.auth_time, amr=code.row.amr, workspace=code.row.workspace,
+                                       now=context.now)
         context.uow.authorization_requests.record_grant(code.row.code_hash, grant.id)
         refresh = include_refresh_token and "offline_access" in grant.scope.split()
         return _issue(context, grant=grant, account=user, refresh=refresh)

@@ -2,8 +2,8 @@
 stand alone) and the migrations, the only code that queries its tables."""
 from __future__ import annotations
 
-from collections import namedtuple
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,7 +28,7 @@ from services.identity.models import (
     SigningKey,
     TotpCredential,
 )
-from shared.database import is_unique_violation
+from shared.database import is_unique_violation, new_id
 from shared.statements import Precompiled
 from shared.unit_of_work import Repository
 
@@ -104,11 +104,21 @@ REVOKE_SESSION = Precompiled(
 _INSERT_REFRESH_TOKEN = Precompiled(_refresh_tokens.insert())
 _SESSION_ACTIVE = Precompiled(
     select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None)))
-_CLAIM_COLUMNS = (_accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
-                  _accounts.c.last_name, _accounts.c.updated_at)
+
+
+class AccountClaims(NamedTuple):
+    """What `Accounts.claims` reads of an account, as `OAuthRefreshTokens.with_grant` gives it too."""
+
+    id: str
+    email: str
+    email_verified: bool
+    first_name: str
+    last_name: str
+    updated_at: datetime
+
+
+_CLAIM_COLUMNS = [_accounts.c[name] for name in AccountClaims._fields]
 _ACCOUNT_CLAIMS = Precompiled(select(*_CLAIM_COLUMNS).where(_accounts.c.id == bindparam("id")))
-#: What `Accounts.claims` reads of an account, as `OAuthRefreshTokens.with_grant` gives it too.
-AccountClaims = namedtuple("AccountClaims", [column.key for column in _CLAIM_COLUMNS])  # type: ignore[misc]
 _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
@@ -336,6 +346,22 @@ _grants = OAuthGrant.__table__
 _op_refresh_tokens = OAuthRefreshToken.__table__
 _GRANT = Precompiled(select(*_grants.c).where(_grants.c.id == bindparam("id")))
 _INSERT_GRANT = Precompiled(_grants.insert())
+
+
+class GrantRow(NamedTuple):
+    """A grant's columns, read-only: what `OAuthGrants.add` writes and returns (`get` reads the same)."""
+
+    id: str
+    client_id: str
+    account_id: str
+    session_id: str
+    scope: str
+    auth_time: datetime
+    amr: str
+    workspace: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
 _successors = _op_refresh_tokens.alias("successors")
 # A refresh token with all the refresh grant asks about it, in one statement (five reads a refresh before):
 # its grant's columns, its own expiry, whether it has a successor (used), whether the grant's session is live,
@@ -358,10 +384,15 @@ _INSERT_OP_REFRESH_TOKEN = {
 
 
 class OAuthGrants(Repository):
-    def add(self, grant: OAuthGrant) -> None:
-        """Insert the grant (a precompiled INSERT of its columns: `grant` itself stays outside the session)."""
+    def add(self, *, client_id: str, account_id: str, session_id: str, scope: str, auth_time: datetime, amr: str,
+            workspace: str | None, now: datetime):
+        """Insert a new grant (a precompiled INSERT, no ORM object) and return its columns (`GrantRow`, as
+        `get` reads them)."""
         self._uow.flush()
-        _INSERT_GRANT.rowcount(self.connection, {column.key: getattr(grant, column.key) for column in _grants.c})
+        grant = GrantRow(id=new_id(), client_id=client_id, account_id=account_id, session_id=session_id, scope=scope,
+                         auth_time=auth_time, amr=amr, workspace=workspace, created_at=now, revoked_at=None)
+        _INSERT_GRANT.rowcount(self.connection, grant._asdict())
+        return grant
 
     def get(self, grant_id: str):
         """The grant (its columns, read-only), or None."""
