@@ -403,9 +403,12 @@ def find_token(context: Context, token: str, hint: str | None) -> GrantCredentia
         expires = datetime.fromtimestamp(int(claims["exp"]), context.now.tzinfo)
         return GrantCredential(grant, expires, context.now, "access_token", claims)
     found = find_refresh_token(context, token)
-    if found is None or found[0].used:
+    if found is None:
         return None
-    return GrantCredential(found[0], found[0].token_expires_at, context.now, "refresh_token")
+    refresh_token, _account = found
+    if refresh_token.used:
+        return None
+    return GrantCredential(refresh_token, refresh_token.token_expires_at, context.now, "refresh_token")
 
 
 class Revocation(RevocationEndpoint):

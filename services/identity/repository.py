@@ -362,6 +362,7 @@ class GrantRow(NamedTuple):
     created_at: datetime
     revoked_at: datetime | None
 
+
 _successors = _op_refresh_tokens.alias("successors")
 # A refresh token with all the refresh grant asks about it, in one statement (five reads a refresh before):
 # its grant's columns, its own expiry, whether it has a successor (used), whether the grant's session is live,
