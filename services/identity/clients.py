@@ -34,7 +34,7 @@ def secret_guess_key(client_id: str) -> str:
 def issue_token(reads: Reads, *, throttle: Throttle, keys: KeyStore, settings: Settings, grant_type: str,
                 client_id: str, client_secret: str, scope: str | None, now: datetime) -> dict:
     """A client-credentials token. Wrong secrets are throttled per client id and client address like
-    wrong passwords (`Throttle.guess`; `throttle` is bound to the client's address). The client is one
+    wrong passwords (`Throttle.guess_cheap`; `throttle` is bound to the client's address). The client is one
     precompiled read (`Reads`): this runs for every service-to-service call."""
     if grant_type != "client_credentials":
         raise UnsupportedGrantType()
@@ -46,7 +46,7 @@ def issue_token(reads: Reads, *, throttle: Throttle, keys: KeyStore, settings: S
         if not hmac.compare_digest(presented, expected) or client is None:
             raise InvalidClient()
 
-    throttle.guess(secret_guess_key(client_id), check, InvalidClient, **failure_policy(settings))
+    throttle.guess_cheap(secret_guess_key(client_id), check, InvalidClient, **failure_policy(settings))
     allowed = set(client.scopes.split())
     requested = set(scope.split()) if scope else allowed
     if not requested <= allowed:

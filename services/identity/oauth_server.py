@@ -31,10 +31,10 @@ from authlib.oidc.core.grants import OpenIDCode
 from services.identity.keys import KeyStore
 from services.identity.models import Account, AuthorizationRequest, OAuthGrant
 from services.identity.relying_parties import SCOPES, RelyingParty
+from services.identity.repository import GrantRow
 from services.identity.settings import Settings
 from services.identity.unit_of_work import IdentityUnitOfWork
 from shared import jwt, opaque_tokens
-from shared.database import new_id
 from shared.request_guard import NUL
 
 log = logging.getLogger("threshold.identity.oauth")
@@ -176,7 +176,7 @@ def scoped_claims(*, account: Account, scope: str, workspace: str | None) -> dic
     return claims
 
 
-def _issue(context: Context, *, grant: OAuthGrant, account: Account, refresh: bool,
+def _issue(context: Context, *, grant: GrantRow, account: Account, refresh: bool,
            previous_hash: str | None = None) -> dict:
     """An RFC 9068 access token for the grant, and a refresh token when the grant may have one."""
     settings, key = context.settings, context.keys.signing_key()
@@ -241,12 +241,12 @@ class CodeGrant(AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: RelyingParty) -> IssuedCode | None:
         context = self.context
         code_hash = opaque_tokens.digest(code)
-        row = context.uow.authorization_requests.by_code(code_hash)
-        if row is None or row.client_id != client.client_id:
-            return None
-        if not context.uow.authorization_requests.spend_code(code_hash, context.now):
-            if row.grant_id is not None:
-                _revoke_reused(context, row.grant_id, "authorization code")
+        row = context.uow.authorization_requests.spend_code(code_hash=code_hash, client_id=client.client_id,
+                                                            now=context.now)
+        if row is None:  # no such code of this client, or a replayed one: that revokes what it opened
+            spent = context.uow.authorization_requests.by_code(code_hash)
+            if spent is not None and spent.client_id == client.client_id and spent.grant_id is not None:
+                _revoke_reused(context, spent.grant_id, "authorization code")
             return None
         if row.code_expires_at is None or row.code_expires_at <= context.now:
             return None
@@ -262,10 +262,10 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
         context, code = self.context, self.request.authorization_code
-        grant = OAuthGrant(id=new_id(), client_id=self.request.client.client_id, account_id=user.id,
-                           session_id=code.row.session_id, scope=code.get_scope(), auth_time=code.row.auth_time,
-                           amr=code.row.amr, workspace=code.row.workspace, created_at=context.now)
-        context.uow.grants.add(grant)
+        grant = context.uow.grants.add(client_id=self.request.client.client_id, account_id=user.id,
+                                       session_id=code.row.session_id, scope=code.get_scope(),
+                                       auth_time=code.row.auth_time, amr=code.row.amr, workspace=code.row.workspace,
+                                       now=context.now)
         context.uow.authorization_requests.record_grant(code.row.code_hash, grant.id)
         refresh = include_refresh_token and "offline_access" in grant.scope.split()
         return _issue(context, grant=grant, account=user, refresh=refresh)
@@ -337,6 +337,7 @@ class GrantCredential:
     now: datetime
     kind: str  # "refresh_token" or "access_token"
     claims: dict = field(default_factory=dict)
+    account: Any = None  # a refresh token's account claims, read with it (`OAuthRefreshTokens.with_grant`)
 
     def check_client(self, client: ClientMixin) -> bool:
         return client.get_client_id() == self.grant.client_id
@@ -360,17 +361,18 @@ class RefreshGrant(RefreshTokenGrant):
         found = find_refresh_token(context, refresh_token)
         if found is None:
             return None
-        if context.uow.op_refresh_tokens.used(found.token_hash):
-            _revoke_reused(context, found.grant_id, "refresh token")
-        grant = context.uow.grants.get(found.grant_id)
-        credential = GrantCredential(grant, found.expires_at, context.now, "refresh_token")
-        if credential.is_revoked() or credential.is_expired() or not context.uow.sessions.active(grant.session_id):
+        token, account = found
+        if token.used:
+            _revoke_reused(context, token.id, "refresh token")
+        credential = GrantCredential(token, token.token_expires_at, context.now, "refresh_token", account=account)
+        if credential.is_revoked() or credential.is_expired() or not token.session_active:
             return None
         return credential
 
     def authenticate_user(self, refresh_token: GrantCredential):
-        """The account's claims (a read-only row: `_issue` reads its attributes as of an Account)."""
-        return self.request.context.uow.accounts.claims(refresh_token.grant.account_id)
+        """The account's claims, read with the token (a read-only row: `_issue` reads its attributes as of an
+        Account)."""
+        return refresh_token.account
 
     def revoke_old_credential(self, refresh_token: GrantCredential) -> None:
         """Its successor names it (`previous_hash`), which marks it used."""
@@ -383,8 +385,9 @@ class RefreshGrant(RefreshTokenGrant):
 
 
 def find_refresh_token(context: Context, token: str):
-    """The refresh token row (token_hash, grant_id, expires_at) `token` is, or None."""
-    return context.uow.op_refresh_tokens.get(opaque_tokens.digest(token))
+    """The grant of the refresh token `token` is, with the token's own columns, and its account's claims
+    (`OAuthRefreshTokens.with_grant`), or None."""
+    return context.uow.op_refresh_tokens.with_grant(opaque_tokens.digest(token))
 
 
 def find_token(context: Context, token: str, hint: str | None) -> GrantCredential | None:
@@ -400,12 +403,12 @@ def find_token(context: Context, token: str, hint: str | None) -> GrantCredentia
         expires = datetime.fromtimestamp(int(claims["exp"]), context.now.tzinfo)
         return GrantCredential(grant, expires, context.now, "access_token", claims)
     found = find_refresh_token(context, token)
-    if found is None or context.uow.op_refresh_tokens.used(found.token_hash):
+    if found is None:
         return None
-    grant = context.uow.grants.get(found.grant_id)
-    if grant is None:
+    refresh_token, _account = found
+    if refresh_token.used:
         return None
-    return GrantCredential(grant, found.expires_at, context.now, "refresh_token")
+    return GrantCredential(refresh_token, refresh_token.token_expires_at, context.now, "refresh_token")
 
 
 class Revocation(RevocationEndpoint):

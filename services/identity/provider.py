@@ -299,7 +299,7 @@ class Provider:
 
     def _guard_secret(self, *, throttle: Throttle, http: HttpRequest) -> None:
         """Wrong client secrets are throttled per client id and client address, as at `/v1/oauth/token`
-        (`Throttle.guess`): InvalidClient for a wrong one, RateLimited while blocked. Requests without a
+        (`Throttle.guess_cheap`): InvalidClient for a wrong one, RateLimited while blocked. Requests without a
         secret (public clients) are left to the protocol."""
         form = {key: values[0] for key, values in http.form.items() if values}
         presented = basic_credentials(http.headers.get("Authorization", "")) or \
@@ -313,7 +313,7 @@ class Provider:
             if client is None or not client.check_client_secret(secret):
                 raise InvalidClient()
 
-        throttle.guess(secret_guess_key(client_id), check, InvalidClient, **failure_policy(self.settings))
+        throttle.guess_cheap(secret_guess_key(client_id), check, InvalidClient, **failure_policy(self.settings))
 
     def _endpoint(self, uow: IdentityUnitOfWork, *, throttle: Throttle, http: HttpRequest, path: str, now: datetime,
                   answer: Callable[[ProtocolRequest], tuple]) -> tuple[int, dict, list]:

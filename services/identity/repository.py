@@ -3,8 +3,9 @@ stand alone) and the migrations, the only code that queries its tables."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -27,7 +28,7 @@ from services.identity.models import (
     SigningKey,
     TotpCredential,
 )
-from shared.database import is_unique_violation
+from shared.database import is_unique_violation, new_id
 from shared.statements import Precompiled
 from shared.unit_of_work import Repository
 
@@ -103,9 +104,21 @@ REVOKE_SESSION = Precompiled(
 _INSERT_REFRESH_TOKEN = Precompiled(_refresh_tokens.insert())
 _SESSION_ACTIVE = Precompiled(
     select(_sessions.c.id).where(_sessions.c.id == bindparam("session_id"), _sessions.c.revoked_at.is_(None)))
-_ACCOUNT_CLAIMS = Precompiled(
-    select(_accounts.c.id, _accounts.c.email, _accounts.c.email_verified, _accounts.c.first_name,
-           _accounts.c.last_name, _accounts.c.updated_at).where(_accounts.c.id == bindparam("id")))
+
+
+class AccountClaims(NamedTuple):
+    """What `Accounts.claims` reads of an account, as `OAuthRefreshTokens.with_grant` gives it too."""
+
+    id: str
+    email: str
+    email_verified: bool
+    first_name: str
+    last_name: str
+    updated_at: datetime
+
+
+_CLAIM_COLUMNS = [_accounts.c[name] for name in AccountClaims._fields]
+_ACCOUNT_CLAIMS = Precompiled(select(*_CLAIM_COLUMNS).where(_accounts.c.id == bindparam("id")))
 _SESSION_OF_REFRESH_TOKEN = Precompiled(
     select(_refresh_tokens.c.session_id).where(_refresh_tokens.c.token_hash == bindparam("token_hash")))
 
@@ -294,7 +307,9 @@ _AUTH_REQUEST_BY_CODE = Precompiled(
     select(*_auth_requests.c).where(_auth_requests.c.code_hash == bindparam("code_hash")))
 _SPEND_CODE = Precompiled(
     update(_auth_requests).where(_auth_requests.c.code_hash == bindparam("code_hash"),
-                                 _auth_requests.c.code_used_at.is_(None)).values(code_used_at=bindparam("now")))
+                                 _auth_requests.c.client_id == bindparam("client_id"),
+                                 _auth_requests.c.code_used_at.is_(None)).values(code_used_at=bindparam("now"))
+    .returning(*_auth_requests.c))
 _RECORD_GRANT = Precompiled(
     update(_auth_requests).where(_auth_requests.c.code_hash == bindparam("code_hash"))
     .values(grant_id=bindparam("grant_id")))
@@ -312,11 +327,12 @@ class AuthorizationRequests(Repository):
         self._uow.flush()
         return _AUTH_REQUEST_BY_CODE.first(self.connection, {"code_hash": code_hash})
 
-    def spend_code(self, code_hash: str, now: datetime) -> bool:
-        """Mark the code used; False when it was used already (one conditional UPDATE: of two racing
-        exchanges exactly one wins)."""
+    def spend_code(self, *, code_hash: str, client_id: str, now: datetime):
+        """Mark the code of `client_id` used and return its request (columns, read-only, as `by_code`); None
+        when there is no such code of that client or it was used already (one conditional UPDATE: of two
+        racing exchanges exactly one wins)."""
         self._uow.flush()
-        return _SPEND_CODE.rowcount(self.connection, {"code_hash": code_hash, "now": now}) == 1
+        return _SPEND_CODE.first(self.connection, {"code_hash": code_hash, "client_id": client_id, "now": now})
 
     def record_grant(self, code_hash: str, grant_id: str) -> None:
         """The grant a code's exchange opened (a replayed code revokes it)."""
@@ -330,11 +346,36 @@ _grants = OAuthGrant.__table__
 _op_refresh_tokens = OAuthRefreshToken.__table__
 _GRANT = Precompiled(select(*_grants.c).where(_grants.c.id == bindparam("id")))
 _INSERT_GRANT = Precompiled(_grants.insert())
-_OP_REFRESH_TOKEN = Precompiled(
-    select(_op_refresh_tokens.c.token_hash, _op_refresh_tokens.c.grant_id, _op_refresh_tokens.c.expires_at)
+
+
+class GrantRow(NamedTuple):
+    """A grant's columns, read-only: what `OAuthGrants.add` writes and returns (`get` reads the same)."""
+
+    id: str
+    client_id: str
+    account_id: str
+    session_id: str
+    scope: str
+    auth_time: datetime
+    amr: str
+    workspace: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+_successors = _op_refresh_tokens.alias("successors")
+# A refresh token with all the refresh grant asks about it, in one statement (five reads a refresh before):
+# its grant's columns, its own expiry, whether it has a successor (used), whether the grant's session is live,
+# and its account's claims (`claim_*`).
+_OP_REFRESH_TOKEN_WITH_GRANT = Precompiled(
+    select(*_grants.c, _op_refresh_tokens.c.token_hash, _op_refresh_tokens.c.expires_at.label("token_expires_at"),
+           exists().where(_successors.c.previous_hash == _op_refresh_tokens.c.token_hash).label("used"),
+           _sessions.c.id.is_not(None).label("session_active"),
+           *[column.label(f"claim_{column.key}") for column in _CLAIM_COLUMNS])
+    .select_from(_op_refresh_tokens.join(_grants, _grants.c.id == _op_refresh_tokens.c.grant_id)
+                 .outerjoin(_sessions, (_sessions.c.id == _grants.c.session_id) & _sessions.c.revoked_at.is_(None))
+                 .outerjoin(_accounts, _accounts.c.id == _grants.c.account_id))
     .where(_op_refresh_tokens.c.token_hash == bindparam("token_hash")))
-_OP_REFRESH_TOKEN_USED = Precompiled(
-    select(_op_refresh_tokens.c.token_hash).where(_op_refresh_tokens.c.previous_hash == bindparam("token_hash")))
 # A successor whose previous_hash already has one is not inserted (its unique index): the token was reused.
 # Both dialects spell it alike; each gets its own statement.
 _INSERT_OP_REFRESH_TOKEN = {
@@ -344,10 +385,15 @@ _INSERT_OP_REFRESH_TOKEN = {
 
 
 class OAuthGrants(Repository):
-    def add(self, grant: OAuthGrant) -> None:
-        """Insert the grant (a precompiled INSERT of its columns: `grant` itself stays outside the session)."""
+    def add(self, *, client_id: str, account_id: str, session_id: str, scope: str, auth_time: datetime, amr: str,
+            workspace: str | None, now: datetime):
+        """Insert a new grant (a precompiled INSERT, no ORM object) and return its columns (`GrantRow`, as
+        `get` reads them)."""
         self._uow.flush()
-        _INSERT_GRANT.rowcount(self.connection, {column.key: getattr(grant, column.key) for column in _grants.c})
+        grant = GrantRow(id=new_id(), client_id=client_id, account_id=account_id, session_id=session_id, scope=scope,
+                         auth_time=auth_time, amr=amr, workspace=workspace, created_at=now, revoked_at=None)
+        _INSERT_GRANT.rowcount(self.connection, grant._asdict())
+        return grant
 
     def get(self, grant_id: str):
         """The grant (its columns, read-only), or None."""
@@ -374,10 +420,14 @@ class OAuthRefreshTokens(Repository):
             "token_hash": token_hash, "grant_id": grant_id, "created_at": now, "expires_at": expires_at,
             "previous_hash": previous_hash}) == 1
 
-    def get(self, token_hash: str):
-        """The token (token_hash, grant_id, expires_at), or None."""
+    def with_grant(self, token_hash: str):
+        """The token's grant (its columns, read-only, as `OAuthGrants.get` reads them) with `token_hash`,
+        `token_expires_at`, `used` (it has a successor) and `session_active` (the grant's session has not
+        ended), and its account's claims (`AccountClaims`, None without an account); None when there is
+        no such token."""
         self._uow.flush()
-        return _OP_REFRESH_TOKEN.first(self.connection, {"token_hash": token_hash})
-
-    def used(self, token_hash: str) -> bool:
-        return _OP_REFRESH_TOKEN_USED.first(self.connection, {"token_hash": token_hash}) is not None
+        row = _OP_REFRESH_TOKEN_WITH_GRANT.first(self.connection, {"token_hash": token_hash})
+        if row is None:
+            return None
+        claims = [getattr(row, f"claim_{key}") for key in AccountClaims._fields]
+        return row, (AccountClaims(*claims) if row.claim_id is not None else None)

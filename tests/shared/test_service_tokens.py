@@ -139,6 +139,14 @@ def test_wrong_secrets_are_throttled_per_client_and_address(identity_app, client
     assert service_token(service)
 
 
+def test_the_right_secret_forgets_the_wrong_ones_before_it(client):
+    for _ in range(2):  # twice: a count cleared by a right secret starts again from nothing
+        for _ in range(FREE_FAILURES - 1):
+            assert_problem(token_request(client, client_id="tenancy", client_secret="wrong"), 401, "invalid_client")
+        assert service_token(client)
+    assert_problem(token_request(client, client_id="tenancy", client_secret="wrong"), 401, "invalid_client")
+
+
 def test_only_the_client_credentials_grant(client):
     for grant in ("password", "authorization_code", "refresh_token", "CLIENT_CREDENTIALS"):
         response = client.post(TOKEN_URL, data={"grant_type": grant, "client_id": "tenancy",
