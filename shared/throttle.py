@@ -77,6 +77,13 @@ class Throttle:
         self._block = Precompiled(update(table).where(this_guess)
                                   .values(blocked_until=bindparam("until", type_=UTCDateTime)))
         self._clear = Precompiled(delete(table).where(table.c.key == bindparam("key")))
+        self._counted = Precompiled(select(table.c.hits, table.c.window_start, table.c.blocked_until)
+                                    .where(table.c.key == bindparam("key")))
+        # A right cheap guess forgets the count it read, unless another guess was counted (or blocked) since.
+        self._clear_unchanged = Precompiled(delete(table).where(
+            table.c.key == bindparam("key"), table.c.hits == bindparam("hits"),
+            table.c.window_start == bindparam("window_start", type_=UTCDateTime),
+            or_(table.c.blocked_until.is_(None), table.c.blocked_until <= bindparam("now", type_=UTCDateTime))))
         # Giving a try back lifts the block only if no later guess was counted (none can be while it holds).
         self._give_back = Precompiled(
             update(table).where(table.c.key == bindparam("key"), table.c.hits >= bindparam("hits"))
@@ -140,28 +147,36 @@ class Throttle:
 
     def guess_cheap(self, key: str, check: Callable[[], T], wrong: type[Exception], *, free_failures: int,
                     base_delay: int, max_delay: int, forget_after: int) -> T:
-        """`guess`, for a check that costs next to nothing and takes as long right as wrong (a client
-        secret's SHA-256 compare), as every token request of a confidential client runs one: a right
-        guess at a key with nothing counted costs one read and no write.
+        """`guess`, with the same limits and the same answers, for a check that costs next to nothing and
+        takes as long right as wrong (a client secret's SHA-256 compare), which every token request of a
+        confidential client runs: a right guess at a key with nothing counted costs one read, no write.
 
-        The key's row is read first: while it is blocked the guess is refused unchecked, right or wrong
-        alike, as `guess` refuses it. Otherwise the secret is checked: a right one clears whatever count
-        the key had; a wrong one goes through `guess` (counted, checked again, blocked at
-        `free_failures`), so wrong guesses are counted, refused and blocked exactly as there."""
-        bound = self._source_key(key)
-        now = self.clock()
-        with self.autocommit_engine.connect() as conn:
-            row = self._blocked_until.first(conn, {"key": bound})
-        if row is not None and row.blocked_until is not None and row.blocked_until > now:
-            raise RateLimited(_seconds_until(row.blocked_until, now))
+        Each guess is decided by one statement, so concurrent guesses are decided as if they came one
+        after another in the order of those statements, as `guess`'s are. A wrong guess goes through
+        `guess` (counted, then the answer comes from checking it again). A right one is decided by what
+        the key holds once it is checked: nothing (no count, no write), a block (429, as `guess` would
+        refuse it), or a count, which it clears only if no guess was counted since it read it
+        (a compare-and-delete); if one was, `guess` decides it."""
         try:
             result = check()
         except wrong:
             return self.guess(key, check, wrong, free_failures=free_failures, base_delay=base_delay,
                               max_delay=max_delay, forget_after=forget_after)
-        if row is not None:
-            self.clear(bound)
-        return result
+        bound = self._source_key(key)
+        now = self.clock()
+        with self.autocommit_engine.connect() as conn:
+            row = self._counted.first(conn, {"key": bound})
+        if row is None:
+            return result
+        if row.blocked_until is not None and row.blocked_until > now:
+            raise RateLimited(_seconds_until(row.blocked_until, now))
+        with self.autocommit_engine.begin() as conn:
+            cleared = self._clear_unchanged.rowcount(conn, {"key": bound, "hits": row.hits,
+                                                             "window_start": row.window_start, "now": now})
+        if cleared:
+            return result
+        return self.guess(key, check, wrong, free_failures=free_failures, base_delay=base_delay,
+                          max_delay=max_delay, forget_after=forget_after)
 
     def _source_key(self, key: str) -> str:
         if self.source is None:

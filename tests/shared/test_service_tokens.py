@@ -127,6 +127,28 @@ def test_concurrent_wrong_secrets_get_exactly_the_free_failures(identity_app):
     assert all(int(r.headers["Retry-After"]) > 0 for r in responses if r.status_code == 429)
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_right_secret_racing_wrong_ones_for_the_last_free_try_gets_no_extra_try(identity_app, client, attempt):
+    # One free try left, then a burst of wrong secrets with the right one among them. One client in a
+    # row would have either spent the try on the right secret (200, the count forgotten, so the wrong ones
+    # that follow get their free failures again) or on a wrong one (401; every other guess, the right one
+    # too, waits: 429). The right secret succeeding beside a single 401 would be a try the throttle never
+    # gave: the right secret checked against a count that a wrong guess had already used up.
+    for _ in range(FREE_FAILURES - 1):
+        assert_problem(token_request(client, client_id="tenancy", client_secret="wrong"), 401, "invalid_client")
+    bodies = [{"grant_type": "client_credentials", "client_id": "tenancy", "client_secret": f"guess {n}"}
+              for n in range(20)]
+    bodies.insert(attempt * 7, {"grant_type": "client_credentials", "client_id": "tenancy",
+                                "client_secret": DEVELOPMENT_SECRET})
+
+    responses = race(identity_app, TOKEN_URL, bodies, form=True)
+
+    statuses = sorted(r.status_code for r in responses)
+    spent_on_the_right_one = [200] + [401] * FREE_FAILURES + [429] * (20 - FREE_FAILURES)
+    spent_on_a_wrong_one = [401] + [429] * 20
+    assert statuses in (spent_on_the_right_one, spent_on_a_wrong_one), {s: statuses.count(s) for s in statuses}
+
+
 def test_wrong_secrets_are_throttled_per_client_and_address(identity_app, client, reporting):
     for _ in range(FREE_FAILURES):
         assert_problem(token_request(client, client_id="tenancy", client_secret="wrong"), 401, "invalid_client")
