@@ -1,6 +1,8 @@
 """Rate limits and failure throttles kept in the service's database, so every worker and replica
 shares them. Both count first, in one statement, and then decide: `hit` (rate limits: a refused
-request still counts) and `guess` (guesses at a secret: a refused guess does not).
+request still counts) and `guess` (guesses at a secret: a refused guess does not). `guess_cheap`, for
+a secret checked in microseconds, counts the wrong guesses first as `guess` does and lets a right one
+take effect in one statement without counting it: the same answers, as one client in a row gets.
 
 Where it stands in the persistence rule (docs/architecture.md): this is the shared counterpart of a
 service's `autocommit.py`. Every statement here stands alone (an upsert that counts and decides at
@@ -151,25 +153,27 @@ class Throttle:
         takes as long right as wrong (a client secret's SHA-256 compare), which every token request of a
         confidential client runs: a right guess at a key with nothing counted costs one read, no write.
 
-        Each guess is decided by one statement, so concurrent guesses are decided as if they came one
-        after another in the order of those statements, as `guess`'s are. A wrong guess goes through
-        `guess` (counted, then the answer comes from checking it again). A right one is decided by what
-        the key holds once it is checked: nothing (no count, no write), a block (429, as `guess` would
-        refuse it), or a count, which it clears only if no guess was counted since it read it
-        (a compare-and-delete); if one was, `guess` decides it."""
+        The key's row is read first. While the key is blocked the guess is refused unchecked, right or wrong
+        alike (so neither the answer nor its time says anything about the secret), as `guess` refuses it.
+        Otherwise the secret is checked. A wrong one goes through `guess`: counted, then answered from a
+        check made after counting. A right one takes effect at the read (nothing counted: nothing to undo)
+        or clears the count it read with one compare-and-delete (same count, same window, still not
+        blocked); if another guess was counted since, `guess` decides it. Each guess so takes effect at one
+        statement, and concurrent guesses are answered as if they came one after another in that order:
+        no more tries than one client in a row (`tests/shared/test_service_tokens.py` races them)."""
+        bound = self._source_key(key)
+        now = self.clock()
+        with self.autocommit_engine.connect() as conn:
+            row = self._counted.first(conn, {"key": bound})
+        if row is not None and row.blocked_until is not None and row.blocked_until > now:
+            raise RateLimited(_seconds_until(row.blocked_until, now))
         try:
             result = check()
         except wrong:
             return self.guess(key, check, wrong, free_failures=free_failures, base_delay=base_delay,
                               max_delay=max_delay, forget_after=forget_after)
-        bound = self._source_key(key)
-        now = self.clock()
-        with self.autocommit_engine.connect() as conn:
-            row = self._counted.first(conn, {"key": bound})
         if row is None:
             return result
-        if row.blocked_until is not None and row.blocked_until > now:
-            raise RateLimited(_seconds_until(row.blocked_until, now))
         with self.autocommit_engine.begin() as conn:
             cleared = self._clear_unchanged.rowcount(conn, {"key": bound, "hits": row.hits,
                                                              "window_start": row.window_start, "now": now})

@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 
 from services.identity.keys import KeyStore
-from services.identity.models import Account, AuthorizationRequest, OAuthGrant
+from services.identity.models import Account, AuthorizationRequest
 from services.identity.relying_parties import SCOPES, RelyingParty
 from services.identity.repository import GrantRow
 from services.identity.settings import Settings
@@ -332,7 +332,7 @@ class IdToken(OpenIDCode):
 class GrantCredential:
     """A refresh or access token of a grant, as authlib's refresh, revocation and introspection ask about it."""
 
-    grant: OAuthGrant
+    grant: Any  # the grant's columns, read-only: a row of `OAuthGrants.get` or `with_grant`, or a GrantRow
     expires_at: datetime
     now: datetime
     kind: str  # "refresh_token" or "access_token"
