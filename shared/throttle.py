@@ -12,6 +12,7 @@ precompiled (`shared.statements`)."""
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -60,7 +61,8 @@ class Throttle:
             })
             .returning(table.c.hits, table.c.window_start)
         )
-        self._blocked_until = Precompiled(select(table.c.blocked_until).where(table.c.key == bindparam("key")))
+        self._counted = Precompiled(select(table.c.hits, table.c.window_start, table.c.blocked_until)
+                                    .where(table.c.key == bindparam("key")))
         # A guess: counted unless the key is blocked (then the conflict's WHERE is false and no row comes
         # back); the guess that reaches `free` blocks the key until it is decided. A stale count starts again.
         pending = bindparam("pending", type_=UTCDateTime)
@@ -79,8 +81,6 @@ class Throttle:
         self._block = Precompiled(update(table).where(this_guess)
                                   .values(blocked_until=bindparam("until", type_=UTCDateTime)))
         self._clear = Precompiled(delete(table).where(table.c.key == bindparam("key")))
-        self._counted = Precompiled(select(table.c.hits, table.c.window_start, table.c.blocked_until)
-                                    .where(table.c.key == bindparam("key")))
         # A right cheap guess forgets the count it read, unless another guess was counted (or blocked) since.
         self._clear_unchanged = Precompiled(delete(table).where(
             table.c.key == bindparam("key"), table.c.hits == bindparam("hits"),
@@ -127,7 +127,7 @@ class Throttle:
                 "pending": first_block, "inserted_block": first_block if free_failures <= 1 else None,
             })
             if counted is None:
-                row = self._blocked_until.first(conn, {"key": key})
+                row = self._counted.first(conn, {"key": key})
                 until = row.blocked_until if row is not None and row.blocked_until is not None else now
                 raise RateLimited(_seconds_until(until, now))
         hits = counted.hits
@@ -162,6 +162,8 @@ class Throttle:
         statement, and concurrent guesses are answered as if they came one after another in that order:
         no more tries than one client in a row (`tests/shared/test_service_tokens.py` races them)."""
         bound = self._source_key(key)
+        counted = functools.partial(self.guess, key, check, wrong, free_failures=free_failures,
+                                    base_delay=base_delay, max_delay=max_delay, forget_after=forget_after)
         now = self.clock()
         with self.autocommit_engine.connect() as conn:
             row = self._counted.first(conn, {"key": bound})
@@ -170,17 +172,13 @@ class Throttle:
         try:
             result = check()
         except wrong:
-            return self.guess(key, check, wrong, free_failures=free_failures, base_delay=base_delay,
-                              max_delay=max_delay, forget_after=forget_after)
+            return counted()
         if row is None:
             return result
         with self.autocommit_engine.begin() as conn:
             cleared = self._clear_unchanged.rowcount(conn, {"key": bound, "hits": row.hits,
                                                              "window_start": row.window_start, "now": now})
-        if cleared:
-            return result
-        return self.guess(key, check, wrong, free_failures=free_failures, base_delay=base_delay,
-                          max_delay=max_delay, forget_after=forget_after)
+        return result if cleared else counted()
 
     def _source_key(self, key: str) -> str:
         if self.source is None:
