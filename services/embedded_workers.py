@@ -85,20 +85,17 @@ def run(loops: list[Loop], stop: threading.Event, stop_timeout: float = STOP_TIM
 
 def embedded_loops(notifier) -> list[Loop]:
     """The relays of identity and tenancy and the notifier's mailer, each with its own service's settings."""
-    from services.identity.models import outbox as identity_outbox
+    from services.identity import __main__ as identity_commands
     from services.identity.settings import Settings as IdentitySettings
     from services.notifier.__main__ import mail_loop
-    from services.notifier.subscriptions import mail_queues
-    from services.tenancy.models import outbox as tenancy_outbox
+    from services.tenancy import __main__ as tenancy_commands
     from services.tenancy.settings import Settings as TenancySettings
     from shared import config
-    from shared.processes import run_relay
 
     identity = config.load_or_exit(IdentitySettings.from_env)
     tenancy = config.load_or_exit(TenancySettings.from_env)
-    consumers = (mail_queues(queue_type=notifier.bus_queue_type),)  # the queues the relays' events feed
-    return [Loop("identity relay", lambda stop: run_relay(identity, identity_outbox, consumers, stop)),
-            Loop("tenancy relay", lambda stop: run_relay(tenancy, tenancy_outbox, consumers, stop)),
+    return [Loop("identity relay", lambda stop: identity_commands.relay(identity, stop)),
+            Loop("tenancy relay", lambda stop: tenancy_commands.relay(tenancy, stop)),
             Loop("mailer", lambda stop: mail_loop(notifier, stop))]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 from shared import cli, config, processes
@@ -44,11 +45,13 @@ def main() -> None:
                  rotate_totp_key=lambda: _mfa_command(settings, args), clients=lambda: _add_client(settings, args))
 
 
-def relay(settings) -> None:
+def relay(settings, stop: threading.Event | None = None) -> None:
+    """Publish the outbox until `stop` is set (SIGINT or SIGTERM by default): a process, or a thread of
+    `services.embedded_workers`."""
     from services.identity.models import outbox
     from services.notifier import subscriptions  # the queues its events feed
 
-    processes.run_relay(settings, outbox, (subscriptions.mail_queues(queue_type=settings.bus_queue_type),))
+    processes.run_relay(settings, outbox, (subscriptions.mail_queues(queue_type=settings.bus_queue_type),), stop)
 
 
 def _rotate_key(settings, args) -> None:
