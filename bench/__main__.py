@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     try:
         sqlite = workdir / "sqlite"
         sqlite.mkdir()
-        say("SQLite: identity, fastapi-users, oidc-provider, the refresh floor, interleaved...")
+        say("SQLite: identity, fastapi-users, oidc-provider, the floors, interleaved...")
         results.append(compare.run("SQLite", {name: f"sqlite:///{sqlite / name}.db" for name in (
             "identity", "floor", "fastapi-users")}, None, sqlite, server_cpu, peers, settings, say))
         if postgres_available():

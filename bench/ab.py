@@ -85,7 +85,7 @@ def verify_side(cpu: int | None) -> Side:
 class Ratio:
     numerator: str  # side names
     denominator: str
-    target: float
+    target: float | None  # None: shown for information (a floor against a peer), judged against no target
 
 
 @dataclass

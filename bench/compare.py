@@ -1,6 +1,7 @@
 """The judged comparisons on one database: identity (gunicorn's sync worker and its threaded keep-alive
-worker) against fastapi-users and panva's oidc-provider, the argon2id verify rate and the refresh floor,
-every server pinned to one core, interleaved round by round (bench/ab.py); then each server's memory."""
+worker) against fastapi-users and panva's oidc-provider, the argon2id verify rate and the floors of the
+token endpoints (bench/floor.py), every server pinned to one core, interleaved round by round (bench/ab.py);
+then each server's memory."""
 from __future__ import annotations
 
 import functools
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench import ab, identity, load, rotation_floor, servers
+from bench import ab, floor, identity, load, servers
 from bench.ab import Ratio
 from bench.peers import fastapi_users_peer as fastapi_users
 from shared.config import DEVELOPMENT_SECRET
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 SYNC, KEEP = "Threshold sync", "Threshold gthread"
 OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
 FASTAPI_USERS, OIDC_PROVIDER = "fastapi-users", "oidc-provider"
-VERIFY, FLOOR = "argon2id verify", "refresh floor"
+VERIFY = "argon2id verify"
+REFRESH_FLOOR, CREDENTIALS_FLOOR, EXCHANGE_FLOOR = "refresh floor", "client credentials floor", "code exchange floor"
+FLOOR_CODES = 10  # times `Settings.codes`: a floor code is one row of a multi-row INSERT, a bound and no more
 
 
 @dataclass(frozen=True)
@@ -97,21 +100,23 @@ def _oidc_provider(stack: ExitStack, peers: Peers, backend: str, url: str | None
 
 def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path, cpu: int | None, peers: Peers,
         settings: Settings, say=print) -> Result:
-    """`urls`: the databases of identity, the refresh floor and fastapi-users; `oidc_url` oidc-provider's (None:
+    """`urls`: the databases of identity, the floors and fastapi-users; `oidc_url` oidc-provider's (None:
     a SQLite file of its own); each server gets its own."""
     n = settings.clients
     with ExitStack() as stack:
         ports = {name: free_port() for name in ("sync", "keep", "floor")}
         env = identity.environment(urls["identity"], workdir, ports["sync"], worker="sync")
         migrate("services.identity", env)
-        issued = rotation_floor.seed(urls["floor"], n)
+        issued = floor.seed(urls["floor"], n)
+        floor_codes = floor.CodeMinter(urls["floor"])
+        stack.callback(floor_codes.close)
         ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
                 KEEP: identity.server({**env, **identity.workers("gthread")}, ports["keep"],
                                       workdir / "identity-gthread.log", cpu)}
-        floor = servers.Server(servers.gunicorn_argv("bench.rotation_floor:create_app()", ports["floor"]),
-                               {**env, "WEB_CONCURRENCY": "1", rotation_floor.URL_VARIABLE: urls["floor"]},
-                               ports["floor"], workdir / "rotation-floor.log", cpu)
-        started = [*ours.values(), floor]
+        floor_server = servers.Server(servers.gunicorn_argv("bench.floor:create_app()", ports["floor"]),
+                                      {**env, "WEB_CONCURRENCY": "1", floor.URL_VARIABLE: urls["floor"]},
+                                      ports["floor"], workdir / "floor.log", cpu)
+        started = [*ours.values(), floor_server]
         if peers.fastapi_users is not None:
             started.append(fastapi_users.server(peers.fastapi_users, urls["fastapi-users"], workdir, cpu))
         for server in started:  # boot side by side, then wait for each
@@ -150,8 +155,16 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
                 functools.partial(identity.exchange_step, pool, "/oauth2/token", rp, identity.REDIRECT_URI)), n,
                 prepare=pool.refill))
 
-        refresh.append(ab.http_side(FLOOR, "bench/rotation_floor.py POST /v1/rotate", floor.port, floor.pid,
+        port, pid = floor_server.port, floor_server.pid
+        refresh.append(ab.http_side(REFRESH_FLOOR, "bench/floor.py POST /v1/rotate", port, pid,
                                     lambda i: load.rotating("/v1/rotate", issued[i]), n))
+        service = identity.basic(floor.SERVICE, floor.SERVICE_SECRET)
+        credentials.append(ab.http_side(CREDENTIALS_FLOOR, "bench/floor.py POST /v1/client-token", port, pid,
+                                        lambda _i: identity.client_credentials_step("/v1/client-token", service), n))
+        pool = identity.CodePool(floor_codes, settings.seconds + settings.warmup, cap * FLOOR_CODES)
+        exchange.append(ab.http_side(EXCHANGE_FLOOR, "bench/floor.py POST /v1/exchange", port, pid, _alike(
+            functools.partial(identity.exchange_step, pool, "/v1/exchange", identity.basic(floor.RP, floor.RP_SECRET),
+                              floor.REDIRECT_URI)), n, prepare=pool.refill))
         say(f"  {backend}: servers up, accounts made, tokens minted")
 
         peer_servers: dict[str, int] = {}
@@ -190,7 +203,7 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
             exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", port, pid, lambda _i: (
                 identity.exchange_step(pool, "/token", op_auth, provider.redirect_uri)), n, prepare=pool.refill))
 
-        def ratios(numerators: list[str], denominator: str, target: float) -> list[Ratio]:
+        def ratios(numerators: list[str], denominator: str, target: float | None) -> list[Ratio]:
             return [Ratio(name, denominator, target) for name in numerators]
 
         specs = [
@@ -198,9 +211,14 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
              ratios([SYNC, KEEP], FASTAPI_USERS, 1.0) + ratios([SYNC, KEEP], VERIFY, 0.9)),
             ("read", read, settings.seconds, ratios([SYNC, KEEP], FASTAPI_USERS, 1.0)),
             ("refresh with rotation", refresh, settings.seconds,
-             ratios([SYNC, KEEP, OP_SYNC, OP_KEEP], OIDC_PROVIDER, 1.0) + ratios([SYNC], FLOOR, 0.9)),
-            ("client credentials", credentials, settings.seconds, ratios([SYNC, KEEP], OIDC_PROVIDER, 1.0)),
-            ("OP code exchange", exchange, settings.seconds, ratios([SYNC, KEEP], OIDC_PROVIDER, 1.0)),
+             ratios([SYNC, KEEP, OP_SYNC, OP_KEEP], OIDC_PROVIDER, 1.0) + ratios([SYNC], REFRESH_FLOOR, 0.9)
+             + ratios([REFRESH_FLOOR], OIDC_PROVIDER, None)),
+            ("client credentials", credentials, settings.seconds,
+             ratios([SYNC, KEEP], OIDC_PROVIDER, 1.0) + ratios([SYNC], CREDENTIALS_FLOOR, 0.9)
+             + ratios([CREDENTIALS_FLOOR], OIDC_PROVIDER, None)),
+            ("OP code exchange", exchange, settings.seconds,
+             ratios([SYNC, KEEP], OIDC_PROVIDER, 1.0) + ratios([SYNC], EXCHANGE_FLOOR, 0.9)
+             + ratios([EXCHANGE_FLOOR], OIDC_PROVIDER, None)),
         ]
         comparisons = []
         for operation, sides, seconds, wanted in specs:

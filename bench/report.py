@@ -114,6 +114,8 @@ def _ratio_rows(run: Run) -> list[list[str]]:
         for comparison in result.comparisons:
             whats = {side.name: side.what for side in comparison.sides}
             for ratio in comparison.ratios:
+                if ratio.target is None:
+                    continue  # a floor against a peer: `floor_table`
                 values = comparison.per_round(ratio)
                 median = statistics.median(values)
                 rows.append([f"{result.backend}: {comparison.operation}",
@@ -134,6 +136,28 @@ def _ratio_rows(run: Run) -> list[list[str]]:
 def ratio_table(run: Run) -> str:
     return _table(["Operation", "Threshold", "Against", "Ratio per round", "Median", "Target", "Met"],
                   _ratio_rows(run))
+
+
+def floor_table(run: Run) -> str:
+    """The ratios judged against no target: each floor (bench/floor.py) against the peer, per server CPU-second."""
+    rows = []
+    for result in run.results:
+        for comparison in result.comparisons:
+            whats = {side.name: side.what for side in comparison.sides}
+            for ratio in comparison.ratios:
+                if ratio.target is not None:
+                    continue
+                values = comparison.per_round(ratio)
+                rows.append([f"{result.backend}: {comparison.operation}",
+                             f"{ratio.numerator}: {whats[ratio.numerator]}",
+                             f"{ratio.denominator}: {whats[ratio.denominator]}",
+                             f"{comparison.median_per_cpu(ratio.numerator):,.0f} / "
+                             f"{comparison.median_per_cpu(ratio.denominator):,.0f}",
+                             " ".join(f"{value:.2f}" for value in values), f"**{statistics.median(values):.2f}**"])
+    if not rows:
+        return "No floor was measured against a peer."
+    return _table(["Operation", "Floor", "Against", "Per server CPU-second (medians)", "Ratio per round", "Median"],
+                  rows)
 
 
 def absolute_table(run: Run) -> str:
@@ -272,8 +296,8 @@ def event_summary(events: EventPath) -> str:
 
 
 def summary(run: Run) -> str:
-    return "\n\n".join([sizing(run), ratio_table(run), absolute_table(run), memory_table(run), targets(run),
-                        event_summary(run.events)])
+    return "\n\n".join([sizing(run), ratio_table(run), floor_table(run), absolute_table(run), memory_table(run),
+                        targets(run), event_summary(run.events)])
 
 
 def document(run: Run) -> str:
@@ -282,8 +306,8 @@ def document(run: Run) -> str:
         sizing=sizing(run), mode="short mode" if run.short else "full mode", minutes=f"{run.seconds / 60:.1f}",
         date=host.date, cpu=host.cpu, cores=host.cores, kernel=host.kernel, python=host.python,
         load_average=f"{host.load_average:.2f}", versions=host.versions,
-        threads=os.environ.get("GUNICORN_THREADS", "4"), ratio_table=ratio_table(run), targets=targets(run),
-        notes="".join(f"- {note}\n" for note in run.notes), absolute_table=absolute_table(run),
+        threads=os.environ.get("GUNICORN_THREADS", "4"), ratio_table=ratio_table(run), floor_table=floor_table(run),
+        targets=targets(run), notes="".join(f"- {note}\n" for note in run.notes), absolute_table=absolute_table(run),
         memory_table=memory_table(run), footprint=footprint_line(run), events=event_summary(run.events),
         clients=s.clients, seconds=f"{s.seconds:g}", sign_in_seconds=f"{s.sign_in_seconds:g}",
         warmup=f"{s.warmup:g}", rounds=s.rounds)

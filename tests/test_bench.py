@@ -13,8 +13,9 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select, update
 
-from bench import ab, event_path, load, rotation_floor, servers
+from bench import ab, event_path, floor, load, servers
 from bench.bare_app import create_app
+from bench.identity import basic
 from shared.database import make_engine
 from support import ROOT
 from support.smtp import SmtpSink
@@ -28,18 +29,18 @@ def test_bare_endpoint_answers_small_json():
 
 
 def test_the_refresh_floor_rotates_each_live_token_once(empty_identity_database, monkeypatch):
-    monkeypatch.setenv(rotation_floor.URL_VARIABLE, empty_identity_database)
-    first, other, revoked, expired = rotation_floor.seed(empty_identity_database, 4)
+    monkeypatch.setenv(floor.URL_VARIABLE, empty_identity_database)
+    first, other, revoked, expired = floor.seed(empty_identity_database, 4)
     engine = make_engine(empty_identity_database)
     with engine.begin() as connection:
-        tokens, sessions = rotation_floor.tokens, rotation_floor.sessions
-        session_of = select(tokens.c.session_id).where(tokens.c.token_hash == rotation_floor._digest(revoked))
+        tokens, sessions = floor.tokens, floor.sessions
+        session_of = select(tokens.c.session_id).where(tokens.c.token_hash == floor._digest(revoked))
         connection.execute(update(sessions).where(sessions.c.id == session_of.scalar_subquery())
                            .values(revoked_at=datetime.now(UTC)))
-        connection.execute(update(tokens).where(tokens.c.token_hash == rotation_floor._digest(expired))
+        connection.execute(update(tokens).where(tokens.c.token_hash == floor._digest(expired))
                            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     engine.dispose()
-    app = rotation_floor.create_app()
+    app = floor.create_app()
     client = app.test_client()
 
     rotated = client.post("/v1/rotate", json={"refresh_token": first})
@@ -48,13 +49,66 @@ def test_the_refresh_floor_rotates_each_live_token_once(empty_identity_database,
     unknown = client.post("/v1/rotate", json={"refresh_token": "not-a-token"})
     others = client.post("/v1/rotate", json={"refresh_token": other})
     refused = [client.post("/v1/rotate", json={"refresh_token": token}).status_code for token in (revoked, expired)]
-    app.extensions[rotation_floor.EXTENSION].engine.dispose()
+    app.extensions[floor.EXTENSION].engine.dispose()
 
     assert rotated.status_code == again.status_code == others.status_code == 200
     assert set(rotated.json) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert rotated.json["access_token"].count(".") == 2
     assert reused.status_code == unknown.status_code == 401
     assert refused == [401, 401]
+
+
+@pytest.fixture
+def floor_app(empty_identity_database, monkeypatch):
+    monkeypatch.setenv(floor.URL_VARIABLE, empty_identity_database)
+    floor.seed(empty_identity_database, 1)
+    app = floor.create_app()
+    yield app
+    app.extensions[floor.EXTENSION].engine.dispose()
+
+
+def test_the_client_credentials_floor_signs_for_the_right_secret_only(floor_app):
+    client = floor_app.test_client()
+    form = {"grant_type": "client_credentials"}
+
+    issued = client.post("/v1/client-token", data=form, headers=basic(floor.SERVICE, floor.SERVICE_SECRET))
+    wrong = client.post("/v1/client-token", data=form, headers=basic(floor.SERVICE, "not-the-secret"))
+    unknown = client.post("/v1/client-token", data=form, headers=basic("nobody", floor.SERVICE_SECRET))
+    bare = client.post("/v1/client-token", data=form)
+    too_wide = client.post("/v1/client-token", data={**form, "scope": "accounts:write"},
+                           headers=basic(floor.SERVICE, floor.SERVICE_SECRET))
+
+    assert issued.status_code == 200
+    assert issued.json["token_type"] == "Bearer" and issued.json["scope"] == floor.SERVICE_SCOPES
+    assert issued.json["access_token"].count(".") == 2
+    assert wrong.status_code == unknown.status_code == bare.status_code == 401
+    assert too_wide.status_code == 400
+
+
+def test_the_code_exchange_floor_spends_each_code_once(floor_app, empty_identity_database):
+    minter = floor.CodeMinter(empty_identity_database)
+    try:
+        (code, verifier), (other, _), (third, third_verifier) = minter(3)
+    finally:
+        minter.close()
+    client = floor_app.test_client()
+    rp = basic(floor.RP, floor.RP_SECRET)
+
+    def exchange(code, verifier, headers=rp, redirect_uri=floor.REDIRECT_URI):
+        return client.post("/v1/exchange", headers=headers, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier})
+
+    wrong_secret = exchange(code, verifier, headers=basic(floor.RP, "not-the-secret"))
+    exchanged = exchange(code, verifier)
+    replayed = exchange(code, verifier)
+    wrong_verifier = exchange(other, verifier)
+    wrong_redirect = exchange(third, third_verifier, redirect_uri="http://127.0.0.1:9/elsewhere")
+
+    assert wrong_secret.status_code == 401
+    assert exchanged.status_code == 200
+    assert set(exchanged.json) == {"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"}
+    assert exchanged.json["id_token"].count(".") == 2 and exchanged.json["scope"] == floor.SCOPE
+    assert replayed.status_code == wrong_verifier.status_code == wrong_redirect.status_code == 400
 
 
 def test_load_driver_counts_answers_over_http(live_server):
