@@ -27,7 +27,7 @@ OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
 FASTAPI_USERS, OIDC_PROVIDER = "fastapi-users", "oidc-provider"
 VERIFY = "argon2id verify"
 REFRESH_FLOOR, CREDENTIALS_FLOOR, EXCHANGE_FLOOR = "refresh floor", "client credentials floor", "code exchange floor"
-FLOOR_CODES = 10  # times `Settings.codes`: a floor code is one row of a multi-row INSERT, a bound and no more
+FLOOR_CODES = 10  # times `Settings.codes`, minted before each floor window: a floor code is one row of one INSERT
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
         service = identity.basic(floor.SERVICE, floor.SERVICE_SECRET)
         credentials.append(ab.http_side(CREDENTIALS_FLOOR, "bench/floor.py POST /v1/client-token", port, pid,
                                         lambda _i: identity.client_credentials_step("/v1/client-token", service), n))
-        pool = identity.CodePool(floor_codes, settings.seconds + settings.warmup, cap * FLOOR_CODES)
+        pool = identity.CodePool(floor_codes, settings.seconds + settings.warmup, cap * FLOOR_CODES, sized=False)
         exchange.append(ab.http_side(EXCHANGE_FLOOR, "bench/floor.py POST /v1/exchange", port, pid, _alike(
             functools.partial(identity.exchange_step, pool, "/v1/exchange", identity.basic(floor.RP, floor.RP_SECRET),
                               floor.REDIRECT_URI)), n, prepare=pool.refill))

@@ -186,20 +186,22 @@ class Minter:
 class CodePool:
     """Codes minted before a window (they live 60 s), taken by the clients; none left: `load.Exhausted`.
     Each refill is sized from the rate of the window before, so the clients seldom run dry (when they do,
-    the per-CPU figure still holds: an idle server spends nothing)."""
+    the per-CPU figure still holds: an idle server spends nothing); with `sized=False`, where minting is
+    cheap, each refill mints `cap`."""
 
-    def __init__(self, mint, seconds: float, cap: int, first_rate: float = 400.0):
+    def __init__(self, mint, seconds: float, cap: int, first_rate: float = 400.0, sized: bool = True):
         self.mint = mint  # count -> [(code, verifier)]
         self.seconds = seconds
         self.cap = cap
-        self.rate = first_rate
+        self.rate = first_rate if sized else float("inf")
+        self.sized = sized
         self.codes: deque = deque()
         self.lock = threading.Lock()
         self.handed = 0
 
     def refill(self) -> None:
         with self.lock:
-            if self.handed:
+            if self.handed and self.sized:
                 self.rate = max(50.0, self.handed / self.seconds)
             self.codes.clear()
             self.handed = 0
