@@ -193,7 +193,7 @@ class CodePool:
         self.mint = mint  # count -> [(code, verifier)]
         self.seconds = seconds
         self.cap = cap
-        self.rate = first_rate if sized else float("inf")
+        self.rate = first_rate
         self.sized = sized
         self.codes: deque = deque()
         self.lock = threading.Lock()
@@ -201,11 +201,12 @@ class CodePool:
 
     def refill(self) -> None:
         with self.lock:
-            if self.handed and self.sized:
+            if self.handed:
                 self.rate = max(50.0, self.handed / self.seconds)
             self.codes.clear()
             self.handed = 0
-        self.codes.extend(self.mint(min(self.cap, int(self.rate * 1.3 * self.seconds) + 8)))
+        count = min(self.cap, int(self.rate * 1.3 * self.seconds) + 8) if self.sized else self.cap
+        self.codes.extend(self.mint(count))
 
     def take(self) -> tuple[str, str]:
         try:

@@ -268,7 +268,8 @@ def test_the_short_run_measures_every_row(tmp_path):
     backends = ["SQLite"] + (["PostgreSQL"] if "PostgreSQL did not answer" not in text else [])
     expected = {("sign-in", "fastapi-users"), ("sign-in", "argon2id verify"), ("read", "fastapi-users"),
                 ("refresh with rotation", "oidc-provider"), ("refresh with rotation", "refresh floor"),
-                ("client credentials", "oidc-provider"), ("OP code exchange", "oidc-provider")}
+                ("client credentials", "oidc-provider"), ("OP code exchange", "oidc-provider"),
+                ("client credentials", "client credentials floor"), ("OP code exchange", "code exchange floor")}
     for backend in backends:
         for operation, against in expected:
             if f"{against} peer unavailable" in text:
@@ -276,6 +277,13 @@ def test_the_short_run_measures_every_row(tmp_path):
             row = rows.get((f"{backend}: {operation}", "Threshold sync", against))
             assert row is not None, f"no row for {backend} {operation} against {against}:\n{text[:6000]}"
             assert re.fullmatch(rf"\*\*{NUMBER}\*\*", row[4]) and row[6] in ("yes", "**no**")
+        if "oidc-provider peer unavailable" not in text:
+            for operation, floor_name in (("refresh with rotation", "refresh floor"),
+                                          ("client credentials", "client credentials floor"),
+                                          ("OP code exchange", "code exchange floor")):
+                found = re.search(rf"^\| {backend}: {operation} \| {floor_name}: .* \| oidc-provider: .* \| "
+                                  rf"\*\*{NUMBER}\*\* \|$", text, re.MULTILINE)
+                assert found, f"no floor row for {backend} {operation}"
     if "bench/tenancy.py is not here" not in text:
         for page, against in (("workspace switcher", "tenancy"), ("workspace home page", "web")):
             row = rows.get((f"SQLite: {page}", against, "bare"))
