@@ -23,12 +23,13 @@ statements the operation cannot do without; python-jose's ES256 key signs the to
 What they do less than identity: no request id, metrics, security headers or guess throttling; errors are
 flask-smorest's JSON, not RFC 6749's or problem+json; werkzeug's Basic parsing (no form-urldecoding of the
 id and secret); no authlib; expiry only in the WHERE clause and stored times not parsed; a reused refresh
-token or code only gets refused (identity also ends the session or revokes the grant); the exchange keeps
-the grant and its refresh token in one row where identity writes a grant, its refresh token and the
-grant's id on the code's request (four statements in one transaction), and knows no scope that opens
-account claims (the bench asks for `openid offline_access`, which opens none). So each is a floor for
-identity's design of that operation on this stack; a different design could go lower on PostgreSQL (one
-data-modifying CTE instead of two statements saves a round trip).
+token or code only gets refused (identity also ends the session or revokes the grant); the exchange spends
+the code and writes the grant with its refresh token as one row in two statements, where identity spends
+the code, reads the account's claims, inserts a grant, records it on the code's request and inserts the
+refresh token (five statements in one transaction), and knows no scope that opens account claims (the
+bench asks for `openid offline_access`, which opens none). So each is a floor for that operation with
+identity's checks and tokens, in the fewest statements it needs, on this stack; a different design could
+go lower on PostgreSQL (one data-modifying CTE instead of two statements saves a round trip).
 
 Served like identity, with `FLOOR_DATABASE_URL`:
 `python -m gunicorn --config deploy/gunicorn.conf.py 'bench.floor:create_app()'`.
