@@ -18,8 +18,8 @@ from bench.peers import fastapi_users_peer as fastapi_users
 from support import ROOT
 from support.databases import postgres_available
 
-FULL = compare.Settings(clients=4, rounds=3, seconds=1.5, sign_in_seconds=2.5, warmup=0.3, codes=600, warm_round=1.0)
-SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=150, warm_round=0.2)
+FULL = compare.Settings(clients=4, rounds=3, seconds=1.5, sign_in_seconds=2.5, warmup=0.3, codes=2400, warm_round=1.0)
+SHORT = compare.Settings(clients=2, rounds=1, seconds=0.5, sign_in_seconds=0.8, warmup=0.1, codes=400, warm_round=0.2)
 VAR = ROOT / "var"
 
 

@@ -42,14 +42,15 @@ class Side:
 
 
 def http_side(name: str, what: str, port: int, pid: int, make_step: Callable[[int], load.Step], clients: int,
-              prepare: Callable[[], None] | None = None) -> Side:
+              prepare: Callable[[float], None] | None = None) -> Side:
     """`clients` threads against `port`, each keeping its step (and the step its state) across windows;
-    `prepare` runs before each window (minting the authorization codes it will exchange)."""
+    `prepare(seconds)` runs before each window, given how long its clients will run (minting the
+    authorization codes they will exchange)."""
     steps: list[load.Step] = []
 
     def measure(seconds: float, warmup: float) -> Window:
         if prepare is not None:
-            prepare()
+            prepare(load.LEAD_IN + warmup + seconds)
         if not steps:
             steps.extend(make_step(index) for index in range(clients))
         result = load.run(port, lambda index: steps[index], clients, seconds, warmup,

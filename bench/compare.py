@@ -27,7 +27,6 @@ OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
 FASTAPI_USERS, OIDC_PROVIDER = "fastapi-users", "oidc-provider"
 VERIFY = "argon2id verify"
 REFRESH_FLOOR, CREDENTIALS_FLOOR, EXCHANGE_FLOOR = "refresh floor", "client credentials floor", "code exchange floor"
-FLOOR_CODES = 10  # times `Settings.codes`, minted before each floor window: a floor code is one row of one INSERT
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
                 op_chains, lambda token: identity.refresh_grant_step("/oauth2/token", token, rp)), n))
             credentials.append(ab.http_side(name, "POST /v1/oauth/token client_credentials", port, pid, lambda _i: (
                 identity.client_credentials_step("/v1/oauth/token", tenancy)), n))
-            pool = identity.CodePool(minter.codes, settings.seconds + settings.warmup, cap)
+            pool = identity.CodePool(minter.codes, cap)
             exchange.append(ab.http_side(name, "POST /oauth2/token authorization_code", port, pid, _alike(
                 functools.partial(identity.exchange_step, pool, "/oauth2/token", rp, identity.REDIRECT_URI)), n,
                 prepare=pool.refill))
@@ -161,7 +160,7 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
         service = identity.basic(floor.SERVICE, floor.SERVICE_SECRET)
         credentials.append(ab.http_side(CREDENTIALS_FLOOR, "bench/floor.py POST /v1/client-token", port, pid,
                                         lambda _i: identity.client_credentials_step("/v1/client-token", service), n))
-        pool = identity.CodePool(floor_codes, settings.seconds + settings.warmup, cap * FLOOR_CODES, sized=False)
+        pool = identity.CodePool(floor_codes, cap)
         exchange.append(ab.http_side(EXCHANGE_FLOOR, "bench/floor.py POST /v1/exchange", port, pid, _alike(
             functools.partial(identity.exchange_step, pool, "/v1/exchange", identity.basic(floor.RP, floor.RP_SECRET),
                               floor.REDIRECT_URI)), n, prepare=pool.refill))
@@ -199,7 +198,7 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
                 identity.refresh_grant_step("/token", op_chains[i], op_auth)), n))
             credentials.append(ab.http_side(OIDC_PROVIDER, "POST /token client_credentials", port, pid, lambda _i: (
                 identity.client_credentials_step("/token", op_auth)), n))
-            pool = identity.CodePool(provider.authorization_codes, settings.seconds + settings.warmup, cap)
+            pool = identity.CodePool(provider.authorization_codes, cap)
             exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", port, pid, lambda _i: (
                 identity.exchange_step(pool, "/token", op_auth, provider.redirect_uri)), n, prepare=pool.refill))
 

@@ -184,34 +184,38 @@ class Minter:
 
 
 class CodePool:
-    """Codes minted before a window (they live 60 s), taken by the clients; none left: `load.Exhausted`.
-    Each refill is sized from the rate of the window before, so the clients seldom run dry (when they do,
-    the per-CPU figure still holds: an idle server spends nothing); with `sized=False`, where minting is
-    cheap, each refill mints `cap`."""
+    """Codes minted before each window (they live 60 s), taken by the clients; none left: `load.Exhausted`.
+    Each refill is sized for the coming window from the rate the clients took codes at in the one before
+    (the first from `first_rate`), at most `cap`. A window that ran dry only shows a lower bound of that
+    rate, so the next refill doubles it: pools grow to what the server takes instead of shrinking window
+    by window. (A window that runs dry leaves its server idle at the end: the per-CPU figure stays honest,
+    an idle server spends next to nothing, but it rests on fewer requests.)"""
 
-    def __init__(self, mint, seconds: float, cap: int, first_rate: float = 400.0, sized: bool = True):
+    def __init__(self, mint, cap: int, first_rate: float = 400.0):
         self.mint = mint  # count -> [(code, verifier)]
-        self.seconds = seconds
         self.cap = cap
         self.rate = first_rate
-        self.sized = sized
         self.codes: deque = deque()
         self.lock = threading.Lock()
         self.handed = 0
+        self.ran_dry = False
+        self.seconds = 0.0  # how long the clients of the last window took codes
 
-    def refill(self) -> None:
+    def refill(self, seconds: float) -> None:
+        """Before a window whose clients run for `seconds`."""
         with self.lock:
             if self.handed:
-                self.rate = max(50.0, self.handed / self.seconds)
+                rate = self.handed / self.seconds
+                self.rate = max(50.0, 2 * rate if self.ran_dry else rate)
             self.codes.clear()
-            self.handed = 0
-        count = min(self.cap, int(self.rate * 1.3 * self.seconds) + 8) if self.sized else self.cap
-        self.codes.extend(self.mint(count))
+            self.handed, self.ran_dry, self.seconds = 0, False, seconds
+        self.codes.extend(self.mint(min(self.cap, int(self.rate * 1.3 * seconds) + 8)))
 
     def take(self) -> tuple[str, str]:
         try:
             code = self.codes.popleft()
         except IndexError:
+            self.ran_dry = True
             raise load.Exhausted() from None
         self.handed += 1
         return code

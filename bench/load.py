@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+LEAD_IN = 0.1  # seconds: the clients start this long before the warm-up (connecting, first requests)
+
 
 class Exhausted(Exception):
     """Raised by a step that has nothing left to send (every authorization code minted for the window is
@@ -97,7 +99,7 @@ def run(port: int, make_step: Callable[[int], Step], clients: int, duration: flo
     result = Result(seconds=duration)
     lock = threading.Lock()
     steps = [make_step(index) for index in range(clients)]
-    window_start = time.monotonic() + 0.1 + warmup
+    window_start = time.monotonic() + LEAD_IN + warmup
     window_end = window_start + duration
 
     def loop(step: Step) -> None:

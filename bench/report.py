@@ -309,7 +309,7 @@ def document(run: Run) -> str:
         threads=os.environ.get("GUNICORN_THREADS", "4"), ratio_table=ratio_table(run), floor_table=floor_table(run),
         targets=targets(run), notes="".join(f"- {note}\n" for note in run.notes), absolute_table=absolute_table(run),
         memory_table=memory_table(run), footprint=footprint_line(run), events=event_summary(run.events),
-        clients=s.clients, seconds=f"{s.seconds:g}", sign_in_seconds=f"{s.sign_in_seconds:g}",
+        clients=s.clients, codes=f"{s.codes:,}", seconds=f"{s.seconds:g}", sign_in_seconds=f"{s.sign_in_seconds:g}",
         warmup=f"{s.warmup:g}", rounds=s.rounds)
 
 
