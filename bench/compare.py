@@ -26,7 +26,8 @@ SYNC, KEEP = "Threshold sync", "Threshold gthread"
 OP_SYNC, OP_KEEP = "Threshold OP sync", "Threshold OP gthread"
 FASTAPI_USERS, OIDC_PROVIDER = "fastapi-users", "oidc-provider"
 VERIFY = "argon2id verify"
-REFRESH_FLOOR, CREDENTIALS_FLOOR, EXCHANGE_FLOOR = "refresh floor", "client credentials floor", "code exchange floor"
+SIGN_IN_FLOOR, REFRESH_FLOOR = "sign-in floor", "refresh floor"
+CREDENTIALS_FLOOR, EXCHANGE_FLOOR = "client credentials floor", "code exchange floor"
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
         ports = {name: free_port() for name in ("sync", "keep", "floor")}
         env = identity.environment(urls["identity"], workdir, ports["sync"], worker="sync")
         migrate("services.identity", env)
-        issued = floor.seed(urls["floor"], n)
+        issued = floor.seed(urls["floor"], n, identity.PASSWORD)
         floor_codes = floor.CodeMinter(urls["floor"])
         stack.callback(floor_codes.close)
         ours = {SYNC: identity.server(env, ports["sync"], workdir / "identity-sync.log", cpu),
@@ -155,6 +156,10 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
                 prepare=pool.refill))
 
         port, pid = floor_server.port, floor_server.pid
+        floor_emails = [floor.email(number) for number in range(n)]
+        sign_in.insert(-1, ab.http_side(SIGN_IN_FLOOR, "bench/floor.py POST /v1/sign-in", port, pid, _cycle_sign_in(
+            floor_emails, n, lambda client, email: client.call(
+                "POST", "/v1/sign-in", {"email": email, "password": identity.PASSWORD})[0] == 200), n))
         refresh.append(ab.http_side(REFRESH_FLOOR, "bench/floor.py POST /v1/rotate", port, pid,
                                     lambda i: load.rotating("/v1/rotate", issued[i]), n))
         service = identity.basic(floor.SERVICE, floor.SERVICE_SECRET)
@@ -207,7 +212,9 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
 
         specs = [
             ("sign-in", sign_in, settings.sign_in_seconds,
-             ratios([SYNC, KEEP], FASTAPI_USERS, 1.0) + ratios([SYNC, KEEP], VERIFY, 0.9)),
+             ratios([SYNC, KEEP], FASTAPI_USERS, 1.0) + ratios([SYNC, KEEP], VERIFY, 0.9)
+             + ratios([SYNC], SIGN_IN_FLOOR, 0.9) + ratios([SIGN_IN_FLOOR], VERIFY, None)
+             + ratios([SIGN_IN_FLOOR], FASTAPI_USERS, None)),
             ("read", read, settings.seconds, ratios([SYNC, KEEP], FASTAPI_USERS, 1.0)),
             ("refresh with rotation", refresh, settings.seconds,
              ratios([SYNC, KEEP, OP_SYNC, OP_KEEP], OIDC_PROVIDER, 1.0) + ratios([SYNC], REFRESH_FLOOR, 0.9)

@@ -1,12 +1,18 @@
-"""The floors under identity's token endpoints: the least the chosen stack can do for a refresh, a client
-credentials grant and an authorization code exchange, with nothing of Threshold's request path in it
-(informational, measured in the same runs as identity and oidc-provider).
+"""The floors under identity's token endpoints: the least the chosen stack can do for a sign-in, a refresh,
+a client credentials grant and an authorization code exchange, with nothing of Threshold's request path in
+it (informational, measured in the same runs as identity and the peers).
 
 Each is one flask-smorest POST; on one pooled SQLAlchemy connection (from `shared.database.make_engine`,
 so with identity's autocommit engine settings and pool listeners) the DB-API cursor runs only the
 statements the operation cannot do without; python-jose's ES256 key signs the tokens (through
 `shared.jwt.sign`, the cheapest way python-jose allows and the way identity signs); the answer is JSON.
 
+- `POST /v1/sign-in` (identity's `POST /v1/sessions`): the account's id, argon2id hash and claims by its
+  email in one SELECT; `passwords.HASHER.verify` on the request's own thread (identity hands it to its
+  hashing thread, which keeps a gthread worker's memory down); an access token with identity's claims.
+  No session or refresh token is written and no guess is counted (identity does both: four write
+  transactions in all, with its per-address limit), so this is the floor of any password sign-in that
+  answers with a signed token on this stack, the one fastapi-users' login also does.
 - `POST /v1/rotate` (identity's `POST /v1/tokens/refresh`): the token joined to its session, its account
   and any successor, then the INSERT of the next token, which a unique index on `previous_hash` lets in
   once; an access token with identity's claims.
@@ -47,6 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from argon2.exceptions import VerifyMismatchError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, current_app, request
@@ -58,6 +65,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import Boolean, Column, DateTime, Engine, ForeignKey, Index, Integer, MetaData, String, Table, insert
 from werkzeug.exceptions import Unauthorized
 
+from services.identity import passwords
 from shared.database import make_engine
 from shared.jwt import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, sign
 
@@ -70,8 +78,10 @@ RP, RP_SECRET, REDIRECT_URI = "floor-rp", "floor-rp-secret-0123456789-abcdefghij
 SCOPE = "openid offline_access"
 
 metadata = MetaData()
-accounts = Table("accounts", metadata, Column("id", String(36), primary_key=True), Column("email", String(320)),
-                 Column("email_verified", Boolean), Column("first_name", String(100)), Column("last_name", String(100)))
+accounts = Table("accounts", metadata, Column("id", String(36), primary_key=True),
+                 Column("email", String(320), unique=True), Column("email_verified", Boolean),
+                 Column("first_name", String(100)), Column("last_name", String(100)),
+                 Column("password_hash", String(200)))
 sessions = Table("sessions", metadata, Column("id", String(36), primary_key=True),
                  Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE")), Column("amr", String(40)),
                  Column("auth_time", DateTime(timezone=True)), Column("revoked_at", DateTime(timezone=True)))
@@ -91,6 +101,7 @@ grants = Table("grants", metadata, Column("token_hash", String(64), primary_key=
                Column("session_id", ForeignKey("sessions.id", ondelete="CASCADE")), Column("scope", String(200)),
                Column("code_hash", String(64)), Column("expires_at", DateTime(timezone=True)))
 
+ACCOUNT = "SELECT id, password_hash, email_verified, first_name, last_name FROM accounts WHERE email = %s"
 READ = ("SELECT t.session_id, s.amr, s.auth_time, s.revoked_at, a.id, a.email, a.email_verified, a.first_name, "
         "a.last_name, n.token_hash FROM tokens t JOIN sessions s ON s.id = t.session_id "
         "JOIN accounts a ON a.id = s.account_id LEFT OUTER JOIN tokens n ON n.previous_hash = t.token_hash "
@@ -105,6 +116,11 @@ GRANT = ("INSERT INTO grants (token_hash, id, client_id, account_id, session_id,
 NO_CLIENT = hashlib.sha256(b"no such client").hexdigest()
 
 blp = Blueprint("floor", __name__, url_prefix="/v1", description="Token endpoint floors")
+
+
+class SignInSchema(Schema):
+    email = fields.String(required=True)
+    password = fields.String(required=True)
 
 
 class RefreshSchema(Schema):
@@ -156,7 +172,7 @@ class Runtime:
 
     engine: Engine
     key: Key
-    statements: dict[str, str]  # READ, INSERT, CLIENT, SPEND and GRANT in the driver's parameter style
+    statements: dict[str, str]  # ACCOUNT, READ, INSERT, CLIENT, SPEND and GRANT in the driver's parameter style
     rp_secret_hash: str  # the relying party's, as identity holds one of OIDC_CLIENTS
 
 
@@ -188,6 +204,29 @@ def _client() -> tuple[str, str]:
 
 def _token(claims: dict, runtime: Runtime, token_type: str = ACCESS_TOKEN_TYPE) -> str:
     return sign(claims, runtime.key, KID, "ES256", token_type)
+
+
+@blp.route("/sign-in")
+class SignIn(MethodView):
+    @blp.arguments(SignInSchema())
+    @blp.response(200, TokenSchema)
+    def post(self, body):
+        """Sign in: read the account by its email, verify the password's argon2id hash, sign"""
+        runtime = _runtime()
+        with _cursor(runtime) as cursor:
+            cursor.execute(runtime.statements["ACCOUNT"], (body["email"],))
+            row = cursor.fetchone()
+        if row is None or not row[2] or row[1] is None:
+            abort(401)  # unknown, not verified or seeded without a password (the bench signs in with none)
+        try:
+            passwords.HASHER.verify(row[1], body["password"])
+        except VerifyMismatchError:
+            abort(401)
+        issued = int(datetime.now(UTC).timestamp())
+        claims = {"iss": ISSUER, "sub": row[0], "aud": AUDIENCE, "iat": issued, "exp": issued + ACCESS_TTL,
+                  "jti": str(uuid.uuid4()), "sid": str(uuid.uuid4()), "email": body["email"], "email_verified": True,
+                  "given_name": row[3], "family_name": row[4], "amr": ["pwd"], "auth_time": issued}
+        return {"access_token": _token(claims, runtime), "token_type": "Bearer", "expires_in": ACCESS_TTL}
 
 
 @blp.route("/rotate")
@@ -280,19 +319,25 @@ class Exchange(MethodView):
                 "refresh_token": refresh_token, "id_token": id_token}
 
 
-def seed(database_url: str, count: int) -> list[str]:
-    """The schema, the service client, and `count` accounts each with a session and a live refresh token;
-    the tokens."""
+def email(number: int) -> str:
+    """The address of the floor's account `number` (0 to `count - 1` of `seed`)."""
+    return f"floor-{number}@example.com"
+
+
+def seed(database_url: str, count: int, password: str = "") -> list[str]:
+    """The schema, the service client, and `count` accounts (`email(number)`, signing in with `password`)
+    each with a session and a live refresh token; the tokens."""
     engine = make_engine(database_url)
     now = datetime.now(UTC)
     issued = [secrets.token_urlsafe(32) for _ in range(count)]
+    password_hash = passwords.HASHER.hash(password) if password else None
     try:
         metadata.create_all(engine)
         with engine.begin() as connection:
             connection.execute(service_clients.insert().values(client_id=SERVICE, secret_hash=_digest(SERVICE_SECRET),
                                                                scopes=SERVICE_SCOPES))
             for number, token in enumerate(issued):
-                account, session = _account(connection, number, now)
+                account, session = _account(connection, number, now, password_hash)
                 connection.execute(tokens.insert().values(token_hash=_digest(token), session_id=session,
                                                           expires_at=now + REFRESH_TTL))
     finally:
@@ -300,10 +345,10 @@ def seed(database_url: str, count: int) -> list[str]:
     return issued
 
 
-def _account(connection, number: int, now: datetime) -> tuple[str, str]:
+def _account(connection, number: int, now: datetime, password_hash: str | None = None) -> tuple[str, str]:
     account, session = str(uuid.uuid4()), str(uuid.uuid4())
-    connection.execute(accounts.insert().values(id=account, email=f"floor-{number}@example.com",
-                                                email_verified=True, first_name="Floor", last_name="Bench"))
+    connection.execute(accounts.insert().values(id=account, email=email(number), email_verified=True,
+                                                first_name="Floor", last_name="Bench", password_hash=password_hash))
     connection.execute(sessions.insert().values(id=session, account_id=account, amr="pwd", auth_time=now))
     return account, session
 
@@ -340,7 +385,8 @@ def create_app() -> Flask:
     private = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     statements = {name: _sql(statement, engine.dialect) for name, statement in (
-        ("READ", READ), ("INSERT", INSERT), ("CLIENT", CLIENT), ("SPEND", SPEND), ("GRANT", GRANT))}
+        ("ACCOUNT", ACCOUNT), ("READ", READ), ("INSERT", INSERT), ("CLIENT", CLIENT), ("SPEND", SPEND),
+        ("GRANT", GRANT))}
     app = Flask("floor")
     app.extensions[EXTENSION] = Runtime(engine, jwk.construct(private, "ES256"), statements, _digest(RP_SECRET))
     app.config.update(API_TITLE="Token endpoint floors", API_VERSION="1.0", OPENAPI_VERSION="3.0.3")

@@ -85,6 +85,22 @@ def test_the_client_credentials_floor_signs_for_the_right_secret_only(floor_app)
     assert too_wide.status_code == 400
 
 
+def test_the_sign_in_floor_signs_for_the_right_password_only(empty_identity_database, monkeypatch):
+    monkeypatch.setenv(floor.URL_VARIABLE, empty_identity_database)
+    floor.seed(empty_identity_database, 2, "floor-Correct-Horse-42")
+    app = floor.create_app()
+    client = app.test_client()
+
+    signed_in = client.post("/v1/sign-in", json={"email": floor.email(1), "password": "floor-Correct-Horse-42"})
+    wrong = client.post("/v1/sign-in", json={"email": floor.email(1), "password": "floor-Wrong-Horse-42"})
+    unknown = client.post("/v1/sign-in", json={"email": "nobody@example.com", "password": "floor-Correct-Horse-42"})
+    app.extensions[floor.EXTENSION].engine.dispose()
+
+    assert signed_in.status_code == 200
+    assert signed_in.json["token_type"] == "Bearer" and signed_in.json["access_token"].count(".") == 2
+    assert wrong.status_code == unknown.status_code == 401
+
+
 def test_the_code_exchange_floor_spends_each_code_once(floor_app, empty_identity_database):
     minter = floor.CodeMinter(empty_identity_database)
     try:
@@ -269,7 +285,8 @@ def test_the_short_run_measures_every_row(tmp_path):
     expected = {("sign-in", "fastapi-users"), ("sign-in", "argon2id verify"), ("read", "fastapi-users"),
                 ("refresh with rotation", "oidc-provider"), ("refresh with rotation", "refresh floor"),
                 ("client credentials", "oidc-provider"), ("OP code exchange", "oidc-provider"),
-                ("client credentials", "client credentials floor"), ("OP code exchange", "code exchange floor")}
+                ("client credentials", "client credentials floor"), ("OP code exchange", "code exchange floor"),
+                ("sign-in", "sign-in floor")}
     for backend in backends:
         for operation, against in expected:
             if f"{against} peer unavailable" in text:
@@ -277,13 +294,16 @@ def test_the_short_run_measures_every_row(tmp_path):
             row = rows.get((f"{backend}: {operation}", "Threshold sync", against))
             assert row is not None, f"no row for {backend} {operation} against {against}:\n{text[:6000]}"
             assert re.fullmatch(rf"\*\*{NUMBER}\*\*", row[4]) and row[6] in ("yes", "**no**")
-        if "oidc-provider peer unavailable" not in text:
-            for operation, floor_name in (("refresh with rotation", "refresh floor"),
-                                          ("client credentials", "client credentials floor"),
-                                          ("OP code exchange", "code exchange floor")):
-                found = re.search(rf"^\| {backend}: {operation} \| {floor_name}: .* \| oidc-provider: .* \| "
-                                  rf"\*\*{NUMBER}\*\* \|$", text, re.MULTILINE)
-                assert found, f"no floor row for {backend} {operation}"
+        for operation, floor_name, against in (("sign-in", "sign-in floor", "argon2id verify"),
+                                               ("sign-in", "sign-in floor", "fastapi-users"),
+                                               ("refresh with rotation", "refresh floor", "oidc-provider"),
+                                               ("client credentials", "client credentials floor", "oidc-provider"),
+                                               ("OP code exchange", "code exchange floor", "oidc-provider")):
+            if f"{against} peer unavailable" in text:
+                continue
+            found = re.search(rf"^\| {backend}: {operation} \| {floor_name}: .* \| {against}: .* \| "
+                              rf"\*\*{NUMBER}\*\* \|$", text, re.MULTILINE)
+            assert found, f"no floor row for {backend} {operation} against {against}"
     if "bench/tenancy.py is not here" not in text:
         for page, against in (("workspace switcher", "tenancy"), ("workspace home page", "web")):
             row = rows.get((f"SQLite: {page}", against, "bare"))
