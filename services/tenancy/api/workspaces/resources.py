@@ -54,7 +54,8 @@ def _switcher_response(page: dict) -> Response:
     The switcher is read on every signed-in page, and the schema's field-by-field dump cost a seventh of
     the request. Every value here is already a string (or None) but `created_at`, which the schema's
     DateTime field writes with `isoformat()`; the document is then the one `jsonify` would make of the
-X
+    schema's dump, so the answer and the published schema stay the same (tests/tenancy/test_workspaces.py,
+    tests/test_openapi_conformance.py)."""
     items = [{"id": item["id"], "name": item["name"], "organization_id": item["organization_id"],
               "organization": {"id": item["organization"]["id"], "name": item["organization"]["name"]},
               "role": item["role"], "created_at": item["created_at"].isoformat()}
