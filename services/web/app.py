@@ -22,6 +22,7 @@ from services.web.runtime import EXTENSION, Runtime, ServiceToken
 from services.web.sessions import ServerSessionInterface, SessionStore
 from services.web.settings import Settings
 from services.web.upstream import Api
+from services.web.urls import template_url_for
 from shared.database import make_engine, make_session_factory, ping, utcnow
 from shared.service_app import SETTINGS, add_operations_routes, instrument
 
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
     )
     app.jinja_env.globals.update({"_": _template_gettext, "gettext": _template_gettext})
-    app.jinja_env.globals.update(url_for=_fixed_urls_remembered(app), get_locale=get_locale,
+    app.jinja_env.globals.update(url_for=template_url_for(app), get_locale=get_locale,
                                  product_name=settings.product_name,
                                  password_min_length=settings.password_min_length, providers=settings.providers)
     app.extensions[SETTINGS] = settings  # gunicorn's workers configure logging from them
@@ -127,24 +128,3 @@ def _translations():
     if translations is None:
         translations = g.translations = get_translations()
     return translations
-
-
-def _fixed_urls_remembered(app: Flask) -> Callable[..., str]:
-    """`url_for` for templates, remembering the URLs that never change within one application root: the
-    static files and the routes without arguments (a page's header and menu build a dozen of them, at
-    about 40 microseconds each). Anything else goes to `url_for` every time."""
-    from flask import url_for
-
-    remembered: dict[tuple, str] = {}
-
-    def template_url_for(endpoint: str, **values) -> str:
-        static = endpoint == "static" and values.keys() == {"filename"}
-        if endpoint.startswith(".") or (values and not static):
-            return url_for(endpoint, **values)
-        key = (request.script_root, endpoint, values.get("filename"))
-        url = remembered.get(key)
-        if url is None:
-            url = remembered[key] = url_for(endpoint, **values)
-        return url
-
-    return template_url_for
