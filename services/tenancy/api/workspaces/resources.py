@@ -8,11 +8,11 @@ from marshmallow import Schema, fields
 
 from services.tenancy import members, workspaces
 from services.tenancy.api.common import (
-    ListQueryArgsSchema,
     PageSchema,
     RenameSchema,
     WorkspaceListSchema,
     WorkspaceSchema,
+    page_arguments,
     role_field,
 )
 from services.tenancy.runtime import caller, runtime
@@ -41,7 +41,7 @@ class RoleSchema(Schema):
 @blp.route("/workspaces")
 class Workspaces(MethodView):
     @bearer_required()
-    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @page_arguments(blp)
     @blp.response(200, WorkspaceListSchema)
     def get(self, page):
         """Every workspace the caller may open, with its organization and the caller's role, a page at a time"""
@@ -95,7 +95,7 @@ class WorkspaceById(MethodView):
 @blp.route("/workspaces/<string:workspace_id>/members")
 class WorkspaceMembers(MethodView):
     @bearer_required()
-    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @page_arguments(blp)
     @blp.response(200, MemberListSchema)
     @blp.alt_response(404, description="not_found")
     @blp.alt_response(503, description="dependency_unavailable: identity did not answer")
