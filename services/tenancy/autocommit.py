@@ -29,11 +29,12 @@ def _openable(after: bool) -> Precompiled:
     """The workspaces a user may open: a member of the workspace, or an owner or admin of its organization
     (as `Workspaces.openable`), `limit` of them from the start or after a keyset position."""
     user: BindParameter[str] = bindparam("user_id")
+    # The other order columns are selected already (organization_id, created_at, id): each is read once.
     query = (select(_workspaces.c.id, _workspaces.c.name, _workspaces.c.organization_id, _workspaces.c.created_at,
                     _organizations.c.name.label("organization_name"),
                     _workspace_members.c.role.label("workspace_role"),
                     _organization_members.c.role.label("organization_role"),
-                    *(column.label(f"order_{number}") for number, column in enumerate(WORKSPACE_ORDER)))
+                    _organizations.c.created_at.label("organization_created_at"))
              .join(_organizations, _organizations.c.id == _workspaces.c.organization_id)
              .join(_organization_members, (_organization_members.c.organization_id == _organizations.c.id)
                    & (_organization_members.c.user_id == user))
@@ -60,8 +61,9 @@ class Reads:
 
     def openable_workspaces(self, user_id: str, after: tuple | None, limit: int) -> tuple[list, tuple | None]:
         """A page of the workspaces the user may open, in WORKSPACE_ORDER after the position `after`: rows
-        of (id, name, organization_id, created_at, organization_name, workspace_role, organization_role), and
-        the position of the last one when more follow (as `repository.keyset_page`)."""
+        of (id, name, organization_id, created_at, organization_name, workspace_role, organization_role,
+        organization_created_at), and the position of the last one when more follow (as
+        `repository.keyset_page`): its WORKSPACE_ORDER columns."""
         params: dict = {"user_id": user_id, "limit": limit + 1}
         if after is not None:
             params.update({f"after_{number}": value for number, value in enumerate(after)})
@@ -69,4 +71,7 @@ class Reads:
             rows = (_OPENABLE_FIRST if after is None else _OPENABLE_AFTER).all(conn, params)
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, (tuple(rows[-1][-len(WORKSPACE_ORDER):]) if more else None)
+        if not more:
+            return rows, None
+        last = rows[-1]
+        return rows, (last.organization_created_at, last.organization_id, last.created_at, last.id)

@@ -93,6 +93,28 @@ def test_switcher_lists_every_workspace_i_may_open_with_organization_and_role(te
         [(engines_first, "admin"), (research["id"], "admin"), (secret["id"], "admin")])
 
 
+def test_the_switcher_answers_exactly_what_its_schema_dumps(tenancy, people, tenants):
+    """The switcher writes its JSON itself (it is read on every page): each page is the document the published
+    `WorkspaceListSchema` makes, every field present, nothing more, datetimes as the schema writes them."""
+    from services.tenancy.api.common import WorkspaceListSchema, WorkspaceSchema
+
+    ada = people.new("ada@example.com")
+    engines = tenants.organization(ada, "Engines")
+    tenants.workspace(ada, engines["organization"]["id"], "Research")
+    schema = WorkspaceListSchema()
+    first = tenancy.get("/v1/workspaces", query_string={"limit": 1}, headers=ada["headers"])
+    assert first.status_code == 200 and first.mimetype == "application/json"
+    second = tenancy.get("/v1/workspaces", query_string={"limit": 1, "cursor": first.json["next"]},
+                         headers=ada["headers"])
+    for response in (first, second):
+        body = response.json
+        assert set(body) == {"items", "next"}
+        assert [set(item) for item in body["items"]] == [set(WorkspaceSchema().fields)]
+        assert body == schema.dump(schema.load(body))
+    assert first.json["next"] is not None and second.json["next"] is None
+    assert first.json["items"][0]["created_at"].endswith("+00:00")
+
+
 def test_organization_workspaces_list_shows_what_the_caller_may_open(tenancy, people, tenants):
     ada, grace, mallory = people.new("ada@example.com"), people.new("grace@example.com"), people.new("m@example.com")
     created = tenants.organization(ada)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 
 from services.web import forms
 from services.web.pages.common import (
@@ -22,9 +23,10 @@ def my_workspaces() -> list[dict]:
 
 
 def _shell(workspaces: list[dict], current: dict | None = None) -> dict:
-    """What the profile menu needs on every signed-in page."""
+    """What the profile menu needs on every signed-in page. Its sign-out form is only a CSRF token (checked by
+    `forms.ButtonForm` when it is sent): the token alone, without building a form around it."""
     return {"workspaces": workspaces, "current": current, "account": session.get("account", {}),
-            "sign_out_form": forms.ButtonForm()}
+            "sign_out_token": generate_csrf()}
 
 
 @blp.get("/")

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from services.tenancy import invitations
-from services.tenancy.api.common import ListQueryArgsSchema, OrganizationRefSchema, PageSchema, role_field
+from services.tenancy.api.common import OrganizationRefSchema, PageSchema, page_arguments, role_field
 from services.tenancy.runtime import caller, runtime
 from shared.addresses import EmailField
 from shared.auth import bearer_required
@@ -83,7 +83,7 @@ class WorkspaceInvitations(MethodView):
                                   now=rt.clock())
 
     @bearer_required()
-    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @page_arguments(blp)
     @blp.response(200, InvitationListSchema)
     @blp.alt_response(403, description="forbidden: owners and admins only")
     @blp.alt_response(404, description="not_found")
@@ -97,7 +97,7 @@ class WorkspaceInvitations(MethodView):
 @blp.route("/invitations")
 class MyInvitations(MethodView):
     @bearer_required()
-    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @page_arguments(blp)
     @blp.response(200, InvitationListSchema)
     def get(self, page):
         """Pending invitations for the caller's verified email, a page at a time"""

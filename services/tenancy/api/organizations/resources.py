@@ -7,13 +7,13 @@ from marshmallow import Schema, fields
 
 from services.tenancy import organizations, workspaces
 from services.tenancy.api.common import (
-    ListQueryArgsSchema,
     NameSchema,
     OrganizationSchema,
     PageSchema,
     RenameSchema,
     WorkspaceListSchema,
     WorkspaceSchema,
+    page_arguments,
 )
 from services.tenancy.runtime import caller, runtime
 from shared.auth import bearer_required
@@ -46,7 +46,7 @@ class Organizations(MethodView):
                                     workspace_name=rt.settings.default_workspace_name, now=rt.clock())
 
     @bearer_required()
-    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @page_arguments(blp)
     @blp.response(200, OrganizationListSchema)
     def get(self, page):
         """The caller's organizations, a page at a time (empty: onboarding should ask for one)"""
@@ -85,7 +85,7 @@ class OrganizationById(MethodView):
 @blp.route("/organizations/<string:organization_id>/workspaces")
 class OrganizationWorkspaces(MethodView):
     @bearer_required()
-    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @page_arguments(blp)
     @blp.response(200, WorkspaceListSchema)
     @blp.alt_response(404, description="not_found")
     def get(self, page, organization_id):
