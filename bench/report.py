@@ -139,7 +139,8 @@ def ratio_table(run: Run) -> str:
 
 
 def floor_table(run: Run) -> str:
-    """The ratios judged against no target: each floor (bench/floor.py) against the peer, per server CPU-second."""
+    """The ratios judged against no target: each floor (bench/floor.py, bench/page_floor.py) against the peer or
+    the bare endpoint, per server CPU-second."""
     rows = []
     for result in run.results:
         for comparison in result.comparisons:
@@ -154,6 +155,13 @@ def floor_table(run: Run) -> str:
                              f"{comparison.median_per_cpu(ratio.numerator):,.0f} / "
                              f"{comparison.median_per_cpu(ratio.denominator):,.0f}",
                              " ".join(f"{value:.2f}" for value in values), f"**{statistics.median(values):.2f}**"])
+    if isinstance(run.tenancy, dict) and "floor_ratio" in run.tenancy:
+        rounds = run.tenancy["rounds"]
+        rows.append(["SQLite: workspace home page", "page floor: bench/page_floor.py GET /w/<id>, signed in",
+                     "bare: GET /v1/ping (bench/bare_app.py)",
+                     f"{statistics.median(row['floor']['per_cpu_second'] for row in rounds):,.0f} / "
+                     f"{statistics.median(row['bare']['per_cpu_second'] for row in rounds):,.0f}",
+                     " ".join(f"{row['floor_ratio']:.2f}" for row in rounds), f"**{run.tenancy['floor_ratio']:.2f}**"])
     if not rows:
         return "No floor was measured against a peer."
     return _table(["Operation", "Floor", "Against", "Per server CPU-second (medians)", "Ratio per round", "Median"],

@@ -1,10 +1,11 @@
 """The workspace switcher and the page behind it, against the bare endpoint: tenancy's GET /v1/workspaces
 and web's workspace home (`/w/<id>`, a signed-in browser session), each per server CPU-second beside
-bench.bare_app's GET /v1/ping in the same round.
+bench.bare_app's GET /v1/ping in the same round; and the floor under that page (bench/page_floor.py: the
+least a page of a backend-for-frontend over tenancy's API does on this stack), informational.
 
 Every server runs under real gunicorn with one worker: bare, tenancy and web on the server core, identity
 (which web and tenancy call, over HTTP) on the load driver's cores. Only one server is under load at a
-time, and only its worker's CPU counts. A round is bare, tenancy, web, one window each; each round's
+time, and only its worker's CPU counts. A round is bare, tenancy, web, page floor, one window each; each round's
 ratios come from its own windows, so the machine's drift falls on both sides of a ratio.
 
 `python -m bench.tenancy` prints the table; `run(...)` returns it for `make bench`.
@@ -22,7 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import identity, load, servers
+from bench import identity, load, page_floor, servers
 from support.databases import migrate
 from support.ports import free_port
 
@@ -91,8 +92,8 @@ def _workspaces(client: load.Client, token: str) -> list[dict]:
 
 
 def _page_step(path: str, cookie: str):
-    """A step that GETs a page with the session cookie and checks it is the page (200, HTML)."""
-    headers = {"Cookie": f"threshold_session={cookie}"}
+    """A step that GETs a page with the session cookie (`name=value`) and checks it is the page (200, HTML)."""
+    headers = {"Cookie": cookie}
 
     def step(client: load.Client) -> bool:
         try:
@@ -120,15 +121,15 @@ comparisons count it), and what went into it."""
 
 
 def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: float, rounds: int) -> dict:
-    """`rounds` rounds of bare GET, tenancy GET /v1/workspaces and web's workspace home, one window of
-    `seconds` (after `warmup`) each, on a server with one gunicorn worker pinned to `cpu`.
+    """`rounds` rounds of bare GET, tenancy GET /v1/workspaces, web's workspace home and the page floor's, one
+    window of `seconds` (after `warmup`) each, on a server with one gunicorn worker pinned to `cpu`.
 
-    Returns {"rounds": [{"bare": w, "tenancy": w, "web": w, "tenancy_ratio": r, "web_ratio": r}, ...],
-    "tenancy_ratio": median, "web_ratio": median}, where each window w is {"requests", "errors",
-    "cpu_seconds", "per_cpu_second", "p50_ms", "first_error"} and a ratio is per_cpu_second over the bare
-    endpoint's in the same round."""
+    Returns {"rounds": [{"bare": w, "tenancy": w, "web": w, "floor": w, "tenancy_ratio": r, "web_ratio": r,
+    "floor_ratio": r}, ...], "tenancy_ratio": median, "web_ratio": median, "floor_ratio": median}, where
+    each window w is {"requests", "errors", "cpu_seconds", "per_cpu_second", "p50_ms", "first_error"} and
+    a ratio is per_cpu_second over the bare endpoint's in the same round."""
     var_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("bare", "identity", "tenancy", "web")}
+    ports = {name: free_port() for name in ("bare", "identity", "tenancy", "web", "floor")}
     env = _environment(var_dir, ports)
     for module in ("services.identity", "services.tenancy", "services.web"):
         migrate(module, env)
@@ -164,8 +165,15 @@ def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: fl
             client.close()
         cookie = browser_sign_in(ports["web"], email, identity.PASSWORD)
         home = f"/w/{listed[0]['id']}"
-        if not _page_step(home, cookie)(load.Client(ports["web"])):
+        if not _page_step(home, f"threshold_session={cookie}")(load.Client(ports["web"])):
             raise RuntimeError(f"GET {home} is not the workspace page")
+        floor_url = f"sqlite:///{var_dir / 'page-floor.db'}"
+        floor_cookie = f"{page_floor.COOKIE}={page_floor.seed(floor_url, token)}"
+        env.update({page_floor.DATABASE_VARIABLE: floor_url,
+                    page_floor.TENANCY_VARIABLE: f"http://127.0.0.1:{ports['tenancy']}"})
+        floor = serve("floor", servers.gunicorn_argv("bench.page_floor:create_app()", ports["floor"]), cpu)
+        if not _page_step(home, floor_cookie)(load.Client(ports["floor"])):
+            raise RuntimeError(f"the page floor's GET {home} is not the workspace page")
 
         def bare_step(_index):
             return lambda c: c.call("GET", "/v1/ping")[0] == 200
@@ -174,32 +182,37 @@ def run(var_dir: Path, cpu: int | None, clients: int, seconds: float, warmup: fl
             return lambda c: c.call("GET", "/v1/workspaces", token=token)[0] == 200
 
         def web_step(_index):
-            return _page_step(home, cookie)
+            return _page_step(home, f"threshold_session={cookie}")
+
+        def floor_step(_index):
+            return _page_step(home, floor_cookie)
 
         figures = []
         for _ in range(rounds):
             row: dict[str, Any] = {"bare": _window(bare, bare_step, clients, seconds, warmup),
                                    "tenancy": _window(tenancy, tenancy_step, clients, seconds, warmup),
-                                   "web": _window(web, web_step, clients, seconds, warmup)}
+                                   "web": _window(web, web_step, clients, seconds, warmup),
+                                   "floor": _window(floor, floor_step, clients, seconds, warmup)}
             base = row["bare"]["per_cpu_second"]
-            row["tenancy_ratio"] = round(row["tenancy"]["per_cpu_second"] / base, 3) if base else 0.0
-            row["web_ratio"] = round(row["web"]["per_cpu_second"] / base, 3) if base else 0.0
+            for name in ("tenancy", "web", "floor"):
+                row[f"{name}_ratio"] = round(row[name]["per_cpu_second"] / base, 3) if base else 0.0
             figures.append(row)
         return {"rounds": figures, "workspaces": len(listed),
-                "tenancy_ratio": statistics.median(row["tenancy_ratio"] for row in figures),
-                "web_ratio": statistics.median(row["web_ratio"] for row in figures)}
+                **{f"{name}_ratio": statistics.median(row[f"{name}_ratio"] for row in figures)
+                   for name in ("tenancy", "web", "floor")}}
 
 
 def table(figures: dict) -> str:
-    lines = [f"{'round':<6} {'bare/s':>9} {'tenancy/s':>10} {'web/s':>9} {'tenancy/bare':>13} {'web/bare':>9}"
-             "   (requests per worker CPU-second)"]
+    lines = [f"{'round':<6} {'bare/s':>9} {'tenancy/s':>10} {'web/s':>9} {'floor/s':>9} {'tenancy/bare':>13} "
+             f"{'web/bare':>9} {'floor/bare':>11}   (requests per worker CPU-second; floor: bench/page_floor.py)"]
     for number, row in enumerate(figures["rounds"], 1):
-        errors = sum(row[name]["errors"] for name in ("bare", "tenancy", "web"))
+        errors = sum(row[name]["errors"] for name in ("bare", "tenancy", "web", "floor"))
         lines.append(f"{number:<6} {row['bare']['per_cpu_second']:>9.0f} {row['tenancy']['per_cpu_second']:>10.0f} "
-                     f"{row['web']['per_cpu_second']:>9.0f} {row['tenancy_ratio']:>13.2f} {row['web_ratio']:>9.2f}"
+                     f"{row['web']['per_cpu_second']:>9.0f} {row['floor']['per_cpu_second']:>9.0f} "
+                     f"{row['tenancy_ratio']:>13.2f} {row['web_ratio']:>9.2f} {row['floor_ratio']:>11.2f}"
                      + (f"   {errors} errors" if errors else ""))
-    lines.append(f"{'median':<6} {'':>9} {'':>10} {'':>9} {figures['tenancy_ratio']:>13.2f} "
-                 f"{figures['web_ratio']:>9.2f}")
+    lines.append(f"{'median':<6} {'':>9} {'':>10} {'':>9} {'':>9} {figures['tenancy_ratio']:>13.2f} "
+                 f"{figures['web_ratio']:>9.2f} {figures['floor_ratio']:>11.2f}")
     return "\n".join(lines)
 
 

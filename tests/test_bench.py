@@ -308,6 +308,8 @@ def test_the_short_run_measures_every_row(tmp_path):
         for page, against in (("workspace switcher", "tenancy"), ("workspace home page", "web")):
             row = rows.get((f"SQLite: {page}", against, "bare"))
             assert row is not None and re.fullmatch(rf"\*\*{NUMBER}\*\*", row[4]), f"no row for the {page}"
+        assert re.search(rf"^\| SQLite: workspace home page \| page floor: .* \| bare: .* \| \*\*{NUMBER}\*\* \|$",
+                         text, re.MULTILINE), "no page floor row"
     for line in text.splitlines()[:20]:
         if line.startswith("- ") and "per worker core" in line:
             assert re.search(NUMBER, line), line

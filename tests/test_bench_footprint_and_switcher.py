@@ -22,15 +22,16 @@ def test_footprint_adds_up_the_pss_of_every_process_make_run_starts(tmp_path):
     assert "total (" in footprint.table(figures)
 
 
-def test_the_switcher_bench_measures_bare_tenancy_and_the_workspace_page_in_each_round(tmp_path):
+def test_the_switcher_bench_measures_bare_tenancy_the_workspace_page_and_its_floor_in_each_round(tmp_path):
     figures = tenancy.run(tmp_path, None, clients=1, seconds=0.5, warmup=0.1, rounds=1)
 
     [row] = figures["rounds"]
-    for name in ("bare", "tenancy", "web"):
+    for name in ("bare", "tenancy", "web", "floor"):
         window = row[name]
         assert window["requests"] > 0 and window["errors"] == 0, (name, window)
         assert window["per_cpu_second"] > 0, (name, window)
     assert figures["workspaces"] == tenancy.ORGANIZATIONS
     assert figures["tenancy_ratio"] == row["tenancy_ratio"] > 0
     assert figures["web_ratio"] == row["web_ratio"] > 0
+    assert figures["floor_ratio"] == row["floor_ratio"] > 0
     assert "median" in tenancy.table(figures)
