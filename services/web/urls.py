@@ -5,9 +5,11 @@ microseconds each through Flask and werkzeug, and almost all of them have the sa
   once and remembered.
 - A route's URL with plain argument values (RFC 3986 unreserved characters, which no converter's quoting
   changes; ids are such values) is the route's URL with each value put in its place: the route is built
-  once with marker values to learn its shape (`_Shape`), and then filled in. A route whose rules have
-  defaults (werkzeug then picks the rule by the values themselves), whose converter refuses the markers,
-  or whose URL does not come out as markers in a path, is left to `url_for`.
+  once with marker values to learn its shape (`_Shape`), and then filled in. Only an endpoint with one
+  rule, no defaults and only the default string converter gets a shape (with several rules werkzeug picks
+  one by the request's method or the values; another converter may change or refuse a value), and only
+  while the app has no URL-default functions; an endpoint whose URL does not come out as markers in a
+  path, or that does not build at all, is left to `url_for` too.
 
 Anything else (relative endpoints, values that are not plain strings, `_external` and other `_` options)
 goes to `url_for` every time.
@@ -20,9 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, request, url_for
-from werkzeug.routing import BuildError
+from werkzeug.routing import BaseConverter
 
 PLAIN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,127}")
+VARIABLE = re.compile(r"<([^>]*)>")  # a rule's `<name>` or `<converter:name>`
 
 
 class _Shape:
@@ -36,14 +39,22 @@ class _Shape:
         return "".join(values[self.names[part]] if part in self.names else part for part in self.parts)
 
 
-def _shape(endpoint: str, names: tuple[str, ...], rules_have_defaults: bool) -> _Shape | None:
-    if rules_have_defaults:
+def _plain_rule(app: Flask, endpoint: str) -> bool:
+    """Whether `endpoint`'s URL is its one rule with each value put in as it is (see the module's docstring)."""
+    rules = list(app.url_map.iter_rules(endpoint))
+    return (len(rules) == 1 and not rules[0].defaults and not any(app.url_default_functions.values())
+            and app.url_map.converters["default"].to_url is BaseConverter.to_url
+            and all(":" not in variable for variable in VARIABLE.findall(rules[0].rule)))
+
+
+def _shape(app: Flask, endpoint: str, names: tuple[str, ...]) -> _Shape | None:
+    if not _plain_rule(app, endpoint):
         return None
     markers = {f"m{secrets.token_hex(8)}{number}": name for number, name in enumerate(names)}
     arguments: dict[str, Any] = {name: marker for marker, name in markers.items()}
     try:
         url = url_for(endpoint, **arguments)
-    except BuildError:
+    except Exception:  # noqa: BLE001 - whatever the route makes of the markers, url_for answers it every time
         return None
     if "?" in url or any(url.count(marker) != 1 for marker in markers):
         return None
@@ -69,7 +80,7 @@ def template_url_for(app: Flask) -> Callable[..., str]:
             return url_for(endpoint, **values)
         key = (request.script_root, endpoint, tuple(sorted(values)))
         if key not in shapes:
-            shapes[key] = _shape(endpoint, key[2], any(rule.defaults for rule in app.url_map.iter_rules(endpoint)))
+            shapes[key] = _shape(app, endpoint, key[2])
         shape = shapes[key]
         return shape.fill(values) if shape is not None else url_for(endpoint, **values)
 
