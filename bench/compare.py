@@ -204,8 +204,9 @@ def run(backend: str, urls: dict[str, str], oidc_url: str | None, workdir: Path,
             credentials.append(ab.http_side(OIDC_PROVIDER, "POST /token client_credentials", port, pid, lambda _i: (
                 identity.client_credentials_step("/token", op_auth)), n))
             pool = identity.CodePool(provider.authorization_codes, cap)
-            exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", port, pid, lambda _i: (
-                identity.exchange_step(pool, "/token", op_auth, provider.redirect_uri)), n, prepare=pool.refill))
+            exchange.append(ab.http_side(OIDC_PROVIDER, "POST /token authorization_code", port, pid, _alike(
+                functools.partial(identity.exchange_step, pool, "/token", op_auth, provider.redirect_uri)), n,
+                prepare=pool.refill))
 
         def ratios(numerators: list[str], denominator: str, target: float | None) -> list[Ratio]:
             return [Ratio(name, denominator, target) for name in numerators]
