@@ -69,6 +69,7 @@ from werkzeug.exceptions import Unauthorized
 from services.identity import passwords
 from shared.database import make_engine
 from shared.jwt import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, mint
+from shared.opaque_tokens import digest
 
 URL_VARIABLE = "FLOOR_DATABASE_URL"
 EXTENSION = "bench.floor"
@@ -149,11 +150,8 @@ class TokenSchema(Schema):
     id_token = fields.String()
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _sql(statement: str, dialect) -> str:
+def driver_sql(statement: str, dialect) -> str:
+    """`statement`, written with `%s` placeholders, in the driver's parameter style."""
     return statement.replace("%s", "?") if dialect.paramstyle == "qmark" else statement
 
 
@@ -182,9 +180,9 @@ def _runtime() -> Runtime:
 
 
 @contextmanager
-def _cursor(runtime: Runtime) -> Iterator:
+def cursor_of(engine: Engine) -> Iterator:
     """A DB-API cursor on one pooled connection, for the statements of one request."""
-    connection = runtime.engine.raw_connection()
+    connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
         try:
@@ -217,7 +215,7 @@ class SignIn(MethodView):
     def post(self, body):
         """Sign in: read the account by its email, verify the password's argon2id hash, sign"""
         runtime = _runtime()
-        with _cursor(runtime) as cursor:
+        with cursor_of(runtime.engine) as cursor:
             cursor.execute(runtime.statements["ACCOUNT"], (body["email"],))
             row = cursor.fetchone()
         if row is None or not row[2] or row[1] is None:
@@ -239,15 +237,15 @@ class Rotation(MethodView):
         """Rotate a refresh token: read it with its session and account, insert its successor, sign"""
         runtime = _runtime()
         now = datetime.now(UTC)
-        token_hash = _digest(body["refresh_token"])
+        token_hash = digest(body["refresh_token"])
         next_token = secrets.token_urlsafe(32)
-        with _cursor(runtime) as cursor:
+        with cursor_of(runtime.engine) as cursor:
             cursor.execute(runtime.statements["READ"], (token_hash, _timestamp(now)))
             row = cursor.fetchone()
             if row is None or row[3] is not None or row[9] is not None:
                 abort(401)
             try:
-                cursor.execute(runtime.statements["INSERT"], (_digest(next_token), row[0],
+                cursor.execute(runtime.statements["INSERT"], (digest(next_token), row[0],
                                                               _timestamp(now + REFRESH_TTL), token_hash))
             except runtime.engine.dialect.loaded_dbapi.IntegrityError:
                 abort(401)  # a concurrent rotation of the same token got in first (the bench makes none)
@@ -265,10 +263,10 @@ class ClientToken(MethodView):
         """A client credentials token: read the client, compare its secret's SHA-256, sign"""
         runtime = _runtime()
         client_id, secret = _client()
-        with _cursor(runtime) as cursor:
+        with cursor_of(runtime.engine) as cursor:
             cursor.execute(runtime.statements["CLIENT"], (client_id,))
             row = cursor.fetchone()
-        if not hmac.compare_digest(_digest(secret), row[0] if row else NO_CLIENT) or row is None:
+        if not hmac.compare_digest(digest(secret), row[0] if row else NO_CLIENT) or row is None:
             abort(401)
         allowed = set(row[1].split())
         requested = set(body["scope"].split()) if "scope" in body else allowed
@@ -287,11 +285,11 @@ class Exchange(MethodView):
         """Exchange an authorization code: spend it, check redirect_uri and PKCE, write the grant, sign two"""
         runtime = _runtime()
         client_id, secret = _client()
-        if client_id != RP or not hmac.compare_digest(_digest(secret), runtime.rp_secret_hash):
+        if client_id != RP or not hmac.compare_digest(digest(secret), runtime.rp_secret_hash):
             abort(401)
         now = datetime.now(UTC)
-        code_hash, refresh_token, grant_id = _digest(body["code"]), secrets.token_urlsafe(32), str(uuid.uuid4())
-        with _cursor(runtime) as cursor:
+        code_hash, refresh_token, grant_id = digest(body["code"]), secrets.token_urlsafe(32), str(uuid.uuid4())
+        with cursor_of(runtime.engine) as cursor:
             cursor.execute(runtime.statements["SPEND"], (_timestamp(now), code_hash, client_id, _timestamp(now)))
             rows = cursor.fetchall()  # SQLite finishes an UPDATE ... RETURNING once it is read to the end
             if not rows:
@@ -300,7 +298,7 @@ class Exchange(MethodView):
             if redirect_uri != body["redirect_uri"] or not hmac.compare_digest(_s256(body["code_verifier"]),
                                                                                 challenge):
                 abort(400)
-            cursor.execute(runtime.statements["GRANT"], (_digest(refresh_token), grant_id, client_id, account,
+            cursor.execute(runtime.statements["GRANT"], (digest(refresh_token), grant_id, client_id, account,
                                                          session, scope, code_hash, _timestamp(now + REFRESH_TTL)))
         access = _token(runtime, account, AUDIENCE, now, {
             "client_id": client_id, "scope": scope, "grant_id": grant_id, "sid": session, "auth_time": auth_time,
@@ -328,11 +326,11 @@ def seed(database_url: str, count: int, password: str = "") -> list[str]:
     try:
         metadata.create_all(engine)
         with engine.begin() as connection:
-            connection.execute(service_clients.insert().values(client_id=SERVICE, secret_hash=_digest(SERVICE_SECRET),
+            connection.execute(service_clients.insert().values(client_id=SERVICE, secret_hash=digest(SERVICE_SECRET),
                                                                scopes=SERVICE_SCOPES))
             for number, token in enumerate(issued):
                 account, session = _account(connection, number, now, password_hash)
-                connection.execute(tokens.insert().values(token_hash=_digest(token), session_id=session,
+                connection.execute(tokens.insert().values(token_hash=digest(token), session_id=session,
                                                           expires_at=now + REFRESH_TTL))
     finally:
         engine.dispose()
@@ -361,7 +359,7 @@ class CodeMinter:
         """`count` new (code, PKCE verifier) pairs."""
         now = datetime.now(UTC)
         minted = [(secrets.token_urlsafe(32), secrets.token_urlsafe(48)) for _ in range(count)]
-        rows = [dict(code_hash=_digest(code), client_id=RP, account_id=self.account, session_id=self.session,
+        rows = [dict(code_hash=digest(code), client_id=RP, account_id=self.account, session_id=self.session,
                      redirect_uri=REDIRECT_URI, scope=SCOPE, nonce=secrets.token_urlsafe(12),
                      code_challenge=_s256(verifier), amr="pwd", auth_time=int(now.timestamp()),
                      expires_at=now + CODE_TTL, used_at=None) for code, verifier in minted]
@@ -378,11 +376,11 @@ def create_app() -> Flask:
     engine = make_engine(os.environ[URL_VARIABLE], autocommit=True)
     private = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    statements = {name: _sql(statement, engine.dialect) for name, statement in (
+    statements = {name: driver_sql(statement, engine.dialect) for name, statement in (
         ("ACCOUNT", ACCOUNT), ("READ", READ), ("INSERT", INSERT), ("CLIENT", CLIENT), ("SPEND", SPEND),
         ("GRANT", GRANT))}
     app = Flask("floor")
-    app.extensions[EXTENSION] = Runtime(engine, jwk.construct(private, "ES256"), statements, _digest(RP_SECRET))
+    app.extensions[EXTENSION] = Runtime(engine, jwk.construct(private, "ES256"), statements, digest(RP_SECRET))
     app.config.update(API_TITLE="Token endpoint floors", API_VERSION="1.0", OPENAPI_VERSION="3.0.3")
     Api(app).register_blueprint(blp)
 

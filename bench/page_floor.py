@@ -15,13 +15,11 @@ Served like web, with `PAGE_FLOOR_DATABASE_URL` and `PAGE_FLOOR_TENANCY_URL`:
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
 import secrets
 import threading
-from contextlib import closing
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,7 +27,9 @@ from flask import Flask, abort, current_app, request
 from jinja2 import Template
 from sqlalchemy import Column, Engine, MetaData, String, Table
 
+from bench.floor import cursor_of, driver_sql
 from shared.database import make_engine
+from shared.opaque_tokens import digest
 
 DATABASE_VARIABLE, TENANCY_VARIABLE = "PAGE_FLOOR_DATABASE_URL", "PAGE_FLOOR_TENANCY_URL"
 EXTENSION = "bench.page_floor"
@@ -88,10 +88,6 @@ PAGE = """<!doctype html>
 """
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Runtime:
     """What the view uses for the life of the process, built once by `create_app`."""
@@ -126,7 +122,7 @@ def seed(database_url: str, access_token: str) -> str:
     try:
         metadata.create_all(engine)
         with engine.begin() as connection:
-            connection.execute(page_sessions.insert().values(id_hash=_digest(cookie), access_token=access_token))
+            connection.execute(page_sessions.insert().values(id_hash=digest(cookie), access_token=access_token))
     finally:
         engine.dispose()
     return cookie
@@ -135,7 +131,7 @@ def seed(database_url: str, access_token: str) -> str:
 def create_app() -> Flask:
     engine = make_engine(os.environ[DATABASE_VARIABLE], autocommit=True)
     tenancy = urlsplit(os.environ[TENANCY_VARIABLE])
-    session = SESSION.replace("%s", "?") if engine.dialect.paramstyle == "qmark" else SESSION
+    session = driver_sql(SESSION, engine.dialect)
     app = Flask("page-floor")
     app.extensions[EXTENSION] = Runtime(engine, session, (tenancy.hostname or "127.0.0.1", tenancy.port or 80),
                                         app.jinja_env.from_string(PAGE), threading.local())
@@ -146,11 +142,9 @@ def create_app() -> Flask:
         cookie = request.cookies.get(COOKIE)
         if not cookie:
             abort(401)
-        with closing(runtime.engine.raw_connection()) as connection:
-            cursor = connection.cursor()
-            cursor.execute(runtime.session, (_digest(cookie),))
+        with cursor_of(runtime.engine) as cursor:
+            cursor.execute(runtime.session, (digest(cookie),))
             row = cursor.fetchone()
-            cursor.close()
         if row is None:
             abort(401)
         workspaces = _workspaces(runtime, row[0])

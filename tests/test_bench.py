@@ -17,6 +17,7 @@ from bench import ab, event_path, floor, load, servers
 from bench.bare_app import create_app
 from bench.identity import basic
 from shared.database import make_engine
+from shared.opaque_tokens import digest
 from support import ROOT
 from support.smtp import SmtpSink
 
@@ -34,10 +35,10 @@ def test_the_refresh_floor_rotates_each_live_token_once(empty_identity_database,
     engine = make_engine(empty_identity_database)
     with engine.begin() as connection:
         tokens, sessions = floor.tokens, floor.sessions
-        session_of = select(tokens.c.session_id).where(tokens.c.token_hash == floor._digest(revoked))
+        session_of = select(tokens.c.session_id).where(tokens.c.token_hash == digest(revoked))
         connection.execute(update(sessions).where(sessions.c.id == session_of.scalar_subquery())
                            .values(revoked_at=datetime.now(UTC)))
-        connection.execute(update(tokens).where(tokens.c.token_hash == floor._digest(expired))
+        connection.execute(update(tokens).where(tokens.c.token_hash == digest(expired))
                            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     engine.dispose()
     app = floor.create_app()
