@@ -108,21 +108,26 @@ def sizing(run: Run) -> str:
     ])
 
 
-def _ratio_rows(run: Run) -> list[list[str]]:
-    rows = []
+def _ratios(run: Run, judged: bool):
+    """(comparison, ratio, [operation, numerator, denominator] cells, per-round values) of every ratio with a
+    target (`judged`) or without one (a floor against a peer)."""
     for result in run.results:
         for comparison in result.comparisons:
             whats = {side.name: side.what for side in comparison.sides}
             for ratio in comparison.ratios:
-                if ratio.target is None:
-                    continue  # a floor against a peer: `floor_table`
-                values = comparison.per_round(ratio)
-                median = statistics.median(values)
-                rows.append([f"{result.backend}: {comparison.operation}",
-                             f"{ratio.numerator}: {whats[ratio.numerator]}",
-                             f"{ratio.denominator}: {whats[ratio.denominator]}",
-                             " ".join(f"{value:.2f}" for value in values), f"**{median:.2f}**",
-                             f">= {ratio.target:g}", "yes" if median >= ratio.target else "**no**"])
+                if (ratio.target is not None) == judged:
+                    yield comparison, ratio, [f"{result.backend}: {comparison.operation}",
+                                              f"{ratio.numerator}: {whats[ratio.numerator]}",
+                                              f"{ratio.denominator}: {whats[ratio.denominator]}"
+                                              ], comparison.per_round(ratio)
+
+
+def _ratio_rows(run: Run) -> list[list[str]]:
+    rows = []
+    for _comparison, ratio, cells, values in _ratios(run, judged=True):
+        median = statistics.median(values)
+        rows.append([*cells, " ".join(f"{value:.2f}" for value in values), f"**{median:.2f}**",
+                     f">= {ratio.target:g}", "yes" if median >= ratio.target else "**no**"])
     if isinstance(run.tenancy, dict):
         for key, label, what in (("tenancy", "workspace switcher", "tenancy: GET /v1/workspaces"),
                                  ("web", "workspace home page", "web: GET /w/<id>, signed in")):
@@ -141,20 +146,10 @@ def ratio_table(run: Run) -> str:
 def floor_table(run: Run) -> str:
     """The ratios judged against no target: each floor (bench/floor.py, bench/page_floor.py) against the peer or
     the bare endpoint, per server CPU-second."""
-    rows = []
-    for result in run.results:
-        for comparison in result.comparisons:
-            whats = {side.name: side.what for side in comparison.sides}
-            for ratio in comparison.ratios:
-                if ratio.target is not None:
-                    continue
-                values = comparison.per_round(ratio)
-                rows.append([f"{result.backend}: {comparison.operation}",
-                             f"{ratio.numerator}: {whats[ratio.numerator]}",
-                             f"{ratio.denominator}: {whats[ratio.denominator]}",
-                             f"{comparison.median_per_cpu(ratio.numerator):,.0f} / "
-                             f"{comparison.median_per_cpu(ratio.denominator):,.0f}",
-                             " ".join(f"{value:.2f}" for value in values), f"**{statistics.median(values):.2f}**"])
+    rows = [[*cells, f"{comparison.median_per_cpu(ratio.numerator):,.0f} / "
+                     f"{comparison.median_per_cpu(ratio.denominator):,.0f}",
+             " ".join(f"{value:.2f}" for value in values), f"**{statistics.median(values):.2f}**"]
+            for comparison, ratio, cells, values in _ratios(run, judged=False)]
     if isinstance(run.tenancy, dict) and "floor_ratio" in run.tenancy:
         rounds = run.tenancy["rounds"]
         rows.append(["SQLite: workspace home page", "page floor: bench/page_floor.py GET /w/<id>, signed in",
